@@ -1,0 +1,2 @@
+//! The `evalmint` binary.
+fn main() {}
