@@ -1,0 +1,118 @@
+//! Reading OTLP attribute lists: lookup by key, with fallbacks, as text.
+
+use std::collections::HashMap;
+
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+
+/// The attributes of one span (and its resource), looked up by key.
+pub(crate) struct Attributes<'a> {
+    span: HashMap<&'a str, &'a Value>,
+    resource: &'a HashMap<&'a str, &'a Value>,
+}
+
+pub(crate) fn index(list: &[KeyValue]) -> HashMap<&str, &Value> {
+    list.iter()
+        .filter_map(|kv| Some((kv.key.as_str(), kv.value.as_ref()?.value.as_ref()?)))
+        .collect()
+}
+
+impl<'a> Attributes<'a> {
+    pub(crate) fn new(list: &'a [KeyValue], resource: &'a HashMap<&'a str, &'a Value>) -> Self {
+        Attributes {
+            span: index(list),
+            resource,
+        }
+    }
+
+    /// The first of `keys` present on the span, as non-empty text.
+    pub(crate) fn text(&self, keys: &[&str]) -> Option<String> {
+        keys.iter()
+            .filter_map(|k| self.span.get(k))
+            .filter_map(|v| to_text(v))
+            .find(|s| !s.is_empty())
+    }
+
+    pub(crate) fn resource_text(&self, key: &str) -> Option<String> {
+        self.resource
+            .get(key)
+            .and_then(|v| to_text(v))
+            .filter(|s| !s.is_empty())
+    }
+
+    pub(crate) fn bool(&self, key: &str) -> Option<bool> {
+        match self.span.get(key)? {
+            Value::BoolValue(b) => Some(*b),
+            Value::StringValue(s) => s.parse().ok(),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn number(&self, key: &str) -> Option<f64> {
+        match self.span.get(key)? {
+            Value::IntValue(i) => Some(*i as f64),
+            Value::DoubleValue(d) => Some(*d),
+            Value::StringValue(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn string_list(&self, key: &str) -> Option<Vec<String>> {
+        match self.span.get(key)? {
+            Value::ArrayValue(array) => Some(
+                array
+                    .values
+                    .iter()
+                    .filter_map(|v| v.value.as_ref().and_then(to_text))
+                    .collect(),
+            ),
+            Value::StringValue(s) => Some(
+                serde_json::from_str::<Vec<String>>(s).unwrap_or_else(|_| {
+                    s.split(',').map(|p| p.trim().to_owned()).collect()
+                }),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Keys with a given prefix, for attribute families such as `annotation.<name>.*`.
+    pub(crate) fn keys_with_prefix<'s>(
+        &'s self,
+        prefix: &'s str,
+    ) -> impl Iterator<Item = &'a str> + 's {
+        self.span.keys().copied().filter(move |k| k.starts_with(prefix))
+    }
+}
+
+/// Any attribute value as text: strings as they are, everything else as JSON.
+pub(crate) fn to_text(value: &Value) -> Option<String> {
+    Some(match value {
+        Value::StringValue(s) => s.clone(),
+        Value::BoolValue(b) => b.to_string(),
+        Value::IntValue(i) => i.to_string(),
+        Value::DoubleValue(d) => d.to_string(),
+        Value::BytesValue(b) => hex::encode(b),
+        Value::ArrayValue(_) | Value::KvlistValue(_) => to_json(value).to_string(),
+        Value::StringValueStrindex(_) => return None,
+    })
+}
+
+fn to_json(value: &Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    let any = |v: &AnyValue| v.value.as_ref().map_or(J::Null, to_json);
+    match value {
+        Value::StringValue(s) => J::String(s.clone()),
+        Value::BoolValue(b) => J::Bool(*b),
+        Value::IntValue(i) => J::from(*i),
+        Value::DoubleValue(d) => J::from(*d),
+        Value::BytesValue(b) => J::String(hex::encode(b)),
+        Value::ArrayValue(a) => J::Array(a.values.iter().map(any).collect()),
+        Value::KvlistValue(kv) => J::Object(
+            kv.values
+                .iter()
+                .map(|kv| (kv.key.clone(), kv.value.as_ref().map_or(J::Null, any)))
+                .collect(),
+        ),
+        Value::StringValueStrindex(_) => J::Null,
+    }
+}

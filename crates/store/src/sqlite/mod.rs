@@ -1,0 +1,383 @@
+//! The embedded store: SQLite in WAL mode in the data directory, a single writer thread for all
+//! writes and a small pool of read connections, both off the async threads.
+
+mod rows;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use evalmint_model::{
+    Feedback, FeedbackId, Investigation, ScopeSet, Step, TenantId, Timestamp, TraceId,
+    ValidFeedback,
+};
+use rusqlite::{params, Connection, OptionalExtension};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+
+use self::rows::{feedback_row, internal, nanos, timestamp};
+use self::writer::{Command, Writer};
+use crate::{
+    ApiKey, BlobStore, Clock, FeedbackReceipt, IngestBatch, IngestReceipt, NewApiKey, Result,
+    Store, StoreError, SystemClock,
+};
+
+/// Tuning of the embedded store.
+#[derive(Clone)]
+pub struct SqliteOptions {
+    /// Write commands that may wait for the writer; beyond this, writes fail with `Busy`.
+    pub write_queue: usize,
+    /// Tool results longer than this many bytes go to the blob store.
+    pub inline_result_max: usize,
+    pub read_connections: usize,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for SqliteOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteOptions")
+            .field("write_queue", &self.write_queue)
+            .field("inline_result_max", &self.inline_result_max)
+            .field("read_connections", &self.read_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            write_queue: 1024,
+            inline_result_max: 4096,
+            read_connections: 4,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// The embedded default store.
+pub struct SqliteStore {
+    commands: mpsc::Sender<Command>,
+    readers: Arc<ReadPool>,
+    blobs: BlobStore,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.readers.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `data_dir`: `evalmint.db` and `blobs/`.
+    pub fn open(data_dir: &Path, options: SqliteOptions) -> Result<Self> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Internal(format!("cannot create data directory {}: {e}", data_dir.display()))
+        })?;
+        let path = data_dir.join("evalmint.db");
+        let mut conn = Connection::open(&path)?;
+        schema::configure(&conn)?;
+        schema::migrate(&mut conn)?;
+        let blobs = BlobStore::open(data_dir.join("blobs")).map_err(internal)?;
+
+        let (commands, receiver) = mpsc::channel(options.write_queue.max(1));
+        let writer = Writer {
+            conn,
+            blobs: blobs.clone(),
+            clock: options.clock.clone(),
+            inline_result_max: options.inline_result_max,
+        };
+        std::thread::Builder::new()
+            .name("evalmint-sqlite-writer".into())
+            .spawn(move || writer.run(receiver))
+            .map_err(internal)?;
+
+        Ok(SqliteStore {
+            commands,
+            readers: Arc::new(ReadPool {
+                path,
+                idle: Mutex::new(Vec::new()),
+                max_idle: options.read_connections.max(1),
+            }),
+            blobs,
+            clock: options.clock,
+        })
+    }
+
+    /// Queues a write without waiting for room: a full queue is `Busy`, which callers turn into
+    /// back-pressure (HTTP 429) instead of unbounded buffering.
+    async fn write<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T>>) -> Command) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.try_send(make(reply)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => StoreError::Busy,
+            mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
+        })?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Like [`Self::write`] but waits for room: for operator commands that must not be refused.
+    async fn write_patiently<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T>>) -> Command,
+    ) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(make(reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        query: impl FnOnce(&Connection, &BlobStore) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let readers = self.readers.clone();
+        let blobs = self.blobs.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers.take()?;
+            let outcome = query(&conn, &blobs);
+            readers.give_back(conn);
+            outcome
+        })
+        .await
+        .map_err(internal)?
+    }
+}
+
+/// Read connections, opened on demand and kept up to `max_idle`.
+struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    max_idle: usize,
+}
+
+impl ReadPool {
+    fn take(&self) -> Result<Connection> {
+        if let Some(conn) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            return Ok(conn);
+        }
+        let conn = Connection::open(&self.path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(conn)
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < self.max_idle {
+            idle.push(conn);
+        }
+    }
+}
+
+fn secret_hash(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+fn random_hex(bytes: usize) -> Result<String> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(internal)?;
+    Ok(hex::encode(buf))
+}
+
+fn read_feedback_of(
+    conn: &Connection,
+    tenant: &TenantId,
+    trace: TraceId,
+) -> Result<Vec<Feedback>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT id, received_at, body, investigation_id FROM feedback
+         WHERE tenant = ?1 AND investigation_id = ?2 ORDER BY id",
+    )?;
+    let rows = statement.query_map(params![tenant.as_str(), &trace.as_bytes()[..]], |row| {
+        feedback_row(tenant, row)
+    })?;
+    Ok(rows
+        .map(|r| r.map(|row| row.feedback))
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+fn read_steps(
+    conn: &Connection,
+    blobs: &BlobStore,
+    tenant: &TenantId,
+    trace: TraceId,
+) -> Result<Vec<Step>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT body, result_inline, result_blob FROM steps WHERE tenant = ?1 AND trace_id = ?2",
+    )?;
+    let rows = statement.query_map(params![tenant.as_str(), &trace.as_bytes()[..]], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, Option<String>>(1)?,
+            r.get::<_, Option<String>>(2)?,
+        ))
+    })?;
+    let mut steps = Vec::new();
+    for row in rows {
+        let (body, inline, blob) = row?;
+        let mut step: Step = serde_json::from_str(&body).map_err(internal)?;
+        if let Some(call) = step.tool_call.as_mut() {
+            call.result = match (inline, blob) {
+                (Some(text), _) => Some(text),
+                (None, Some(digest)) => {
+                    let bytes = blobs.get(&digest).map_err(|e| {
+                        StoreError::Internal(format!("blob {digest} of a step is unreadable: {e}"))
+                    })?;
+                    Some(String::from_utf8_lossy(&bytes).into_owned())
+                }
+                (None, None) => None,
+            };
+        }
+        steps.push(step);
+    }
+    Ok(steps)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ingest(&self, tenant: &TenantId, batch: IngestBatch) -> Result<IngestReceipt> {
+        if batch.steps.is_empty() && batch.feedback.is_empty() {
+            return Ok(IngestReceipt::default());
+        }
+        let tenant = tenant.clone();
+        self.write(|reply| Command::Ingest {
+            tenant,
+            batch,
+            reply,
+        })
+        .await
+    }
+
+    async fn submit_feedback(
+        &self,
+        tenant: &TenantId,
+        feedback: ValidFeedback,
+    ) -> Result<FeedbackReceipt> {
+        let tenant = tenant.clone();
+        self.write(|reply| Command::Feedback {
+            tenant,
+            feedback,
+            reply,
+        })
+        .await
+    }
+
+    async fn feedback(&self, tenant: &TenantId, id: FeedbackId) -> Result<Option<Feedback>> {
+        let tenant = tenant.clone();
+        self.read(move |conn, _| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT id, received_at, body, investigation_id FROM feedback
+                     WHERE tenant = ?1 AND id = ?2",
+                )?
+                .query_row(params![tenant.as_str(), &id.as_uuid().as_bytes()[..]], |row| {
+                    feedback_row(&tenant, row)
+                })
+                .optional()?
+                .map(|row| row.feedback))
+        })
+        .await
+    }
+
+    async fn investigation(&self, tenant: &TenantId, id: TraceId) -> Result<Option<Investigation>> {
+        let tenant = tenant.clone();
+        self.read(move |conn, blobs| {
+            let steps = read_steps(conn, blobs, &tenant, id)?;
+            if steps.is_empty() {
+                return Ok(None);
+            }
+            let feedback = read_feedback_of(conn, &tenant, id)?;
+            Ok(Investigation::assemble(id, steps, feedback))
+        })
+        .await
+    }
+
+    async fn create_api_key(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        scopes: ScopeSet,
+    ) -> Result<NewApiKey> {
+        let secret = format!("em_{}", random_hex(24)?);
+        let key = self.ensure_api_key(tenant, name, scopes, &secret).await?;
+        Ok(NewApiKey { secret, key })
+    }
+
+    async fn ensure_api_key(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        scopes: ScopeSet,
+        secret: &str,
+    ) -> Result<ApiKey> {
+        let key = ApiKey {
+            id: format!("key_{}", random_hex(8)?),
+            tenant: tenant.clone(),
+            name: name.to_owned(),
+            scopes,
+            created_at: self.clock.now(),
+        };
+        let secret_sha256 = secret_hash(secret);
+        self.write_patiently(|reply| Command::InsertKey {
+            key,
+            secret_sha256,
+            reply,
+        })
+        .await?;
+        self.authenticate(secret)
+            .await?
+            .ok_or_else(|| StoreError::Internal("a key just written cannot be read".into()))
+    }
+
+    async fn authenticate(&self, secret: &str) -> Result<Option<ApiKey>> {
+        let hash = secret_hash(secret);
+        self.read(move |conn, _| {
+            let row = conn
+                .prepare_cached(
+                    "SELECT id, tenant, name, scopes, created_at FROM api_keys WHERE secret_sha256 = ?1",
+                )?
+                .query_row([hash], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                    ))
+                })
+                .optional()?;
+            let Some((id, tenant, name, scopes, created_at)) = row else {
+                return Ok(None);
+            };
+            Ok(Some(ApiKey {
+                id,
+                tenant: TenantId::new(&tenant).map_err(internal)?,
+                name,
+                scopes: writer::scopes_from_column(&scopes)?,
+                created_at: timestamp(created_at),
+            }))
+        })
+        .await
+    }
+
+    async fn api_key_count(&self) -> Result<u64> {
+        self.read(|conn, _| {
+            Ok(conn.query_row("SELECT count(*) FROM api_keys", [], |r| r.get::<_, i64>(0))? as u64)
+        })
+        .await
+    }
+
+    async fn expire_investigations(&self, cutoff: Timestamp) -> Result<u64> {
+        let cutoff_nanos = nanos(cutoff);
+        self.write_patiently(|reply| Command::Expire {
+            cutoff_nanos,
+            reply,
+        })
+        .await
+    }
+}

@@ -1,0 +1,390 @@
+//! The single writer: one thread owns the write connection and commits whatever commands are
+//! queued as one transaction (group commit), so many concurrent acknowledgements share one sync.
+//! Each command runs in its own savepoint: one failing command never undoes another.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use evalmint_model::{FeedbackId, ScopeSet, TenantId, TraceId, ValidFeedback};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use tokio::sync::{mpsc, oneshot};
+
+use super::rows::{feedback_row, internal, nanos};
+use crate::{
+    ApiKey, BlobStore, Clock, FeedbackReceipt, IngestBatch, IngestReceipt, Result, StoreError,
+};
+
+/// Commands per group commit, at most.
+const MAX_GROUP: usize = 512;
+
+pub(crate) enum Command {
+    Ingest {
+        tenant: TenantId,
+        batch: IngestBatch,
+        reply: oneshot::Sender<Result<IngestReceipt>>,
+    },
+    Feedback {
+        tenant: TenantId,
+        feedback: ValidFeedback,
+        reply: oneshot::Sender<Result<FeedbackReceipt>>,
+    },
+    InsertKey {
+        key: ApiKey,
+        secret_sha256: Vec<u8>,
+        reply: oneshot::Sender<Result<ApiKey>>,
+    },
+    Expire {
+        cutoff_nanos: i64,
+        reply: oneshot::Sender<Result<u64>>,
+    },
+}
+
+/// Sends the command's result once the group's commit outcome is known.
+type Finish = Box<dyn FnOnce(Result<()>) + Send>;
+
+fn finish<T: Send + 'static>(reply: oneshot::Sender<Result<T>>, outcome: Result<T>) -> Finish {
+    Box::new(move |commit| {
+        let _ = reply.send(commit.and(outcome));
+    })
+}
+
+pub(crate) struct Writer {
+    pub conn: Connection,
+    pub blobs: BlobStore,
+    pub clock: Arc<dyn Clock>,
+    pub inline_result_max: usize,
+}
+
+impl Writer {
+    /// Runs until every sender is dropped.
+    pub(crate) fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        while let Some(first) = commands.blocking_recv() {
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match commands.try_recv() {
+                    Ok(next) => group.push(next),
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(group);
+        }
+    }
+
+    fn commit_group(&mut self, group: Vec<Command>) {
+        let mut tx = match self.conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => {
+                tracing::error!(error = %e, "could not begin a write transaction");
+                let err = internal(e);
+                for command in group {
+                    fail(command, &err);
+                }
+                return;
+            }
+        };
+        let mut finishes = Vec::with_capacity(group.len());
+        let mut expired_blobs = Vec::new();
+        for command in group {
+            let mut savepoint = match tx.savepoint() {
+                Ok(sp) => sp,
+                Err(e) => {
+                    fail(command, &internal(e));
+                    continue;
+                }
+            };
+            let (outcome_ok, done) = apply(
+                &savepoint,
+                command,
+                &self.blobs,
+                self.clock.as_ref(),
+                self.inline_result_max,
+                &mut expired_blobs,
+            );
+            if outcome_ok {
+                if let Err(e) = savepoint.commit() {
+                    done(Err(internal(e)));
+                    continue;
+                }
+            } else {
+                let _ = savepoint.rollback();
+            }
+            finishes.push(done);
+        }
+        let commit = tx.commit().map_err(|e| {
+            tracing::error!(error = %e, "group commit failed");
+            internal(e)
+        });
+        if commit.is_ok() {
+            self.collect_garbage(&expired_blobs);
+        }
+        for done in finishes {
+            done(commit.as_ref().map(|_| ()).map_err(clone_err));
+        }
+    }
+
+    /// Removes blobs that no step references any more. Runs on the writer, so no write can add a
+    /// reference between the check and the removal.
+    fn collect_garbage(&self, digests: &[String]) {
+        for digest in digests {
+            let referenced = self
+                .conn
+                .query_row(
+                    "SELECT 1 FROM steps WHERE result_blob = ?1 LIMIT 1",
+                    [digest],
+                    |_| Ok(()),
+                )
+                .optional();
+            if let Ok(None) = referenced
+                && let Err(e) = self.blobs.remove(digest)
+            {
+                tracing::warn!(error = %e, %digest, "could not remove an unreferenced blob");
+            }
+        }
+    }
+}
+
+fn clone_err(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Busy => StoreError::Busy,
+        StoreError::Closed => StoreError::Closed,
+        StoreError::IdempotencyConflict(k) => StoreError::IdempotencyConflict(k.clone()),
+        StoreError::Internal(m) => StoreError::Internal(m.clone()),
+    }
+}
+
+fn fail(command: Command, err: &StoreError) {
+    let err = clone_err(err);
+    match command {
+        Command::Ingest { reply, .. } => drop(reply.send(Err(err))),
+        Command::Feedback { reply, .. } => drop(reply.send(Err(err))),
+        Command::InsertKey { reply, .. } => drop(reply.send(Err(err))),
+        Command::Expire { reply, .. } => drop(reply.send(Err(err))),
+    }
+}
+
+/// Applies one command inside its savepoint; returns whether to keep its writes.
+fn apply(
+    conn: &Connection,
+    command: Command,
+    blobs: &BlobStore,
+    clock: &dyn Clock,
+    inline_result_max: usize,
+    expired_blobs: &mut Vec<String>,
+) -> (bool, Finish) {
+    let now = nanos(clock.now());
+    match command {
+        Command::Ingest {
+            tenant,
+            batch,
+            reply,
+        } => {
+            let outcome = ingest(conn, &tenant, batch, now, blobs, inline_result_max);
+            (outcome.is_ok(), finish(reply, outcome))
+        }
+        Command::Feedback {
+            tenant,
+            feedback,
+            reply,
+        } => {
+            let outcome = insert_feedback(conn, &tenant, feedback, now);
+            (outcome.is_ok(), finish(reply, outcome))
+        }
+        Command::InsertKey {
+            key,
+            secret_sha256,
+            reply,
+        } => {
+            let outcome = insert_key(conn, key, &secret_sha256);
+            (outcome.is_ok(), finish(reply, outcome))
+        }
+        Command::Expire {
+            cutoff_nanos,
+            reply,
+        } => {
+            let outcome = expire(conn, cutoff_nanos, expired_blobs);
+            (outcome.is_ok(), finish(reply, outcome))
+        }
+    }
+}
+
+fn ingest(
+    conn: &Connection,
+    tenant: &TenantId,
+    batch: IngestBatch,
+    now: i64,
+    blobs: &BlobStore,
+    inline_result_max: usize,
+) -> Result<IngestReceipt> {
+    let mut insert_step = conn.prepare_cached(
+        "INSERT OR REPLACE INTO steps (tenant, trace_id, span_id, body, result_inline, result_blob)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    let mut touch_investigation = conn.prepare_cached(
+        "INSERT INTO investigations (tenant, trace_id, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)
+         ON CONFLICT (tenant, trace_id) DO UPDATE SET last_seen = excluded.last_seen",
+    )?;
+    let mut join_waiting_feedback = conn.prepare_cached(
+        "UPDATE feedback SET investigation_id = ?3
+         WHERE tenant = ?1 AND span_id = ?2 AND investigation_id IS NULL",
+    )?;
+
+    let mut traces: HashSet<TraceId> = HashSet::new();
+    let steps_written = batch.steps.len();
+    for (trace_id, mut step) in batch.steps {
+        let result = step.tool_call.as_mut().and_then(|call| call.result.take());
+        let (inline, blob) = match result {
+            Some(text) if text.len() > inline_result_max => {
+                (None, Some(blobs.put(text.as_bytes()).map_err(internal)?))
+            }
+            other => (other, None),
+        };
+        let body = serde_json::to_string(&step).map_err(internal)?;
+        insert_step.execute(params![
+            tenant.as_str(),
+            &trace_id.as_bytes()[..],
+            &step.span_id.as_bytes()[..],
+            body,
+            inline,
+            blob
+        ])?;
+        join_waiting_feedback.execute(params![
+            tenant.as_str(),
+            &step.span_id.as_bytes()[..],
+            &trace_id.as_bytes()[..]
+        ])?;
+        if traces.insert(trace_id) {
+            touch_investigation.execute(params![tenant.as_str(), &trace_id.as_bytes()[..], now])?;
+        }
+    }
+    let mut feedback_created = 0;
+    for feedback in batch.feedback {
+        match insert_feedback(conn, tenant, feedback, now) {
+            Ok(FeedbackReceipt::Created(_)) => feedback_created += 1,
+            Ok(FeedbackReceipt::Replayed(_)) | Err(StoreError::IdempotencyConflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(IngestReceipt {
+        steps_written,
+        feedback_created,
+    })
+}
+
+fn insert_feedback(
+    conn: &Connection,
+    tenant: &TenantId,
+    feedback: ValidFeedback,
+    now: i64,
+) -> Result<FeedbackReceipt> {
+    if let Some(key) = &feedback.idempotency_key {
+        let existing = conn
+            .prepare_cached(
+                "SELECT id, received_at, body, investigation_id FROM feedback
+                 WHERE tenant = ?1 AND idempotency_key = ?2",
+            )?
+            .query_row(params![tenant.as_str(), key], |row| feedback_row(tenant, row))
+            .optional()?;
+        if let Some(row) = existing {
+            return if row.submitted == feedback {
+                Ok(FeedbackReceipt::Replayed(row.feedback))
+            } else {
+                Err(StoreError::IdempotencyConflict(key.clone()))
+            };
+        }
+    }
+    let joined = match (feedback.investigation_id, feedback.span_id) {
+        (Some(trace), _) => Some(trace),
+        (None, Some(span)) => conn
+            .prepare_cached("SELECT trace_id FROM steps WHERE tenant = ?1 AND span_id = ?2 LIMIT 1")?
+            .query_row(params![tenant.as_str(), &span.as_bytes()[..]], |r| {
+                r.get::<_, Vec<u8>>(0)
+            })
+            .optional()?
+            .and_then(|b| TraceId::from_bytes(&b).ok()),
+        (None, None) => None,
+    };
+    let id = FeedbackId::from_uuid(uuid::Uuid::now_v7());
+    let body = serde_json::to_string(&feedback).map_err(internal)?;
+    conn.prepare_cached(
+        "INSERT INTO feedback (id, tenant, investigation_id, span_id, received_at, body, idempotency_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        &id.as_uuid().as_bytes()[..],
+        tenant.as_str(),
+        joined.map(|t| t.as_bytes().to_vec()),
+        feedback.span_id.map(|s| s.as_bytes().to_vec()),
+        now,
+        body,
+        feedback.idempotency_key,
+    ])?;
+    let mut served = feedback;
+    served.investigation_id = joined;
+    Ok(FeedbackReceipt::Created(evalmint_model::Feedback {
+        id,
+        tenant: tenant.clone(),
+        received_at: super::rows::timestamp(now),
+        body: served,
+    }))
+}
+
+fn insert_key(conn: &Connection, key: ApiKey, secret_sha256: &[u8]) -> Result<ApiKey> {
+    let existing = conn
+        .query_row(
+            "SELECT id FROM api_keys WHERE secret_sha256 = ?1",
+            [secret_sha256],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()?;
+    if existing.is_some() {
+        // The operator's key is already registered; keep the original record.
+        return Ok(key);
+    }
+    conn.execute(
+        "INSERT INTO api_keys (id, tenant, name, scopes, secret_sha256, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            key.id,
+            key.tenant.as_str(),
+            key.name,
+            key.scopes.to_list(),
+            secret_sha256,
+            nanos(key.created_at)
+        ],
+    )?;
+    Ok(key)
+}
+
+fn expire(conn: &Connection, cutoff: i64, expired_blobs: &mut Vec<String>) -> Result<u64> {
+    let mut candidates = conn.prepare(
+        "SELECT tenant, trace_id FROM investigations AS i
+         WHERE last_seen < ?1
+           AND NOT EXISTS (SELECT 1 FROM feedback AS f
+                           WHERE f.tenant = i.tenant AND f.investigation_id = i.trace_id)",
+    )?;
+    let doomed: Vec<(String, Vec<u8>)> = candidates
+        .query_map([cutoff], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut blobs_of = conn.prepare(
+        "SELECT result_blob FROM steps WHERE tenant = ?1 AND trace_id = ?2 AND result_blob IS NOT NULL",
+    )?;
+    for (tenant, trace) in &doomed {
+        let digests = blobs_of
+            .query_map(params![tenant, trace], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        expired_blobs.extend(digests);
+        conn.execute(
+            "DELETE FROM steps WHERE tenant = ?1 AND trace_id = ?2",
+            params![tenant, trace],
+        )?;
+        conn.execute(
+            "DELETE FROM investigations WHERE tenant = ?1 AND trace_id = ?2",
+            params![tenant, trace],
+        )?;
+    }
+    Ok(doomed.len() as u64)
+}
+
+pub(crate) fn scopes_from_column(list: &str) -> Result<ScopeSet> {
+    ScopeSet::parse_list(list).map_err(StoreError::Internal)
+}

@@ -1,0 +1,309 @@
+//! The behaviour every `Store` implementation must show. Each test gets a fresh store; the
+//! suite runs against SQLite here and against any other implementation through `suite!`.
+
+use std::sync::Arc;
+
+use evalmint_model::{
+    AgentInfo, FeedbackOrigin, FeedbackSubmission, ScopeSet, SignalSource, SpanId, Step, StepKind,
+    StepStatus, TenantId, Timestamp, ToolCall, TraceId, ValidFeedback,
+};
+use evalmint_store::{
+    FeedbackReceipt, IngestBatch, ManualClock, SqliteOptions, SqliteStore, Store, StoreError,
+};
+use jiff::SignedDuration;
+
+fn start() -> Timestamp {
+    "2026-03-01T12:00:00Z".parse().unwrap()
+}
+
+fn trace(n: u8) -> TraceId {
+    TraceId::from_bytes(&[n; 16]).unwrap()
+}
+
+fn span(n: u8) -> SpanId {
+    SpanId::from_bytes(&[n; 8]).unwrap()
+}
+
+fn tenant(name: &str) -> TenantId {
+    TenantId::new(name).unwrap()
+}
+
+fn step(id: u8, parent: Option<u8>, kind: StepKind) -> Step {
+    Step {
+        span_id: span(id),
+        parent_span_id: parent.map(span),
+        name: format!("step {id}"),
+        kind,
+        started_at: start() + SignedDuration::from_secs(i64::from(id)),
+        ended_at: start() + SignedDuration::from_secs(i64::from(id) + 1),
+        status: StepStatus::Ok,
+        status_message: None,
+        agent: AgentInfo::default(),
+        trigger: None,
+        input: None,
+        output: None,
+        tool_call: None,
+    }
+}
+
+fn tool_step(id: u8, result: String) -> Step {
+    Step {
+        tool_call: Some(ToolCall {
+            tool_name: "query_metrics".into(),
+            source: SignalSource::Metrics,
+            query: "up".into(),
+            arguments: None,
+            window: None,
+            entities: vec![],
+            result: Some(result),
+            result_truncated: false,
+        }),
+        ..step(id, Some(1), StepKind::Tool)
+    }
+}
+
+fn feedback(json: &str) -> ValidFeedback {
+    serde_json::from_str::<FeedbackSubmission>(json)
+        .unwrap()
+        .validate(FeedbackOrigin::Api)
+        .unwrap()
+}
+
+fn batch(trace_id: TraceId, steps: Vec<Step>) -> IngestBatch {
+    IngestBatch {
+        steps: steps.into_iter().map(|s| (trace_id, s)).collect(),
+        feedback: vec![],
+    }
+}
+
+struct Fixture {
+    store: Arc<dyn Store>,
+    clock: Arc<ManualClock>,
+    _dir: tempfile::TempDir,
+}
+
+fn sqlite() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(start()));
+    let store = SqliteStore::open(
+        dir.path(),
+        SqliteOptions {
+            inline_result_max: 64,
+            clock: clock.clone(),
+            ..SqliteOptions::default()
+        },
+    )
+    .unwrap();
+    Fixture {
+        store: Arc::new(store),
+        clock,
+        _dir: dir,
+    }
+}
+
+async fn spans_arriving_out_of_order_assemble_one_investigation(f: Fixture) {
+    let acme = tenant("acme");
+    let mut root = step(1, None, StepKind::Agent);
+    root.output = Some("payments-db pool exhausted".into());
+    f.store
+        .ingest(&acme, batch(trace(1), vec![tool_step(3, "ok".into())]))
+        .await
+        .unwrap();
+    let partial = f.store.investigation(&acme, trace(1)).await.unwrap().unwrap();
+    assert_eq!(partial.conclusion, None);
+    f.store
+        .ingest(&acme, batch(trace(1), vec![root, step(2, Some(1), StepKind::Llm)]))
+        .await
+        .unwrap();
+    // A re-sent span replaces, never duplicates.
+    f.store
+        .ingest(&acme, batch(trace(1), vec![tool_step(3, "ok".into())]))
+        .await
+        .unwrap();
+    let full = f.store.investigation(&acme, trace(1)).await.unwrap().unwrap();
+    assert_eq!(full.steps.len(), 3);
+    assert_eq!(full.conclusion.as_deref(), Some("payments-db pool exhausted"));
+    assert_eq!(full.tool_calls().count(), 1);
+}
+
+async fn feedback_retries_are_idempotent_and_conflicts_refused(f: Fixture) {
+    let acme = tenant("acme");
+    let body = r#"{"investigation_id":"01010101010101010101010101010101","verdict":"down","idempotency_key":"k1"}"#;
+    let first = f.store.submit_feedback(&acme, feedback(body)).await.unwrap();
+    let again = f.store.submit_feedback(&acme, feedback(body)).await.unwrap();
+    let FeedbackReceipt::Created(created) = first else { panic!("first submission must create") };
+    assert_eq!(again, FeedbackReceipt::Replayed(created.clone()));
+    let changed = r#"{"investigation_id":"01010101010101010101010101010101","verdict":"up","idempotency_key":"k1"}"#;
+    assert!(matches!(
+        f.store.submit_feedback(&acme, feedback(changed)).await,
+        Err(StoreError::IdempotencyConflict(_))
+    ));
+    // Another tenant may use the same key independently.
+    let other = f.store.submit_feedback(&tenant("globex"), feedback(changed)).await.unwrap();
+    assert!(matches!(other, FeedbackReceipt::Created(_)));
+    assert_eq!(f.store.feedback(&acme, created.id).await.unwrap(), Some(created));
+}
+
+async fn feedback_before_its_trace_is_joined_when_the_trace_arrives(f: Fixture) {
+    let acme = tenant("acme");
+    let by_trace = f
+        .store
+        .submit_feedback(
+            &acme,
+            feedback(r#"{"investigation_id":"02020202020202020202020202020202","verdict":"up"}"#),
+        )
+        .await
+        .unwrap();
+    let by_span = f
+        .store
+        .submit_feedback(&acme, feedback(r#"{"span_id":"0909090909090909","rating":2}"#))
+        .await
+        .unwrap();
+    assert_eq!(by_span.feedback().body.investigation_id, None);
+    assert!(f.store.investigation(&acme, trace(2)).await.unwrap().is_none());
+
+    f.store
+        .ingest(
+            &acme,
+            batch(trace(2), vec![step(1, None, StepKind::Agent), step(9, Some(1), StepKind::Llm)]),
+        )
+        .await
+        .unwrap();
+    let joined = f.store.investigation(&acme, trace(2)).await.unwrap().unwrap();
+    let ids: Vec<_> = joined.feedback.iter().map(|fb| fb.id).collect();
+    assert_eq!(ids, [by_trace.feedback().id, by_span.feedback().id]);
+    let span_feedback = f.store.feedback(&acme, by_span.feedback().id).await.unwrap().unwrap();
+    assert_eq!(span_feedback.body.investigation_id, Some(trace(2)));
+
+    // Once the trace is known, span-only feedback joins immediately.
+    let late = f
+        .store
+        .submit_feedback(&acme, feedback(r#"{"span_id":"0101010101010101","verdict":"down"}"#))
+        .await
+        .unwrap();
+    assert_eq!(late.feedback().body.investigation_id, Some(trace(2)));
+}
+
+async fn tenants_never_see_each_other(f: Fixture) {
+    let (acme, globex) = (tenant("acme"), tenant("globex"));
+    f.store
+        .ingest(&acme, batch(trace(3), vec![step(1, None, StepKind::Agent)]))
+        .await
+        .unwrap();
+    let fb = f
+        .store
+        .submit_feedback(
+            &acme,
+            feedback(r#"{"investigation_id":"03030303030303030303030303030303","verdict":"up"}"#),
+        )
+        .await
+        .unwrap();
+    assert!(f.store.investigation(&globex, trace(3)).await.unwrap().is_none());
+    assert!(f.store.feedback(&globex, fb.feedback().id).await.unwrap().is_none());
+    // Span-only feedback of another tenant does not join this tenant's trace.
+    let foreign = f
+        .store
+        .submit_feedback(&globex, feedback(r#"{"span_id":"0101010101010101","verdict":"up"}"#))
+        .await
+        .unwrap();
+    assert_eq!(foreign.feedback().body.investigation_id, None);
+    let mine = f.store.investigation(&acme, trace(3)).await.unwrap().unwrap();
+    assert_eq!(mine.feedback.len(), 1);
+}
+
+async fn retention_expires_unpinned_investigations_only(f: Fixture) {
+    let acme = tenant("acme");
+    f.store
+        .ingest(&acme, batch(trace(4), vec![tool_step(1, "x".repeat(200))]))
+        .await
+        .unwrap();
+    f.store
+        .ingest(&acme, batch(trace(5), vec![tool_step(1, "y".repeat(200))]))
+        .await
+        .unwrap();
+    f.store
+        .submit_feedback(
+            &acme,
+            feedback(r#"{"investigation_id":"05050505050505050505050505050505","rating":4}"#),
+        )
+        .await
+        .unwrap();
+    f.clock.advance(SignedDuration::from_hours(24 * 15));
+    f.store
+        .ingest(&acme, batch(trace(6), vec![step(1, None, StepKind::Agent)]))
+        .await
+        .unwrap();
+    let cutoff = f.clock.now() - SignedDuration::from_hours(24 * 14);
+    assert_eq!(f.store.expire_investigations(cutoff).await.unwrap(), 1);
+    assert!(f.store.investigation(&acme, trace(4)).await.unwrap().is_none());
+    let pinned = f.store.investigation(&acme, trace(5)).await.unwrap().unwrap();
+    assert_eq!(
+        pinned.tool_calls().next().unwrap().result.as_deref(),
+        Some("y".repeat(200).as_str()),
+        "large results come back from the blob store"
+    );
+    assert!(f.store.investigation(&acme, trace(6)).await.unwrap().is_some());
+}
+
+async fn api_keys_authenticate_by_secret_only(f: Fixture) {
+    let acme = tenant("acme");
+    let scopes = ScopeSet::parse_list("ingest,feedback").unwrap();
+    let created = f.store.create_api_key(&acme, "ci", scopes).await.unwrap();
+    let found = f.store.authenticate(&created.secret).await.unwrap().unwrap();
+    assert_eq!(found, created.key);
+    assert!(f.store.authenticate("em_wrong").await.unwrap().is_none());
+    let admin = ScopeSet::parse_list("admin").unwrap();
+    let first = f.store.ensure_api_key(&acme, "boot", admin, "s3cret").await.unwrap();
+    let second = f.store.ensure_api_key(&acme, "boot", admin, "s3cret").await.unwrap();
+    assert_eq!(first, second);
+    assert_eq!(f.store.api_key_count().await.unwrap(), 2);
+}
+
+use evalmint_store::Clock;
+
+macro_rules! suite {
+    ($backend:ident: $($test:ident),* $(,)?) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::$backend()).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(sqlite:
+    spans_arriving_out_of_order_assemble_one_investigation,
+    feedback_retries_are_idempotent_and_conflicts_refused,
+    feedback_before_its_trace_is_joined_when_the_trace_arrives,
+    tenants_never_see_each_other,
+    retention_expires_unpinned_investigations_only,
+    api_keys_authenticate_by_secret_only,
+);
+
+#[tokio::test]
+async fn sqlite_data_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let acme = tenant("acme");
+    let id = {
+        let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+        store
+            .ingest(&acme, batch(trace(7), vec![step(1, None, StepKind::Agent)]))
+            .await
+            .unwrap();
+        store
+            .submit_feedback(
+                &acme,
+                feedback(r#"{"investigation_id":"07070707070707070707070707070707","verdict":"up"}"#),
+            )
+            .await
+            .unwrap()
+            .feedback()
+            .id
+    };
+    let reopened = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+    let investigation = reopened.investigation(&acme, trace(7)).await.unwrap().unwrap();
+    assert_eq!(investigation.feedback[0].id, id);
+}
