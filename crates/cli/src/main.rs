@@ -1,2 +1,93 @@
-//! The `evalmint` binary.
-fn main() {}
+//! The `evalmint` binary: parses arguments, sets up logging, runs one command and decides the
+//! exit code in one place.
+
+mod bench;
+mod keys;
+mod serve;
+mod table;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// evalmint turns user feedback on an AI agent's investigations into evaluation labels.
+#[derive(Debug, Parser)]
+#[command(name = "evalmint", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP API: OTLP trace ingest, feedback, investigations.
+    Serve(serve::ServeArgs),
+    /// Manage API keys in a data directory (works with the server stopped or running).
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
+    /// The world simulator: incidents, telemetry, reference agents and users.
+    Sim {
+        #[command(subcommand)]
+        command: evalmint_sim::SimCommand,
+    },
+    /// Measure throughput and latency.
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
+}
+
+/// Where the data lives, shared by commands that open the store.
+#[derive(Debug, clap::Args)]
+struct DataArgs {
+    /// Data directory (SQLite database and blobs).
+    #[arg(long = "data", env = "EVALMINT_DATA", default_value = "./evalmint-data")]
+    dir: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&anyhow::anyhow!("cannot start the async runtime: {e}")),
+    };
+    let outcome = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Keys { command } => keys::run(command).await,
+            Command::Sim { command } => evalmint_sim::run(command).await,
+            Command::Bench { command } => bench::run(command).await,
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(error: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {error:#}");
+    ExitCode::FAILURE
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EVALMINT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

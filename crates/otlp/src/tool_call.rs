@@ -2,7 +2,6 @@
 //! from explicit `evalmint.tool.*` attributes or, failing those, from the tool's name and arguments.
 
 use evalmint_model::{SignalSource, TimeWindow, Timestamp};
-use jiff::SignedDuration;
 use serde_json::{Map, Value};
 
 use crate::attributes::Attributes;
@@ -101,7 +100,7 @@ pub(crate) fn window(
     let end = time_arg(&["end", "to", "until", "end_time"]);
     let lookback = ["range", "lookback", "duration", "window"]
         .iter()
-        .find_map(|k| args.get(*k).and_then(Value::as_str).and_then(parse_duration));
+        .find_map(|k| args.get(*k).and_then(Value::as_str).and_then(evalmint_model::parse_duration));
     match (start, end, lookback) {
         (Some(start), Some(end), _) => TimeWindow::new(start, end),
         (Some(start), None, Some(d)) => TimeWindow::new(start, start.checked_add(d).ok()?),
@@ -199,23 +198,6 @@ pub(crate) fn parse_time(value: &Value) -> Option<Timestamp> {
     Timestamp::from_nanosecond((seconds * 1e9) as i128).ok()
 }
 
-/// `30s`, `15m`, `2h`, `7d`, `1w`.
-pub fn parse_duration(text: &str) -> Option<SignedDuration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (digits, unit) = text.split_at(split);
-    let amount: i64 = digits.parse().ok()?;
-    let seconds = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => return None,
-    };
-    Some(SignedDuration::from_secs(amount.checked_mul(seconds)?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,8 +230,5 @@ mod tests {
             assert_eq!(parse_time(&v), Some(expected), "{v}");
         }
         assert_eq!(parse_time(&serde_json::json!("yesterday")), None);
-        assert_eq!(parse_duration("15m"), Some(SignedDuration::from_secs(900)));
-        assert_eq!(parse_duration("15"), None);
-        assert_eq!(parse_duration("3y"), None);
     }
 }

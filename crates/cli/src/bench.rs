@@ -1,0 +1,407 @@
+//! `evalmint bench ingest`: posts OTLP protobuf batches and feedback over loopback HTTP to a
+//! server (by default a fresh `evalmint serve` child process with its own data directory) and
+//! reports throughput, latency percentiles and the server's peak memory.
+
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prost::Message;
+
+use crate::table;
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum BenchCommand {
+    /// OTLP span ingest and feedback acknowledgement throughput.
+    Ingest(IngestArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct IngestArgs {
+    /// A running server to measure; without it a fresh `evalmint serve` is started in a
+    /// temporary data directory and its peak memory is reported too.
+    #[arg(long, env = "EVALMINT_URL")]
+    server: Option<String>,
+    /// API key for --server (needs the ingest and feedback scopes).
+    #[arg(long, env = "EVALMINT_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Spans to send in total.
+    #[arg(long, default_value_t = 200_000)]
+    spans: usize,
+    /// Spans per OTLP request.
+    #[arg(long, default_value_t = 500)]
+    batch_spans: usize,
+    /// Concurrent trace export requests.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Feedback records to send.
+    #[arg(long, default_value_t = 20_000)]
+    feedback: usize,
+    /// Concurrent feedback requests (feedback comes from many browsers at once).
+    #[arg(long, default_value_t = 64)]
+    feedback_concurrency: usize,
+}
+
+const SPANS_PER_TRACE: usize = 10;
+
+pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Ingest(args) => ingest(args).await,
+    }
+}
+
+/// A server started for the benchmark, killed when dropped.
+struct ChildServer {
+    child: std::process::Child,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ChildServer {
+    fn start(admin_key: &str) -> anyhow::Result<(Self, String)> {
+        let data = tempfile::tempdir()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let child = std::process::Command::new(std::env::current_exe()?)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+            .arg(data.path())
+            .env("EVALMINT_ADMIN_KEY", admin_key)
+            .env("EVALMINT_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .context("starting evalmint serve")?;
+        Ok((ChildServer { child, _data: data }, format!("http://127.0.0.1:{port}")))
+    }
+
+    /// Peak resident set size, from /proc (Linux).
+    fn peak_rss_bytes(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    }
+}
+
+async fn wait_until_healthy(client: &reqwest::Client, server: &str) -> anyhow::Result<()> {
+    for _ in 0..200 {
+        if let Ok(response) = client.get(format!("{server}/healthz")).send().await
+            && response.status().is_success()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("the server at {server} did not become healthy within 10 s")
+}
+
+async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
+    if args.batch_spans == 0 || args.concurrency == 0 || args.feedback_concurrency == 0 {
+        bail!("--batch-spans, --concurrency and --feedback-concurrency must be positive");
+    }
+    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+    let (child, server, key) = match args.server.clone() {
+        Some(server) => {
+            let key = args
+                .api_key
+                .clone()
+                .context("--api-key (or EVALMINT_API_KEY) is required with --server")?;
+            (None, server.trim_end_matches('/').to_owned(), key)
+        }
+        None => {
+            let key = format!("em_bench_{}", std::process::id());
+            let (child, server) = ChildServer::start(&key)?;
+            (Some(child), server, key)
+        }
+    };
+    wait_until_healthy(&client, &server).await?;
+
+    let batches = (args.spans + args.batch_spans - 1) / args.batch_spans;
+    eprintln!("encoding {batches} OTLP batches of {} spans…", args.batch_spans);
+    let bodies: Vec<Vec<u8>> = (0..batches)
+        .map(|b| encode_batch(b, args.batch_spans))
+        .collect();
+    let trace_count = batches * args.batch_spans / SPANS_PER_TRACE;
+
+    let spans_phase = run_phase(
+        "spans",
+        &client,
+        batches,
+        args.concurrency,
+        args.batch_spans as u64,
+        {
+            let server = server.clone();
+            let key = key.clone();
+            let bodies = Arc::new(bodies);
+            move |client: &reqwest::Client, index: usize| {
+                client
+                    .post(format!("{server}/v1/traces"))
+                    .bearer_auth(&key)
+                    .header("content-type", "application/x-protobuf")
+                    .body(bodies[index].clone())
+            }
+        },
+    )
+    .await?;
+
+    let feedback_phase = run_phase(
+        "feedback",
+        &client,
+        args.feedback,
+        args.feedback_concurrency,
+        1,
+        {
+            let server = server.clone();
+            let key = key.clone();
+            move |client: &reqwest::Client, index: usize| {
+                let verdict = ["up", "not_quite", "down"][index % 3];
+                let body = serde_json::json!({
+                    "investigation_id": hex_trace_id(index % trace_count.max(1)),
+                    "verdict": verdict,
+                    "rating": 1 + index % 5,
+                    "correction": "payments-db connection pool exhausted after the 14:02 deploy",
+                    "user_id": format!("u-{}", index % 100),
+                    "idempotency_key": format!("bench-{index}"),
+                });
+                client
+                    .post(format!("{server}/api/v1/feedback"))
+                    .bearer_auth(&key)
+                    .json(&body)
+            }
+        },
+    )
+    .await?;
+
+    let peak_rss = child.as_ref().and_then(ChildServer::peak_rss_bytes);
+    let rows = vec![
+        row("spans sent", spans_phase.items.to_string()),
+        row("span throughput", format!("{:.0} spans/s", spans_phase.rate())),
+        row("export request p50", ms(spans_phase.percentile(0.50))),
+        row("export request p99", ms(spans_phase.percentile(0.99))),
+        row("export 429 retries", spans_phase.retries.to_string()),
+        row("feedback sent", feedback_phase.items.to_string()),
+        row(
+            "feedback throughput",
+            format!("{:.0} acknowledged/s", feedback_phase.rate()),
+        ),
+        row("feedback request p50", ms(feedback_phase.percentile(0.50))),
+        row("feedback request p99", ms(feedback_phase.percentile(0.99))),
+        row("feedback 429 retries", feedback_phase.retries.to_string()),
+        row(
+            "server peak RSS",
+            peak_rss.map_or("n/a (external server)".to_owned(), |b| {
+                format!("{:.1} MiB", b as f64 / 1_048_576.0)
+            }),
+        ),
+    ];
+    print!("{}", table::render(&["measure", "value"], &rows));
+    drop(child);
+    Ok(())
+}
+
+fn row(name: &str, value: String) -> Vec<String> {
+    vec![name.to_owned(), value]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+struct PhaseResult {
+    items: u64,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+    retries: u64,
+}
+
+impl PhaseResult {
+    fn rate(&self) -> f64 {
+        self.items as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile(&self, q: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let index = ((self.latencies.len() - 1) as f64 * q).round() as usize;
+        self.latencies[index]
+    }
+}
+
+/// Sends `requests` requests with `concurrency` workers; a 429 waits for `Retry-After` and is
+/// retried (at most 100 times per request), any other failure aborts the benchmark.
+async fn run_phase<F>(
+    name: &str,
+    client: &reqwest::Client,
+    requests: usize,
+    concurrency: usize,
+    items_per_request: u64,
+    build: F,
+) -> anyhow::Result<PhaseResult>
+where
+    F: Fn(&reqwest::Client, usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
+{
+    let progress = ProgressBar::new(requests as u64 * items_per_request);
+    progress.set_style(
+        ProgressStyle::with_template("{msg:>8} [{bar:40}] {human_pos}/{human_len} {per_sec}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    progress.set_message(name.to_owned());
+    let next = Arc::new(AtomicUsize::new(0));
+    let build = Arc::new(build);
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (client, next, build, progress) =
+            (client.clone(), next.clone(), build.clone(), progress.clone());
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut retries = 0u64;
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                if index >= requests {
+                    return Ok::<_, anyhow::Error>((latencies, retries));
+                }
+                let sent = Instant::now();
+                let mut attempts = 0;
+                loop {
+                    let response = build(&client, index).send().await?;
+                    let status = response.status();
+                    if status == reqwest::StatusCode::TOO_MANY_REQUESTS && attempts < 100 {
+                        attempts += 1;
+                        retries += 1;
+                        let wait = response
+                            .headers()
+                            .get("retry-after")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.parse::<u64>().ok())
+                            .unwrap_or(1);
+                        tokio::time::sleep(Duration::from_millis(wait * 100)).await;
+                        continue;
+                    }
+                    if !status.is_success() {
+                        let text = response.text().await.unwrap_or_default();
+                        bail!("request {index} failed with {status}: {text}");
+                    }
+                    break;
+                }
+                latencies.push(sent.elapsed());
+                progress.inc(items_per_request);
+            }
+        }));
+    }
+    let mut latencies = Vec::with_capacity(requests);
+    let mut retries = 0;
+    for worker in workers {
+        let (mut l, r) = worker.await??;
+        latencies.append(&mut l);
+        retries += r;
+    }
+    let elapsed = started.elapsed();
+    progress.finish_and_clear();
+    latencies.sort();
+    Ok(PhaseResult {
+        items: requests as u64 * items_per_request,
+        elapsed,
+        latencies,
+        retries,
+    })
+}
+
+fn trace_id(index: usize) -> [u8; 16] {
+    let mut id = [0u8; 16];
+    id[0] = 0xbe;
+    id[8..].copy_from_slice(&(index as u64 + 1).to_be_bytes());
+    id
+}
+
+fn hex_trace_id(index: usize) -> String {
+    trace_id(index)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn text(key: &str, value: impl Into<String>) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..KeyValue::default()
+    }
+}
+
+/// One export request of `spans` spans: traces of an agent span, six tool calls and three model
+/// calls, with realistic attribute sizes.
+fn encode_batch(batch: usize, spans: usize) -> Vec<u8> {
+    let base_nanos: u64 = 1_767_225_600_000_000_000;
+    let first_span = batch * spans;
+    let built: Vec<Span> = (first_span..first_span + spans)
+        .map(|global| {
+            let trace = global / SPANS_PER_TRACE;
+            let position = global % SPANS_PER_TRACE;
+            let start = base_nanos + (trace as u64) * 60_000_000_000 + position as u64 * 1_000_000_000;
+            let mut span_id = [0u8; 8];
+            span_id.copy_from_slice(&(global as u64 + 1).to_be_bytes());
+            let mut root = [0u8; 8];
+            root.copy_from_slice(&((trace * SPANS_PER_TRACE) as u64 + 1).to_be_bytes());
+            let attributes = match position {
+                0 => vec![
+                    text("gen_ai.operation.name", "invoke_agent"),
+                    text("gen_ai.agent.name", "sre-agent"),
+                    text("gen_ai.agent.version", "v1"),
+                    text("evalmint.trigger.text", format!("checkout p99 latency above 2s (alert {trace})")),
+                    text("evalmint.conclusion", "Root cause: payments-db connection pool exhaustion starting 14:02 UTC; checkout errors are a downstream symptom."),
+                ],
+                1..=6 => vec![
+                    text("gen_ai.operation.name", "execute_tool"),
+                    text("gen_ai.tool.name", "query_metrics"),
+                    text("gen_ai.tool.call.arguments", r#"{"query":"histogram_quantile(0.99, rate(http_request_duration_seconds_bucket{service=\"checkout\"}[5m]))","range":"30m"}"#),
+                    text("gen_ai.tool.call.result", format!(r#"{{"resultType":"matrix","result":[{{"metric":{{"service":"checkout"}},"values":[[1767225600,"0.21"],[1767225660,"0.24"],[1767225720,"2.{position}"]]}}]}}"#)),
+                ],
+                _ => vec![
+                    text("gen_ai.operation.name", "chat"),
+                    text("gen_ai.request.model", "gpt-4o-2024-08-06"),
+                    text("gen_ai.output.messages", r#"[{"role":"assistant","parts":[{"type":"text","content":"The latency spike in checkout follows connection errors from payments-db."}]}]"#),
+                ],
+            };
+            Span {
+                trace_id: trace_id(trace).to_vec(),
+                span_id: span_id.to_vec(),
+                parent_span_id: if position == 0 { Vec::new() } else { root.to_vec() },
+                name: if position == 0 { "invoke_agent sre-agent".into() } else { format!("step {position}") },
+                start_time_unix_nano: start,
+                end_time_unix_nano: start + 500_000_000,
+                attributes,
+                ..Span::default()
+            }
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![text("service.name", "sre-agent")],
+                ..Resource::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans: built,
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    }
+    .encode_to_vec()
+}

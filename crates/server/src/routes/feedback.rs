@@ -1,0 +1,75 @@
+//! Native feedback: `POST /api/v1/feedback` acknowledges only after a durable commit;
+//! `GET /api/v1/feedback/{id}` reads it back.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use evalmint_model::{FeedbackId, FeedbackOrigin, FeedbackSubmission, Scope};
+use evalmint_store::FeedbackReceipt;
+
+use super::timed_write;
+use crate::auth::Caller;
+use crate::body::{parse_json, read_capped, require_json};
+use crate::error::ApiError;
+use crate::AppState;
+
+/// Feedback is small; anything bigger than this is a client bug.
+const MAX_FEEDBACK_BYTES: usize = 256 * 1024;
+
+pub(crate) async fn submit(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(Scope::Feedback)?;
+    require_json(&headers)?;
+    let limit = MAX_FEEDBACK_BYTES.min(state.config.max_body_bytes);
+    let bytes = read_capped(&headers, body, limit).await?;
+    let submission: FeedbackSubmission = parse_json(&bytes)?;
+    let origin = match headers.get("x-evalmint-origin").and_then(|v| v.to_str().ok()) {
+        Some("widget") => FeedbackOrigin::Widget,
+        _ => FeedbackOrigin::Api,
+    };
+    let valid = submission
+        .validate(origin)
+        .map_err(ApiError::invalid_fields)?;
+    let receipt = timed_write(
+        &state,
+        "feedback",
+        state.store.submit_feedback(caller.tenant(), valid),
+    )
+    .await?;
+    let status = match &receipt {
+        FeedbackReceipt::Created(_) => {
+            state.metrics.feedback(origin, 1);
+            StatusCode::CREATED
+        }
+        FeedbackReceipt::Replayed(_) => StatusCode::OK,
+    };
+    let feedback = receipt.feedback();
+    Ok((
+        status,
+        [(header::LOCATION, format!("/api/v1/feedback/{}", feedback.id))],
+        Json(feedback.clone()),
+    ))
+}
+
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(Scope::Review)?;
+    let id: FeedbackId = id
+        .parse()
+        .map_err(|_| ApiError::invalid("feedback id must be a UUID"))?;
+    let feedback = state
+        .store
+        .feedback(caller.tenant(), id)
+        .await?
+        .ok_or(ApiError::NotFound("feedback"))?;
+    Ok(Json(feedback))
+}
