@@ -3,14 +3,14 @@
 //! reports throughput, latency percentiles and the server's peak memory.
 
 use std::process::Stdio;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
@@ -73,7 +73,9 @@ impl Drop for ChildServer {
 impl ChildServer {
     fn start(admin_key: &str) -> anyhow::Result<(Self, String)> {
         let data = tempfile::tempdir()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let child = std::process::Command::new(std::env::current_exe()?)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
             .arg(data.path())
@@ -82,7 +84,10 @@ impl ChildServer {
             .stdout(Stdio::null())
             .spawn()
             .context("starting evalmint serve")?;
-        Ok((ChildServer { child, _data: data }, format!("http://127.0.0.1:{port}")))
+        Ok((
+            ChildServer { child, _data: data },
+            format!("http://127.0.0.1:{port}"),
+        ))
     }
 
     /// Peak resident set size, from /proc (Linux).
@@ -110,7 +115,9 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     if args.batch_spans == 0 || args.concurrency == 0 || args.feedback_concurrency == 0 {
         bail!("--batch-spans, --concurrency and --feedback-concurrency must be positive");
     }
-    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
     let (child, server, key) = match args.server.clone() {
         Some(server) => {
             let key = args
@@ -128,7 +135,10 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     wait_until_healthy(&client, &server).await?;
 
     let batches = (args.spans + args.batch_spans - 1) / args.batch_spans;
-    eprintln!("encoding {batches} OTLP batches of {} spans…", args.batch_spans);
+    eprintln!(
+        "encoding {batches} OTLP batches of {} spans…",
+        args.batch_spans
+    );
     let bodies: Vec<Vec<u8>> = (0..batches)
         .map(|b| encode_batch(b, args.batch_spans))
         .collect();
@@ -186,7 +196,10 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let peak_rss = child.as_ref().and_then(ChildServer::peak_rss_bytes);
     let rows = vec![
         row("spans sent", spans_phase.items.to_string()),
-        row("span throughput", format!("{:.0} spans/s", spans_phase.rate())),
+        row(
+            "span throughput",
+            format!("{:.0} spans/s", spans_phase.rate()),
+        ),
         row("export request p50", ms(spans_phase.percentile(0.50))),
         row("export request p99", ms(spans_phase.percentile(0.99))),
         row("export 429 retries", spans_phase.retries.to_string()),
@@ -264,8 +277,12 @@ where
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency {
-        let (client, next, build, progress) =
-            (client.clone(), next.clone(), build.clone(), progress.clone());
+        let (client, next, build, progress) = (
+            client.clone(),
+            next.clone(),
+            build.clone(),
+            progress.clone(),
+        );
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut retries = 0u64;
@@ -328,10 +345,7 @@ fn trace_id(index: usize) -> [u8; 16] {
 }
 
 fn hex_trace_id(index: usize) -> String {
-    trace_id(index)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    trace_id(index).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn text(key: &str, value: impl Into<String>) -> KeyValue {

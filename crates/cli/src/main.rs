@@ -44,14 +44,21 @@ enum Command {
 #[derive(Debug, clap::Args)]
 struct DataArgs {
     /// Data directory (SQLite database and blobs).
-    #[arg(long = "data", env = "EVALMINT_DATA", default_value = "./evalmint-data")]
+    #[arg(
+        long = "data",
+        env = "EVALMINT_DATA",
+        default_value = "./evalmint-data"
+    )]
     dir: PathBuf,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => return fail(&anyhow::anyhow!("cannot start the async runtime: {e}")),
     };

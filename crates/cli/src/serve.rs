@@ -37,7 +37,9 @@ fn parse_retention(text: &str) -> Result<jiff::SignedDuration, String> {
 
 pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
     let amount: usize = digits
         .parse()
@@ -47,7 +49,11 @@ pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
         "k" | "kb" | "kib" => 1024,
         "m" | "mb" | "mib" => 1024 * 1024,
         "g" | "gb" | "gib" => 1024 * 1024 * 1024,
-        other => return Err(format!("unknown size unit {other:?}: use B, KiB, MiB or GiB")),
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?}: use B, KiB, MiB or GiB"
+            ));
+        }
     };
     amount
         .checked_mul(multiplier)
@@ -67,7 +73,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let path = evalmint_server::admin_key_path(&data_dir);
         write_private(&path, &secret)
             .with_context(|| format!("saving the admin key to {}", path.display()))?;
-        println!("generated an admin key for tenant \"default\" (shown once, saved to {}):", path.display());
+        println!(
+            "generated an admin key for tenant \"default\" (shown once, saved to {}):",
+            path.display()
+        );
         println!("  {secret}");
     }
 
@@ -79,9 +88,17 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .with_context(|| format!("cannot listen on {}: is another server running?", config.listen))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {}: is another server running?",
+                config.listen
+            )
+        })?;
     let address = listener.local_addr()?;
-    println!("evalmint listening on http://{address} (data in {})", data_dir.display());
+    println!(
+        "evalmint listening on http://{address} (data in {})",
+        data_dir.display()
+    );
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
@@ -95,14 +112,15 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                shutdown.cancel();
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    shutdown.cancel();
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

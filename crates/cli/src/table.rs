@@ -31,7 +31,13 @@ pub(crate) fn render(header: &[&str], rows: &[Vec<String>]) -> String {
     };
     let mut out = line(header.to_vec());
     out.push('\n');
-    out.push_str(&widths.iter().map(|w| "─".repeat(*w)).collect::<Vec<_>>().join("  "));
+    out.push_str(
+        &widths
+            .iter()
+            .map(|w| "─".repeat(*w))
+            .collect::<Vec<_>>()
+            .join("  "),
+    );
     out.push('\n');
     for row in rows {
         debug_assert_eq!(row.len(), columns);
@@ -54,7 +60,7 @@ mod tests {
         );
         assert_eq!(
             out,
-            "metric   value\n───────  ─────\nspans/s  51234\np99      3.2 ms\n"
+            "metric   value\n───────  ──────\nspans/s   51234\np99      3.2 ms\n"
         );
     }
 }

@@ -49,7 +49,9 @@ impl FromStr for Scope {
         Scope::ALL
             .into_iter()
             .find(|scope| scope.as_str() == s)
-            .ok_or_else(|| format!("unknown scope {s:?}: expected ingest, feedback, review or admin"))
+            .ok_or_else(|| {
+                format!("unknown scope {s:?}: expected ingest, feedback, review or admin")
+            })
     }
 }
 
@@ -88,7 +90,9 @@ impl ScopeSet {
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .try_fold(ScopeSet::default(), |set, s| s.parse().map(|scope| set.with(scope)))?;
+            .try_fold(ScopeSet::default(), |set, s| {
+                s.parse().map(|scope| set.with(scope))
+            })?;
         if set.is_empty() {
             return Err("at least one scope is required".to_owned());
         }

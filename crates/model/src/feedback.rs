@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{FeedbackId, SpanId, TenantId, TraceId};
 use crate::Timestamp;
+use crate::ids::{FeedbackId, SpanId, TenantId, TraceId};
 
 pub const MAX_CORRECTION_CHARS: usize = 10_000;
 pub const MAX_TAGS: usize = 32;
@@ -31,7 +31,12 @@ impl Verdict {
 
     /// Reads the spellings feedback systems use for thumbs and labels.
     pub fn parse_loose(s: &str) -> Option<Self> {
-        match s.trim().to_ascii_lowercase().replace(['-', ' '], "_").as_str() {
+        match s
+            .trim()
+            .to_ascii_lowercase()
+            .replace(['-', ' '], "_")
+            .as_str()
+        {
             "up" | "thumbs_up" | "positive" | "correct" | "good" | "helpful" | "yes" | "pass" => {
                 Some(Verdict::Up)
             }
@@ -144,9 +149,8 @@ impl FeedbackSubmission {
     /// Checks every field and reports every problem at once.
     pub fn validate(self, origin: FeedbackOrigin) -> Result<ValidFeedback, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let mut bad = |field: &'static str, message: String| {
-            errors.push(FieldError { field, message })
-        };
+        let mut bad =
+            |field: &'static str, message: String| errors.push(FieldError { field, message });
 
         let investigation_id = match self.investigation_id.as_deref().map(str::trim) {
             None | Some("") => None,
@@ -234,7 +238,10 @@ impl FeedbackSubmission {
             if let Some(v) = value
                 && (v.is_empty() || v.chars().count() > MAX_SHORT_TEXT_CHARS)
             {
-                bad(field, format!("must be 1-{MAX_SHORT_TEXT_CHARS} characters"));
+                bad(
+                    field,
+                    format!("must be 1-{MAX_SHORT_TEXT_CHARS} characters"),
+                );
             }
         }
         let metadata_len = serde_json::to_vec(&self.metadata).map_or(usize::MAX, |v| v.len());
@@ -325,8 +332,8 @@ mod tests {
             .validate(FeedbackOrigin::Api)
             .unwrap_err();
         assert_eq!(errors[0].field, "verdict");
-        let only_rating =
-            submission(r#"{"span_id": "0102030405060708", "rating": 5}"#).validate(FeedbackOrigin::Api);
+        let only_rating = submission(r#"{"span_id": "0102030405060708", "rating": 5}"#)
+            .validate(FeedbackOrigin::Api);
         assert!(only_rating.is_ok());
     }
 
@@ -339,7 +346,10 @@ mod tests {
     fn loose_verdicts_cover_common_spellings() {
         assert_eq!(Verdict::parse_loose("Thumbs-Up"), Some(Verdict::Up));
         assert_eq!(Verdict::parse_loose("incorrect"), Some(Verdict::Down));
-        assert_eq!(Verdict::parse_loose("partially correct"), Some(Verdict::NotQuite));
+        assert_eq!(
+            Verdict::parse_loose("partially correct"),
+            Some(Verdict::NotQuite)
+        );
         assert_eq!(Verdict::parse_loose("banana"), None);
     }
 }

@@ -189,7 +189,10 @@ mod tests {
         );
         assert_eq!(
             "abc".parse::<TraceId>(),
-            Err(IdError::Length { expected: 32, got: 3 })
+            Err(IdError::Length {
+                expected: 32,
+                got: 3
+            })
         );
         assert_eq!(
             "zz8efff798038103d269b633813fc60c".parse::<TraceId>(),

@@ -4,9 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::Timestamp;
 use crate::feedback::Feedback;
 use crate::ids::{SpanId, TraceId};
-use crate::Timestamp;
 
 /// What a step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,9 +33,14 @@ impl StepKind {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [StepKind::Agent, StepKind::Tool, StepKind::Llm, StepKind::Other]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            StepKind::Agent,
+            StepKind::Tool,
+            StepKind::Llm,
+            StepKind::Other,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 
@@ -261,9 +266,8 @@ impl Investigation {
         let started_at = steps.iter().map(|s| s.started_at).min()?;
         let ended_at = steps.iter().map(|s| s.ended_at).max()?;
 
-        let in_trace = |parent: &Option<SpanId>| {
-            parent.is_some_and(|p| steps.iter().any(|s| s.span_id == p))
-        };
+        let in_trace =
+            |parent: &Option<SpanId>| parent.is_some_and(|p| steps.iter().any(|s| s.span_id == p));
         let root = steps
             .iter()
             .filter(|s| s.kind == StepKind::Agent)
@@ -357,7 +361,10 @@ mod tests {
         assert_eq!(forward, reversed);
         assert_eq!(forward.agent.name.as_deref(), Some("sre-agent"));
         assert_eq!(forward.agent.model.as_deref(), Some("gpt-x"));
-        assert_eq!(forward.conclusion.as_deref(), Some("payments-db pool exhausted"));
+        assert_eq!(
+            forward.conclusion.as_deref(),
+            Some("payments-db pool exhausted")
+        );
         assert_eq!(
             forward.trigger.map(|t| t.text).as_deref(),
             Some("checkout latency alert")

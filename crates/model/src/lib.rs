@@ -35,7 +35,9 @@ pub fn parse_duration(text: &str) -> Option<jiff::SignedDuration> {
         "w" => 604_800,
         _ => return None,
     };
-    Some(jiff::SignedDuration::from_secs(amount.checked_mul(seconds)?))
+    Some(jiff::SignedDuration::from_secs(
+        amount.checked_mul(seconds)?,
+    ))
 }
 
 #[cfg(test)]
@@ -44,8 +46,14 @@ mod tests {
 
     #[test]
     fn durations_parse_with_units_only() {
-        assert_eq!(parse_duration("15m"), Some(jiff::SignedDuration::from_secs(900)));
-        assert_eq!(parse_duration("14d"), Some(jiff::SignedDuration::from_hours(336)));
+        assert_eq!(
+            parse_duration("15m"),
+            Some(jiff::SignedDuration::from_secs(900))
+        );
+        assert_eq!(
+            parse_duration("14d"),
+            Some(jiff::SignedDuration::from_hours(336))
+        );
         assert_eq!(parse_duration("15"), None);
         assert_eq!(parse_duration("3y"), None);
         assert_eq!(parse_duration("m"), None);

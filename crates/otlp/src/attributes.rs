@@ -67,9 +67,8 @@ impl<'a> Attributes<'a> {
                     .collect(),
             ),
             Value::StringValue(s) => Some(
-                serde_json::from_str::<Vec<String>>(s).unwrap_or_else(|_| {
-                    s.split(',').map(|p| p.trim().to_owned()).collect()
-                }),
+                serde_json::from_str::<Vec<String>>(s)
+                    .unwrap_or_else(|_| s.split(',').map(|p| p.trim().to_owned()).collect()),
             ),
             _ => None,
         }
@@ -80,7 +79,10 @@ impl<'a> Attributes<'a> {
         &'s self,
         prefix: &'s str,
     ) -> impl Iterator<Item = &'a str> + 's {
-        self.span.keys().copied().filter(move |k| k.starts_with(prefix))
+        self.span
+            .keys()
+            .copied()
+            .filter(move |k| k.starts_with(prefix))
     }
 }
 

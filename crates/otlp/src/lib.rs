@@ -12,7 +12,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use prost::Message;
 
-pub use map::{map_request, MappedBatch, MappedFeedback, MappedStep};
+pub use map::{MappedBatch, MappedFeedback, MappedStep, map_request};
 
 /// How an OTLP/HTTP body is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use evalmint_model::{
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::span::Event;
-use opentelemetry_proto::tonic::trace::v1::{status::StatusCode, Span};
+use opentelemetry_proto::tonic::trace::v1::{Span, status::StatusCode};
 use serde_json::Map;
 
 use crate::attributes::{self, Attributes};
@@ -93,7 +93,10 @@ fn map_span(span: &Span, resource: &HashMap<&str, &Value>) -> Result<(TraceId, S
         .map_err(|e| format!("span {:?}: invalid span_id: {e}", span.name))?;
     let parent_span_id = SpanId::from_bytes(&span.parent_span_id).ok();
     if span.start_time_unix_nano == 0 {
-        return Err(format!("span {:?}: missing start_time_unix_nano", span.name));
+        return Err(format!(
+            "span {:?}: missing start_time_unix_nano",
+            span.name
+        ));
     }
     let started_at = nanos(span.start_time_unix_nano)
         .ok_or_else(|| format!("span {:?}: start time out of range", span.name))?;
@@ -104,9 +107,10 @@ fn map_span(span: &Span, resource: &HashMap<&str, &Value>) -> Result<(TraceId, S
     let attrs = Attributes::new(&span.attributes, resource);
     let kind = step_kind(&attrs);
     let (status, status_message) = match span.status.as_ref() {
-        Some(s) if s.code == StatusCode::Error as i32 => {
-            (StepStatus::Error, Some(s.message.clone()).filter(|m| !m.is_empty()))
-        }
+        Some(s) if s.code == StatusCode::Error as i32 => (
+            StepStatus::Error,
+            Some(s.message.clone()).filter(|m| !m.is_empty()),
+        ),
         Some(s) if s.code == StatusCode::Ok as i32 => (StepStatus::Ok, None),
         _ => (StepStatus::Unset, None),
     };
@@ -152,7 +156,13 @@ fn map_span(span: &Span, resource: &HashMap<&str, &Value>) -> Result<(TraceId, S
                 .text(&["gen_ai.output.messages"])
                 .and_then(|m| message_text(&m, "assistant"))
         })
-        .or_else(|| attrs.text(&["output.value", "gen_ai.completion", "traceloop.entity.output"]));
+        .or_else(|| {
+            attrs.text(&[
+                "output.value",
+                "gen_ai.completion",
+                "traceloop.entity.output",
+            ])
+        });
 
     let tool_call = (kind == StepKind::Tool).then(|| tool_call_of(span, &attrs, started_at));
 
@@ -210,11 +220,19 @@ fn tool_call_of(span: &Span, attrs: &Attributes<'_>, started_at: Timestamp) -> T
                 .unwrap_or(&span.name)
                 .to_owned()
         });
-    let raw_arguments = attrs.text(&["gen_ai.tool.call.arguments", "tool.parameters", "input.value"]);
+    let raw_arguments = attrs.text(&[
+        "gen_ai.tool.call.arguments",
+        "tool.parameters",
+        "input.value",
+    ]);
     let parsed: Option<Map<String, serde_json::Value>> = raw_arguments
         .as_deref()
         .and_then(|a| serde_json::from_str(a).ok());
-    let query = tool_call::query(attrs, parsed.as_ref(), raw_arguments.as_deref().unwrap_or(""));
+    let query = tool_call::query(
+        attrs,
+        parsed.as_ref(),
+        raw_arguments.as_deref().unwrap_or(""),
+    );
     ToolCall {
         source: tool_call::source(attrs, &tool_name),
         window: tool_call::window(attrs, parsed.as_ref(), started_at),
@@ -223,7 +241,9 @@ fn tool_call_of(span: &Span, attrs: &Attributes<'_>, started_at: Timestamp) -> T
         tool_name,
         arguments: raw_arguments,
         result: attrs.text(&["gen_ai.tool.call.result", "output.value"]),
-        result_truncated: attrs.bool("evalmint.tool.result_truncated").unwrap_or(false),
+        result_truncated: attrs
+            .bool("evalmint.tool.result_truncated")
+            .unwrap_or(false),
     }
 }
 
@@ -238,7 +258,11 @@ fn message_text(messages_json: &str, role: &str) -> Option<String> {
         let parts = m.get("parts")?.as_array()?;
         let texts: Vec<&str> = parts
             .iter()
-            .filter(|p| p.get("type").and_then(|t| t.as_str()).is_none_or(|t| t == "text"))
+            .filter(|p| {
+                p.get("type")
+                    .and_then(|t| t.as_str())
+                    .is_none_or(|t| t == "text")
+            })
             .filter_map(|p| p.get("content").and_then(|c| c.as_str()))
             .collect();
         (!texts.is_empty()).then(|| texts.join("\n"))
@@ -268,9 +292,14 @@ struct Evaluation {
 impl Evaluation {
     /// A feedback record when the evaluation carries a verdict or a usable score.
     fn into_feedback(self, trace_id: TraceId, span_id: SpanId) -> Option<ValidFeedback> {
-        let verdict = self.label.as_deref().and_then(evalmint_model::Verdict::parse_loose);
+        let verdict = self
+            .label
+            .as_deref()
+            .and_then(evalmint_model::Verdict::parse_loose);
         let rating = self.score.and_then(|s| match s {
-            s if (0.0..=1.0).contains(&s) && verdict.is_none() => Some((1.0 + 4.0 * s).round() as i64),
+            s if (0.0..=1.0).contains(&s) && verdict.is_none() => {
+                Some((1.0 + 4.0 * s).round() as i64)
+            }
             s if (1.0..=5.0).contains(&s) && s.fract() == 0.0 => Some(s as i64),
             _ => None,
         });

@@ -65,7 +65,11 @@ fn infer_source(tool_name: &str) -> SignalSource {
 }
 
 /// The query text: explicit attribute, else a query-like argument, else the raw arguments.
-pub(crate) fn query(attrs: &Attributes<'_>, arguments: Option<&Map<String, Value>>, raw: &str) -> String {
+pub(crate) fn query(
+    attrs: &Attributes<'_>,
+    arguments: Option<&Map<String, Value>>,
+    raw: &str,
+) -> String {
     attrs
         .text(&["evalmint.tool.query"])
         .or_else(|| {
@@ -100,7 +104,11 @@ pub(crate) fn window(
     let end = time_arg(&["end", "to", "until", "end_time"]);
     let lookback = ["range", "lookback", "duration", "window"]
         .iter()
-        .find_map(|k| args.get(*k).and_then(Value::as_str).and_then(evalmint_model::parse_duration));
+        .find_map(|k| {
+            args.get(*k)
+                .and_then(Value::as_str)
+                .and_then(evalmint_model::parse_duration)
+        });
     match (start, end, lookback) {
         (Some(start), Some(end), _) => TimeWindow::new(start, end),
         (Some(start), None, Some(d)) => TimeWindow::new(start, start.checked_add(d).ok()?),
@@ -125,12 +133,9 @@ pub(crate) fn entities(
         for key in ENTITY_KEYS {
             match args.get(*key) {
                 Some(Value::String(s)) => found.push(s.clone()),
-                Some(Value::Array(items)) => found.extend(
-                    items
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned),
-                ),
+                Some(Value::Array(items)) => {
+                    found.extend(items.iter().filter_map(Value::as_str).map(str::to_owned))
+                }
                 _ => {}
             }
         }
@@ -194,7 +199,11 @@ pub(crate) fn parse_time(value: &Value) -> Option<Timestamp> {
         return None;
     }
     // Beyond the year 5138 in seconds means the number is in milliseconds.
-    let seconds = if number > 1e11 { number / 1000.0 } else { number };
+    let seconds = if number > 1e11 {
+        number / 1000.0
+    } else {
+        number
+    };
     Timestamp::from_nanosecond((seconds * 1e9) as i128).ok()
 }
 

@@ -1,12 +1,16 @@
 //! Fixture-driven checks of span mapping: an OTLP JSON export in, the mapped steps and feedback
 //! out, compared against a reviewed rendering.
 
-use evalmint_otlp::{decode_request, map_request, Encoding, MappedBatch};
-use expect_test::{expect, Expect};
+use evalmint_otlp::{Encoding, MappedBatch, decode_request, map_request};
+use expect_test::{Expect, expect};
 use prost::Message;
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 fn render(batch: &MappedBatch) -> String {
@@ -34,15 +38,18 @@ fn check(name: &str, expected: Expect) {
     let request = decode_request(&fixture(name), Encoding::Json).unwrap();
     let from_json = render(&map_request(&request));
     let protobuf = request.encode_to_vec();
-    let from_protobuf =
-        render(&map_request(&decode_request(&protobuf, Encoding::Protobuf).unwrap()));
+    let from_protobuf = render(&map_request(
+        &decode_request(&protobuf, Encoding::Protobuf).unwrap(),
+    ));
     assert_eq!(from_json, from_protobuf);
     expected.assert_eq(&from_json);
 }
 
 #[test]
 fn genai_agent_trace() {
-    check("genai_trace.json", expect![[r#"
+    check(
+        "genai_trace.json",
+        expect![[r#"
         trace 5b8efff798038103d269b633813fc60c
         {
           "span_id": "eee19b7ec3c1b174",
@@ -121,12 +128,15 @@ fn genai_agent_trace() {
           "origin": "otel_event"
         }
         rejected 1: span "bad": invalid trace_id: an all-zero id is invalid
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
 fn openinference_agent_trace() {
-    check("openinference_trace.json", expect![[r#"
+    check(
+        "openinference_trace.json",
+        expect![[r#"
         trace aa8efff798038103d269b633813fc60c
         {
           "span_id": "aae19b7ec3c1b174",
@@ -183,5 +193,6 @@ fn openinference_agent_trace() {
           "origin": "openinference_annotation"
         }
         rejected 1: span "no start": missing start_time_unix_nano
-    "#]]);
+    "#]],
+    );
 }

@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap};
+use axum::http::{HeaderMap, header};
 use evalmint_model::{Scope, TenantId};
 use evalmint_store::ApiKey;
 
-use crate::error::ApiError;
 use crate::AppState;
+use crate::error::ApiError;
 
 const CACHE_TTL: Duration = Duration::from_secs(30);
 const CACHE_MAX: usize = 10_000;
@@ -67,11 +67,17 @@ impl KeyCache {
 }
 
 pub(crate) fn presented_secret(headers: &HeaderMap) -> Option<&str> {
-    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         let (scheme, secret) = value.trim().split_once(' ')?;
         return scheme.eq_ignore_ascii_case("bearer").then(|| secret.trim());
     }
-    headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
 }
 
 impl FromRequestParts<AppState> for Caller {

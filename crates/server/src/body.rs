@@ -4,14 +4,18 @@
 use std::io::Read;
 
 use axum::body::Body;
-use axum::http::{header, HeaderMap};
+use axum::http::{HeaderMap, header};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 
 use crate::error::ApiError;
 
 /// Reads the whole body, refusing more than `limit` bytes on the wire or after `gzip`.
-pub(crate) async fn read_capped(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_capped(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -24,7 +28,9 @@ pub(crate) async fn read_capped(headers: &HeaderMap, body: Body, limit: usize) -
         .collect()
         .await
         .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 ApiError::PayloadTooLarge { limit }
             } else {
                 ApiError::invalid(format!("could not read the request body: {e}"))
@@ -33,11 +39,9 @@ pub(crate) async fn read_capped(headers: &HeaderMap, body: Body, limit: usize) -
         .to_bytes();
     match encoding {
         ContentEncoding::Identity => Ok(raw),
-        ContentEncoding::Gzip => {
-            tokio::task::spawn_blocking(move || gunzip_capped(&raw, limit))
-                .await
-                .map_err(|e| ApiError::Internal(e.to_string()))?
-        }
+        ContentEncoding::Gzip => tokio::task::spawn_blocking(move || gunzip_capped(&raw, limit))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
     }
 }
 
@@ -50,7 +54,11 @@ fn content_encoding(headers: &HeaderMap) -> Result<ContentEncoding, ApiError> {
     let Some(value) = headers.get(header::CONTENT_ENCODING) else {
         return Ok(ContentEncoding::Identity);
     };
-    match value.to_str().map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+    match value
+        .to_str()
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
         Ok("" | "identity") => Ok(ContentEncoding::Identity),
         Ok("gzip" | "x-gzip") => Ok(ContentEncoding::Gzip),
         _ => Err(ApiError::UnsupportedMediaType(
@@ -115,7 +123,13 @@ mod tests {
             gunzip_capped(&bomb, 1024 * 1024),
             Err(ApiError::PayloadTooLarge { .. })
         ));
-        assert_eq!(gunzip_capped(&gzip(b"hello"), 5).unwrap(), Bytes::from_static(b"hello"));
-        assert!(matches!(gunzip_capped(b"not gzip", 100), Err(ApiError::InvalidRequest { .. })));
+        assert_eq!(
+            gunzip_capped(&gzip(b"hello"), 5).unwrap(),
+            Bytes::from_static(b"hello")
+        );
+        assert!(matches!(
+            gunzip_capped(b"not gzip", 100),
+            Err(ApiError::InvalidRequest { .. })
+        ));
     }
 }

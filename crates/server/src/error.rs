@@ -1,7 +1,7 @@
 //! The one place that turns failures into HTTP statuses and the JSON error body. Internal detail
 //! (SQL, paths) is logged here and never sent to a client.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use evalmint_model::FieldError;
 use evalmint_store::StoreError;

@@ -5,13 +5,13 @@ use std::io::Write;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
 use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
 use evalmint_model::{
     Feedback, FeedbackId, Investigation, ScopeSet, TenantId, Timestamp, TraceId, ValidFeedback,
 };
-use evalmint_server::{app, AppState, ServerConfig};
+use evalmint_server::{AppState, ServerConfig, app};
 use evalmint_store::{
     ApiKey, FeedbackReceipt, IngestBatch, IngestReceipt, NewApiKey, SqliteOptions, SqliteStore,
     Store, StoreError,
@@ -66,7 +66,13 @@ impl Harness {
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
         (status, headers, body)
     }
 
@@ -125,7 +131,12 @@ async fn otlp_json_and_protobuf_exports_are_stored_and_served() {
     assert_eq!(body["partialSuccess"]["rejectedSpans"], "1");
 
     let (status, headers, body) = h
-        .send(post("/v1/traces", &h.admin, "application/x-protobuf", fixture_protobuf()))
+        .send(post(
+            "/v1/traces",
+            &h.admin,
+            "application/x-protobuf",
+            fixture_protobuf(),
+        ))
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers[header::CONTENT_TYPE], "application/x-protobuf");
@@ -140,7 +151,11 @@ async fn otlp_json_and_protobuf_exports_are_stored_and_served() {
         .json(get(&format!("/api/v1/investigations/{TRACE}"), &h.admin))
         .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(investigation["steps"].as_array().unwrap().len(), 3, "re-sent spans do not duplicate");
+    assert_eq!(
+        investigation["steps"].as_array().unwrap().len(),
+        3,
+        "re-sent spans do not duplicate"
+    );
     assert_eq!(investigation["agent"]["name"], "sre-investigator");
     assert_eq!(
         investigation["conclusion"],
@@ -198,11 +213,21 @@ async fn bad_trace_exports_get_clear_errors_and_write_nothing() {
             StatusCode::BAD_REQUEST,
         ),
         (
-            post("/v1/traces", &h.admin, "application/json", r#"{"resourceSpans": "#),
+            post(
+                "/v1/traces",
+                &h.admin,
+                "application/json",
+                r#"{"resourceSpans": "#,
+            ),
             StatusCode::BAD_REQUEST,
         ),
         (
-            post("/v1/traces", &h.admin, "application/json", r#"{"resourceSpans": [{"scopeSpans": 7}]}"#),
+            post(
+                "/v1/traces",
+                &h.admin,
+                "application/json",
+                r#"{"resourceSpans": [{"scopeSpans": 7}]}"#,
+            ),
             StatusCode::BAD_REQUEST,
         ),
         (
@@ -210,7 +235,12 @@ async fn bad_trace_exports_get_clear_errors_and_write_nothing() {
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ),
         (
-            post("/v1/traces", &h.admin, "application/json", vec![b' '; 5 * 1024]),
+            post(
+                "/v1/traces",
+                &h.admin,
+                "application/json",
+                vec![b' '; 5 * 1024],
+            ),
             StatusCode::PAYLOAD_TOO_LARGE,
         ),
         (
@@ -227,12 +257,21 @@ async fn bad_trace_exports_get_clear_errors_and_write_nothing() {
             assert!(!status.message.is_empty());
         } else {
             let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
-            assert!(json["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+            assert!(
+                json["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| !m.is_empty())
+            );
         }
     }
     let feedback_only = key(&h.store, "acme", "feedback").await;
     let (status, body) = h
-        .json(post("/v1/traces", &feedback_only, "application/json", fixture()))
+        .json(post(
+            "/v1/traces",
+            &feedback_only,
+            "application/json",
+            fixture(),
+        ))
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(error_code(&body), "forbidden");
@@ -255,29 +294,49 @@ async fn feedback_is_idempotent_and_joined_when_the_trace_arrives_later() {
     let h = Harness::new().await;
     let browser = key(&h.store, "acme", "feedback").await;
     let (status, created) = h
-        .json(post("/api/v1/feedback", &browser, "application/json", feedback_body("fb-1", "not_quite")))
+        .json(post(
+            "/api/v1/feedback",
+            &browser,
+            "application/json",
+            feedback_body("fb-1", "not_quite"),
+        ))
         .await;
     assert_eq!(status, StatusCode::CREATED);
     let (status, replayed) = h
-        .json(post("/api/v1/feedback", &browser, "application/json", feedback_body("fb-1", "not_quite")))
+        .json(post(
+            "/api/v1/feedback",
+            &browser,
+            "application/json",
+            feedback_body("fb-1", "not_quite"),
+        ))
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(created["id"], replayed["id"]);
     let (status, conflict) = h
-        .json(post("/api/v1/feedback", &browser, "application/json", feedback_body("fb-1", "up")))
+        .json(post(
+            "/api/v1/feedback",
+            &browser,
+            "application/json",
+            feedback_body("fb-1", "up"),
+        ))
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(error_code(&conflict), "conflict");
 
     // The feedback key cannot read; a review key can.
     let id = created["id"].as_str().unwrap();
-    let (status, _) = h.json(get(&format!("/api/v1/feedback/{id}"), &browser)).await;
+    let (status, _) = h
+        .json(get(&format!("/api/v1/feedback/{id}"), &browser))
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, read) = h.json(get(&format!("/api/v1/feedback/{id}"), &h.admin)).await;
+    let (status, read) = h
+        .json(get(&format!("/api/v1/feedback/{id}"), &h.admin))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(read["verdict"], "not_quite");
 
-    h.send(post("/v1/traces", &h.admin, "application/json", fixture())).await;
+    h.send(post("/v1/traces", &h.admin, "application/json", fixture()))
+        .await;
     let (_, investigation) = h
         .json(get(&format!("/api/v1/investigations/{TRACE}"), &h.admin))
         .await;
@@ -294,7 +353,11 @@ async fn feedback_is_idempotent_and_joined_when_the_trace_arrives_later() {
 async fn malformed_feedback_is_refused_with_the_reason() {
     let h = Harness::new().await;
     let cases = [
-        (r#"{"investigation_id": "#, "invalid_request", "invalid JSON"),
+        (
+            r#"{"investigation_id": "#,
+            "invalid_request",
+            "invalid JSON",
+        ),
         (r#"[1, 2]"#, "invalid_request", "invalid JSON"),
         (
             &format!(r#"{{"investigation_id": "{TRACE}", "rating": "five"}}"#) as &str,
@@ -324,19 +387,37 @@ async fn malformed_feedback_is_refused_with_the_reason() {
     ];
     for (body, code, needle) in cases {
         let (status, error) = h
-            .json(post("/api/v1/feedback", &h.admin, "application/json", body.to_owned()))
+            .json(post(
+                "/api/v1/feedback",
+                &h.admin,
+                "application/json",
+                body.to_owned(),
+            ))
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(error_code(&error), code);
         let message = error["error"]["message"].as_str().unwrap();
-        assert!(message.contains(needle), "{message:?} should mention {needle:?}");
+        assert!(
+            message.contains(needle),
+            "{message:?} should mention {needle:?}"
+        );
     }
     let (status, _) = h
-        .json(post("/api/v1/feedback", &h.admin, "text/plain", feedback_body("k", "up")))
+        .json(post(
+            "/api/v1/feedback",
+            &h.admin,
+            "text/plain",
+            feedback_body("k", "up"),
+        ))
         .await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let (status, _) = h
-        .json(post("/api/v1/feedback", &h.admin, "application/json", vec![b' '; 300 * 1024]))
+        .json(post(
+            "/api/v1/feedback",
+            &h.admin,
+            "application/json",
+            vec![b' '; 300 * 1024],
+        ))
         .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     let (status, _) = h.json(get("/api/v1/feedback/not-a-uuid", &h.admin)).await;
@@ -347,9 +428,15 @@ async fn malformed_feedback_is_refused_with_the_reason() {
 async fn tenants_are_isolated_and_foreign_objects_are_not_found() {
     let h = Harness::new().await;
     let other = key(&h.store, "globex", "admin").await;
-    h.send(post("/v1/traces", &h.admin, "application/json", fixture())).await;
+    h.send(post("/v1/traces", &h.admin, "application/json", fixture()))
+        .await;
     let (_, created) = h
-        .json(post("/api/v1/feedback", &h.admin, "application/json", feedback_body("fb-9", "down")))
+        .json(post(
+            "/api/v1/feedback",
+            &h.admin,
+            "application/json",
+            feedback_body("fb-9", "down"),
+        ))
         .await;
     let id = created["id"].as_str().unwrap();
     for uri in [
@@ -362,7 +449,12 @@ async fn tenants_are_isolated_and_foreign_objects_are_not_found() {
     }
     // The same idempotency key in another tenant is a different feedback.
     let (status, _) = h
-        .json(post("/api/v1/feedback", &other, "application/json", feedback_body("fb-9", "up")))
+        .json(post(
+            "/api/v1/feedback",
+            &other,
+            "application/json",
+            feedback_body("fb-9", "up"),
+        ))
         .await;
     assert_eq!(status, StatusCode::CREATED);
 }
@@ -387,19 +479,32 @@ async fn native_investigations_round_trip_and_bad_ones_write_nothing() {
         ]
     });
     let (status, created) = h
-        .json(post("/api/v1/investigations", &h.admin, "application/json", good.to_string()))
+        .json(post(
+            "/api/v1/investigations",
+            &h.admin,
+            "application/json",
+            good.to_string(),
+        ))
         .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(created["steps"], 3);
     // Posting again is idempotent.
-    h.send(post("/api/v1/investigations", &h.admin, "application/json", good.to_string()))
-        .await;
+    h.send(post(
+        "/api/v1/investigations",
+        &h.admin,
+        "application/json",
+        good.to_string(),
+    ))
+    .await;
     let (_, read) = h
         .json(get(&format!("/api/v1/investigations/{trace}"), &h.admin))
         .await;
     assert_eq!(read["steps"].as_array().unwrap().len(), 3);
     assert_eq!(read["trigger"]["monitor"], "orders-lag");
-    assert_eq!(read["steps"][1]["tool_call"]["entities"][0], "orders-events");
+    assert_eq!(
+        read["steps"][1]["tool_call"]["entities"][0],
+        "orders-events"
+    );
 
     let bad_trace = "1af7651916cd43dd8448eb211c80319c";
     let bad = [
@@ -411,13 +516,21 @@ async fn native_investigations_round_trip_and_bad_ones_write_nothing() {
     ];
     for body in bad {
         let (status, error) = h
-            .json(post("/api/v1/investigations", &h.admin, "application/json", body.to_string()))
+            .json(post(
+                "/api/v1/investigations",
+                &h.admin,
+                "application/json",
+                body.to_string(),
+            ))
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(error_code(&error), "invalid_request");
     }
     let (status, _) = h
-        .json(get(&format!("/api/v1/investigations/{bad_trace}"), &h.admin))
+        .json(get(
+            &format!("/api/v1/investigations/{bad_trace}"),
+            &h.admin,
+        ))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = h.json(get("/api/v1/investigations/nope", &h.admin)).await;
@@ -430,7 +543,12 @@ async fn admins_mint_keys_for_their_own_tenant_only() {
     let ingest = key(&h.store, "acme", "ingest").await;
     let request = serde_json::json!({"name": "ci", "scopes": ["ingest", "review"]}).to_string();
     let (status, _) = h
-        .json(post("/api/v1/keys", &ingest, "application/json", request.clone()))
+        .json(post(
+            "/api/v1/keys",
+            &ingest,
+            "application/json",
+            request.clone(),
+        ))
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, created) = h
@@ -439,10 +557,17 @@ async fn admins_mint_keys_for_their_own_tenant_only() {
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(created["tenant"], "acme");
     let secret = created["secret"].as_str().unwrap();
-    let (status, _) = h.json(post("/v1/traces", secret, "application/json", fixture())).await;
+    let (status, _) = h
+        .json(post("/v1/traces", secret, "application/json", fixture()))
+        .await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = h
-        .json(post("/api/v1/keys", &h.admin, "application/json", r#"{"name": "x", "scopes": ["root"]}"#))
+        .json(post(
+            "/api/v1/keys",
+            &h.admin,
+            "application/json",
+            r#"{"name": "x", "scopes": ["root"]}"#,
+        ))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
@@ -450,12 +575,22 @@ async fn admins_mint_keys_for_their_own_tenant_only() {
 #[tokio::test]
 async fn health_and_metrics_need_no_key_and_count_traffic() {
     let h = Harness::new().await;
-    h.send(post("/v1/traces", &h.admin, "application/json", fixture())).await;
-    h.send(post("/api/v1/feedback", &h.admin, "application/json", feedback_body("m", "up")))
+    h.send(post("/v1/traces", &h.admin, "application/json", fixture()))
         .await;
-    let (status, _, _) = h.send(Request::get("/healthz").body(Body::empty()).unwrap()).await;
+    h.send(post(
+        "/api/v1/feedback",
+        &h.admin,
+        "application/json",
+        feedback_body("m", "up"),
+    ))
+    .await;
+    let (status, _, _) = h
+        .send(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await;
     assert_eq!(status, StatusCode::OK);
-    let (_, _, body) = h.send(Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    let (_, _, body) = h
+        .send(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await;
     let text = String::from_utf8(body).unwrap();
     for line in [
         r#"evalmint_http_requests_total{route="/v1/traces",status="200"} 1"#,
@@ -466,7 +601,9 @@ async fn health_and_metrics_need_no_key_and_count_traffic() {
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
-    let (status, body) = h.json(Request::get("/nowhere").body(Body::empty()).unwrap()).await;
+    let (status, body) = h
+        .json(Request::get("/nowhere").body(Body::empty()).unwrap())
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(error_code(&body), "not_found");
 }
@@ -532,9 +669,19 @@ async fn a_saturated_write_path_answers_429_with_retry_after() {
         ServerConfig::default(),
     ));
     for request in [
-        post("/v1/traces", &h.admin, "application/x-protobuf", fixture_protobuf()),
+        post(
+            "/v1/traces",
+            &h.admin,
+            "application/x-protobuf",
+            fixture_protobuf(),
+        ),
         post("/v1/traces", &h.admin, "application/json", fixture()),
-        post("/api/v1/feedback", &h.admin, "application/json", feedback_body("b", "up")),
+        post(
+            "/api/v1/feedback",
+            &h.admin,
+            "application/json",
+            feedback_body("b", "up"),
+        ),
     ] {
         let response = router.clone().oneshot(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);

@@ -26,14 +26,21 @@ impl BlobStore {
 
     fn path(&self, digest: &str) -> Option<PathBuf> {
         let valid = digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit());
-        valid.then(|| self.root.join(&digest[..2]).join(&digest[2..4]).join(digest))
+        valid.then(|| {
+            self.root
+                .join(&digest[..2])
+                .join(&digest[2..4])
+                .join(digest)
+        })
     }
 
     /// Stores `content` durably (written, synced, then renamed into place) and returns its
     /// digest. Storing content that is already present costs one `stat`.
     pub fn put(&self, content: &[u8]) -> io::Result<String> {
         let digest = Self::digest(content);
-        let path = self.path(&digest).expect("a sha-256 hex digest is a valid name");
+        let path = self
+            .path(&digest)
+            .expect("a sha-256 hex digest is a valid name");
         if path.exists() {
             return Ok(digest);
         }

@@ -109,10 +109,18 @@ async fn spans_arriving_out_of_order_assemble_one_investigation(f: Fixture) {
         .ingest(&acme, batch(trace(1), vec![tool_step(3, "ok".into())]))
         .await
         .unwrap();
-    let partial = f.store.investigation(&acme, trace(1)).await.unwrap().unwrap();
+    let partial = f
+        .store
+        .investigation(&acme, trace(1))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(partial.conclusion, None);
     f.store
-        .ingest(&acme, batch(trace(1), vec![root, step(2, Some(1), StepKind::Llm)]))
+        .ingest(
+            &acme,
+            batch(trace(1), vec![root, step(2, Some(1), StepKind::Llm)]),
+        )
         .await
         .unwrap();
     // A re-sent span replaces, never duplicates.
@@ -120,18 +128,36 @@ async fn spans_arriving_out_of_order_assemble_one_investigation(f: Fixture) {
         .ingest(&acme, batch(trace(1), vec![tool_step(3, "ok".into())]))
         .await
         .unwrap();
-    let full = f.store.investigation(&acme, trace(1)).await.unwrap().unwrap();
+    let full = f
+        .store
+        .investigation(&acme, trace(1))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(full.steps.len(), 3);
-    assert_eq!(full.conclusion.as_deref(), Some("payments-db pool exhausted"));
+    assert_eq!(
+        full.conclusion.as_deref(),
+        Some("payments-db pool exhausted")
+    );
     assert_eq!(full.tool_calls().count(), 1);
 }
 
 async fn feedback_retries_are_idempotent_and_conflicts_refused(f: Fixture) {
     let acme = tenant("acme");
     let body = r#"{"investigation_id":"01010101010101010101010101010101","verdict":"down","idempotency_key":"k1"}"#;
-    let first = f.store.submit_feedback(&acme, feedback(body)).await.unwrap();
-    let again = f.store.submit_feedback(&acme, feedback(body)).await.unwrap();
-    let FeedbackReceipt::Created(created) = first else { panic!("first submission must create") };
+    let first = f
+        .store
+        .submit_feedback(&acme, feedback(body))
+        .await
+        .unwrap();
+    let again = f
+        .store
+        .submit_feedback(&acme, feedback(body))
+        .await
+        .unwrap();
+    let FeedbackReceipt::Created(created) = first else {
+        panic!("first submission must create")
+    };
     assert_eq!(again, FeedbackReceipt::Replayed(created.clone()));
     let changed = r#"{"investigation_id":"01010101010101010101010101010101","verdict":"up","idempotency_key":"k1"}"#;
     assert!(matches!(
@@ -139,9 +165,16 @@ async fn feedback_retries_are_idempotent_and_conflicts_refused(f: Fixture) {
         Err(StoreError::IdempotencyConflict(_))
     ));
     // Another tenant may use the same key independently.
-    let other = f.store.submit_feedback(&tenant("globex"), feedback(changed)).await.unwrap();
+    let other = f
+        .store
+        .submit_feedback(&tenant("globex"), feedback(changed))
+        .await
+        .unwrap();
     assert!(matches!(other, FeedbackReceipt::Created(_)));
-    assert_eq!(f.store.feedback(&acme, created.id).await.unwrap(), Some(created));
+    assert_eq!(
+        f.store.feedback(&acme, created.id).await.unwrap(),
+        Some(created)
+    );
 }
 
 async fn feedback_before_its_trace_is_joined_when_the_trace_arrives(f: Fixture) {
@@ -156,29 +189,57 @@ async fn feedback_before_its_trace_is_joined_when_the_trace_arrives(f: Fixture) 
         .unwrap();
     let by_span = f
         .store
-        .submit_feedback(&acme, feedback(r#"{"span_id":"0909090909090909","rating":2}"#))
+        .submit_feedback(
+            &acme,
+            feedback(r#"{"span_id":"0909090909090909","rating":2}"#),
+        )
         .await
         .unwrap();
     assert_eq!(by_span.feedback().body.investigation_id, None);
-    assert!(f.store.investigation(&acme, trace(2)).await.unwrap().is_none());
+    assert!(
+        f.store
+            .investigation(&acme, trace(2))
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     f.store
         .ingest(
             &acme,
-            batch(trace(2), vec![step(1, None, StepKind::Agent), step(9, Some(1), StepKind::Llm)]),
+            batch(
+                trace(2),
+                vec![
+                    step(1, None, StepKind::Agent),
+                    step(9, Some(1), StepKind::Llm),
+                ],
+            ),
         )
         .await
         .unwrap();
-    let joined = f.store.investigation(&acme, trace(2)).await.unwrap().unwrap();
+    let joined = f
+        .store
+        .investigation(&acme, trace(2))
+        .await
+        .unwrap()
+        .unwrap();
     let ids: Vec<_> = joined.feedback.iter().map(|fb| fb.id).collect();
     assert_eq!(ids, [by_trace.feedback().id, by_span.feedback().id]);
-    let span_feedback = f.store.feedback(&acme, by_span.feedback().id).await.unwrap().unwrap();
+    let span_feedback = f
+        .store
+        .feedback(&acme, by_span.feedback().id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(span_feedback.body.investigation_id, Some(trace(2)));
 
     // Once the trace is known, span-only feedback joins immediately.
     let late = f
         .store
-        .submit_feedback(&acme, feedback(r#"{"span_id":"0101010101010101","verdict":"down"}"#))
+        .submit_feedback(
+            &acme,
+            feedback(r#"{"span_id":"0101010101010101","verdict":"down"}"#),
+        )
         .await
         .unwrap();
     assert_eq!(late.feedback().body.investigation_id, Some(trace(2)));
@@ -198,16 +259,36 @@ async fn tenants_never_see_each_other(f: Fixture) {
         )
         .await
         .unwrap();
-    assert!(f.store.investigation(&globex, trace(3)).await.unwrap().is_none());
-    assert!(f.store.feedback(&globex, fb.feedback().id).await.unwrap().is_none());
+    assert!(
+        f.store
+            .investigation(&globex, trace(3))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        f.store
+            .feedback(&globex, fb.feedback().id)
+            .await
+            .unwrap()
+            .is_none()
+    );
     // Span-only feedback of another tenant does not join this tenant's trace.
     let foreign = f
         .store
-        .submit_feedback(&globex, feedback(r#"{"span_id":"0101010101010101","verdict":"up"}"#))
+        .submit_feedback(
+            &globex,
+            feedback(r#"{"span_id":"0101010101010101","verdict":"up"}"#),
+        )
         .await
         .unwrap();
     assert_eq!(foreign.feedback().body.investigation_id, None);
-    let mine = f.store.investigation(&acme, trace(3)).await.unwrap().unwrap();
+    let mine = f
+        .store
+        .investigation(&acme, trace(3))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(mine.feedback.len(), 1);
 }
 
@@ -235,26 +316,56 @@ async fn retention_expires_unpinned_investigations_only(f: Fixture) {
         .unwrap();
     let cutoff = f.clock.now() - SignedDuration::from_hours(24 * 14);
     assert_eq!(f.store.expire_investigations(cutoff).await.unwrap(), 1);
-    assert!(f.store.investigation(&acme, trace(4)).await.unwrap().is_none());
-    let pinned = f.store.investigation(&acme, trace(5)).await.unwrap().unwrap();
+    assert!(
+        f.store
+            .investigation(&acme, trace(4))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let pinned = f
+        .store
+        .investigation(&acme, trace(5))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         pinned.tool_calls().next().unwrap().result.as_deref(),
         Some("y".repeat(200).as_str()),
         "large results come back from the blob store"
     );
-    assert!(f.store.investigation(&acme, trace(6)).await.unwrap().is_some());
+    assert!(
+        f.store
+            .investigation(&acme, trace(6))
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 async fn api_keys_authenticate_by_secret_only(f: Fixture) {
     let acme = tenant("acme");
     let scopes = ScopeSet::parse_list("ingest,feedback").unwrap();
     let created = f.store.create_api_key(&acme, "ci", scopes).await.unwrap();
-    let found = f.store.authenticate(&created.secret).await.unwrap().unwrap();
+    let found = f
+        .store
+        .authenticate(&created.secret)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found, created.key);
     assert!(f.store.authenticate("em_wrong").await.unwrap().is_none());
     let admin = ScopeSet::parse_list("admin").unwrap();
-    let first = f.store.ensure_api_key(&acme, "boot", admin, "s3cret").await.unwrap();
-    let second = f.store.ensure_api_key(&acme, "boot", admin, "s3cret").await.unwrap();
+    let first = f
+        .store
+        .ensure_api_key(&acme, "boot", admin, "s3cret")
+        .await
+        .unwrap();
+    let second = f
+        .store
+        .ensure_api_key(&acme, "boot", admin, "s3cret")
+        .await
+        .unwrap();
     assert_eq!(first, second);
     assert_eq!(f.store.api_key_count().await.unwrap(), 2);
 }
@@ -296,7 +407,9 @@ async fn sqlite_data_survives_reopening() {
         store
             .submit_feedback(
                 &acme,
-                feedback(r#"{"investigation_id":"07070707070707070707070707070707","verdict":"up"}"#),
+                feedback(
+                    r#"{"investigation_id":"07070707070707070707070707070707","verdict":"up"}"#,
+                ),
             )
             .await
             .unwrap()
@@ -304,6 +417,10 @@ async fn sqlite_data_survives_reopening() {
             .id
     };
     let reopened = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
-    let investigation = reopened.investigation(&acme, trace(7)).await.unwrap().unwrap();
+    let investigation = reopened
+        .investigation(&acme, trace(7))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(investigation.feedback[0].id, id);
 }

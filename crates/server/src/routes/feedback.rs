@@ -1,19 +1,19 @@
 //! Native feedback: `POST /api/v1/feedback` acknowledges only after a durable commit;
 //! `GET /api/v1/feedback/{id}` reads it back.
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
-use axum::Json;
 use evalmint_model::{FeedbackId, FeedbackOrigin, FeedbackSubmission, Scope};
 use evalmint_store::FeedbackReceipt;
 
 use super::timed_write;
+use crate::AppState;
 use crate::auth::Caller;
 use crate::body::{parse_json, read_capped, require_json};
 use crate::error::ApiError;
-use crate::AppState;
 
 /// Feedback is small; anything bigger than this is a client bug.
 const MAX_FEEDBACK_BYTES: usize = 256 * 1024;
@@ -29,7 +29,10 @@ pub(crate) async fn submit(
     let limit = MAX_FEEDBACK_BYTES.min(state.config.max_body_bytes);
     let bytes = read_capped(&headers, body, limit).await?;
     let submission: FeedbackSubmission = parse_json(&bytes)?;
-    let origin = match headers.get("x-evalmint-origin").and_then(|v| v.to_str().ok()) {
+    let origin = match headers
+        .get("x-evalmint-origin")
+        .and_then(|v| v.to_str().ok())
+    {
         Some("widget") => FeedbackOrigin::Widget,
         _ => FeedbackOrigin::Api,
     };
@@ -52,7 +55,10 @@ pub(crate) async fn submit(
     let feedback = receipt.feedback();
     Ok((
         status,
-        [(header::LOCATION, format!("/api/v1/feedback/{}", feedback.id))],
+        [(
+            header::LOCATION,
+            format!("/api/v1/feedback/{}", feedback.id),
+        )],
         Json(feedback.clone()),
     ))
 }

@@ -1,11 +1,11 @@
 //! Native JSON investigations: `POST /api/v1/investigations` for agents that do not speak OTLP,
 //! and `GET /api/v1/investigations/{id}` for the assembled investigation with its feedback.
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
-use axum::Json;
 use evalmint_model::{
     AgentInfo, Scope, SignalSource, SpanId, Step, StepKind, StepStatus, TimeWindow, Timestamp,
     ToolCall, TraceId, Trigger,
@@ -14,10 +14,10 @@ use evalmint_store::IngestBatch;
 use serde::Deserialize;
 
 use super::timed_write;
+use crate::AppState;
 use crate::auth::Caller;
 use crate::body::{parse_json, read_capped, require_json};
 use crate::error::ApiError;
-use crate::AppState;
 
 const MAX_STEPS: usize = 10_000;
 

@@ -1,17 +1,17 @@
 //! `POST /api/v1/keys`: an admin creates more keys for its own tenant.
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::Json;
 use evalmint_model::{Scope, ScopeSet};
 use serde::Deserialize;
 
+use crate::AppState;
 use crate::auth::Caller;
 use crate::body::{parse_json, read_capped, require_json};
 use crate::error::ApiError;
-use crate::AppState;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,10 +1,10 @@
 //! Operational endpoints: liveness and Prometheus metrics. Neither needs a key nor reveals tenant
 //! data.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::Json;
 
 use crate::AppState;
 

@@ -6,17 +6,17 @@ use std::collections::HashMap;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use evalmint_model::{FeedbackOrigin, Scope};
 use evalmint_otlp::{Encoding, MappedBatch};
 use evalmint_store::IngestBatch;
 
 use super::timed_write;
+use crate::AppState;
 use crate::auth::Caller;
 use crate::body::{media_type, read_capped};
 use crate::error::ApiError;
-use crate::AppState;
 
 pub(crate) async fn export(
     State(state): State<AppState>,
@@ -51,7 +51,8 @@ async fn export_inner(
     caller.require(Scope::Ingest)?;
     let bytes = read_capped(headers, body, state.config.max_body_bytes).await?;
     let mapped = tokio::task::spawn_blocking(move || {
-        evalmint_otlp::decode_request(&bytes, encoding).map(|request| evalmint_otlp::map_request(&request))
+        evalmint_otlp::decode_request(&bytes, encoding)
+            .map(|request| evalmint_otlp::map_request(&request))
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?
@@ -61,14 +62,20 @@ async fn export_inner(
     let message = mapped.rejection_message();
     let origins = feedback_origins(&mapped);
     let batch = IngestBatch {
-        steps: mapped.steps.into_iter().map(|m| (m.trace_id, m.step)).collect(),
+        steps: mapped
+            .steps
+            .into_iter()
+            .map(|m| (m.trace_id, m.step))
+            .collect(),
         feedback: mapped.feedback.into_iter().map(|m| m.feedback).collect(),
     };
     let receipt = timed_write(state, "ingest", state.store.ingest(caller.tenant(), batch)).await?;
     state.metrics.spans(receipt.steps_written, rejected);
     if receipt.feedback_created > 0 {
         for (origin, count) in origins {
-            state.metrics.feedback(origin, count.min(receipt.feedback_created));
+            state
+                .metrics
+                .feedback(origin, count.min(receipt.feedback_created));
         }
     }
 
@@ -107,7 +114,8 @@ fn protobuf_error(error: ApiError) -> Response {
         tracing::error!(detail = %detail, "trace export failed");
     }
     let message = error.to_string();
-    let mut response = (error.status(), evalmint_otlp::encode_status(code, &message)).into_response();
+    let mut response =
+        (error.status(), evalmint_otlp::encode_status(code, &message)).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

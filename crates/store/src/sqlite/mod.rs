@@ -13,7 +13,7 @@ use evalmint_model::{
     Feedback, FeedbackId, Investigation, ScopeSet, Step, TenantId, Timestamp, TraceId,
     ValidFeedback,
 };
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
@@ -76,7 +76,10 @@ impl SqliteStore {
     /// Opens (creating if needed) the store in `data_dir`: `evalmint.db` and `blobs/`.
     pub fn open(data_dir: &Path, options: SqliteOptions) -> Result<Self> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
-            StoreError::Internal(format!("cannot create data directory {}: {e}", data_dir.display()))
+            StoreError::Internal(format!(
+                "cannot create data directory {}: {e}",
+                data_dir.display()
+            ))
         })?;
         let path = data_dir.join("evalmint.db");
         let mut conn = Connection::open(&path)?;
@@ -110,7 +113,10 @@ impl SqliteStore {
 
     /// Queues a write without waiting for room: a full queue is `Busy`, which callers turn into
     /// back-pressure (HTTP 429) instead of unbounded buffering.
-    async fn write<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T>>) -> Command) -> Result<T> {
+    async fn write<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T>>) -> Command,
+    ) -> Result<T> {
         let (reply, answer) = oneshot::channel();
         self.commands.try_send(make(reply)).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => StoreError::Busy,
@@ -184,11 +190,7 @@ fn random_hex(bytes: usize) -> Result<String> {
     Ok(hex::encode(buf))
 }
 
-fn read_feedback_of(
-    conn: &Connection,
-    tenant: &TenantId,
-    trace: TraceId,
-) -> Result<Vec<Feedback>> {
+fn read_feedback_of(conn: &Connection, tenant: &TenantId, trace: TraceId) -> Result<Vec<Feedback>> {
     let mut statement = conn.prepare_cached(
         "SELECT id, received_at, body, investigation_id FROM feedback
          WHERE tenant = ?1 AND investigation_id = ?2 ORDER BY id",
@@ -275,9 +277,10 @@ impl Store for SqliteStore {
                     "SELECT id, received_at, body, investigation_id FROM feedback
                      WHERE tenant = ?1 AND id = ?2",
                 )?
-                .query_row(params![tenant.as_str(), &id.as_uuid().as_bytes()[..]], |row| {
-                    feedback_row(&tenant, row)
-                })
+                .query_row(
+                    params![tenant.as_str(), &id.as_uuid().as_bytes()[..]],
+                    |row| feedback_row(&tenant, row),
+                )
                 .optional()?
                 .map(|row| row.feedback))
         })

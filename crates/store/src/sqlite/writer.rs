@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use evalmint_model::{FeedbackId, ScopeSet, TenantId, TraceId, ValidFeedback};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::rows::{feedback_row, internal, nanos};
@@ -71,7 +71,10 @@ impl Writer {
     }
 
     fn commit_group(&mut self, group: Vec<Command>) {
-        let mut tx = match self.conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        let mut tx = match self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+        {
             Ok(tx) => tx,
             Err(e) => {
                 tracing::error!(error = %e, "could not begin a write transaction");
@@ -282,7 +285,9 @@ fn insert_feedback(
                 "SELECT id, received_at, body, investigation_id FROM feedback
                  WHERE tenant = ?1 AND idempotency_key = ?2",
             )?
-            .query_row(params![tenant.as_str(), key], |row| feedback_row(tenant, row))
+            .query_row(params![tenant.as_str(), key], |row| {
+                feedback_row(tenant, row)
+            })
             .optional()?;
         if let Some(row) = existing {
             return if row.submitted == feedback {
@@ -295,7 +300,9 @@ fn insert_feedback(
     let joined = match (feedback.investigation_id, feedback.span_id) {
         (Some(trace), _) => Some(trace),
         (None, Some(span)) => conn
-            .prepare_cached("SELECT trace_id FROM steps WHERE tenant = ?1 AND span_id = ?2 LIMIT 1")?
+            .prepare_cached(
+                "SELECT trace_id FROM steps WHERE tenant = ?1 AND span_id = ?2 LIMIT 1",
+            )?
             .query_row(params![tenant.as_str(), &span.as_bytes()[..]], |r| {
                 r.get::<_, Vec<u8>>(0)
             })

@@ -1,0 +1,136 @@
+//! Acknowledged data survives a crash: feedback and spans are sent to a real `evalmint serve`,
+//! the process is killed with SIGKILL mid-stream, restarted on the same data directory, and
+//! every request that was acknowledged must be readable.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const KEY: &str = "em_crash_test_admin";
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start(data: &std::path::Path) -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_evalmint"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+        .arg(data)
+        .env("EVALMINT_ADMIN_KEY", KEY)
+        .env("EVALMINT_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client.get(format!("{url}/healthz")).send().await.is_ok() {
+            return Server { child, url };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server did not start");
+}
+
+fn trace_hex(i: usize) -> String {
+    format!("{:032x}", 0xc0ffee_0000_0000_u128 + i as u128)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_feedback_and_spans_survive_sigkill() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = start(data.path()).await;
+    let client = reqwest::Client::new();
+
+    let senders: Vec<_> = (0..16)
+        .map(|worker| {
+            let (client, url) = (client.clone(), server.url.clone());
+            tokio::spawn(async move {
+                let mut acknowledged = Vec::new();
+                for n in 0..10_000 {
+                    let i = worker * 10_000 + n;
+                    let feedback = client
+                        .post(format!("{url}/api/v1/feedback"))
+                        .bearer_auth(KEY)
+                        .json(&serde_json::json!({
+                            "investigation_id": trace_hex(i),
+                            "verdict": "down",
+                            "correction": format!("correction {i}"),
+                            "idempotency_key": format!("crash-{i}"),
+                        }))
+                        .send()
+                        .await;
+                    let investigation = client
+                        .post(format!("{url}/api/v1/investigations"))
+                        .bearer_auth(KEY)
+                        .json(&serde_json::json!({
+                            "id": trace_hex(i),
+                            "started_at": "2026-03-01T12:00:00Z",
+                            "conclusion": format!("conclusion {i}"),
+                        }))
+                        .send()
+                        .await;
+                    match (feedback, investigation) {
+                        (Ok(f), Ok(inv)) if f.status() == 201 && inv.status() == 201 => {
+                            let body: serde_json::Value = f.json().await.unwrap();
+                            acknowledged.push((i, body["id"].as_str().unwrap().to_owned()));
+                        }
+                        _ => return acknowledged,
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.child.kill().unwrap(); // SIGKILL: no graceful shutdown, no flush
+    server.child.wait().unwrap();
+    let mut acknowledged = Vec::new();
+    for sender in senders {
+        acknowledged.extend(sender.await.unwrap());
+    }
+    assert!(
+        acknowledged.len() > 50,
+        "the test must kill the server mid-stream, after some writes ({} acknowledged)",
+        acknowledged.len()
+    );
+
+    let restarted = start(data.path()).await;
+    for (i, feedback_id) in &acknowledged {
+        let feedback = client
+            .get(format!("{}/api/v1/feedback/{feedback_id}", restarted.url))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(feedback.status(), 200, "acknowledged feedback {i} was lost");
+        let investigation: serde_json::Value = client
+            .get(format!(
+                "{}/api/v1/investigations/{}",
+                restarted.url,
+                trace_hex(*i)
+            ))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(investigation["conclusion"], format!("conclusion {i}"));
+        assert_eq!(investigation["feedback"][0]["id"], feedback_id.as_str());
+    }
+}
