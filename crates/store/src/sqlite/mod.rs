@@ -83,7 +83,7 @@ impl SqliteStore {
         })?;
         let path = data_dir.join("evalmint.db");
         let mut conn = Connection::open(&path)?;
-        schema::configure(&conn)?;
+        schema::configure_writer(&conn)?;
         schema::migrate(&mut conn)?;
         let blobs = BlobStore::open(data_dir.join("blobs")).map_err(internal)?;
 
@@ -94,9 +94,20 @@ impl SqliteStore {
             clock: options.clock.clone(),
             inline_result_max: options.inline_result_max,
         };
+        let checkpointer = Connection::open(&path)?;
+        schema::configure(&checkpointer)?;
+        let stop_checkpointing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = stop_checkpointing.clone();
         std::thread::Builder::new()
-            .name("evalmint-sqlite-writer".into())
-            .spawn(move || writer.run(receiver))
+            .name("sqlite-writer".into())
+            .spawn(move || {
+                writer.run(receiver);
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            })
+            .map_err(internal)?;
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || checkpoint_until(&checkpointer, &stop_checkpointing))
             .map_err(internal)?;
 
         Ok(SqliteStore {
@@ -153,6 +164,27 @@ impl SqliteStore {
         .await
         .map_err(internal)?
     }
+}
+
+/// Copies the WAL back into the database every half second, off the writer's path. When the WAL
+/// has grown past 64 MiB it also resets it (when no reader needs it) so it cannot grow without
+/// bound. Stops once the writer has stopped.
+fn checkpoint_until(conn: &Connection, writer_stopped: &std::sync::atomic::AtomicBool) {
+    const WAL_RESET_PAGES: i64 = 16_384;
+    while !writer_stopped.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        });
+        match result {
+            Ok((wal_pages, _)) if wal_pages > WAL_RESET_PAGES => {
+                let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+        }
+    }
+    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
 }
 
 /// Read connections, opened on demand and kept up to `max_idle`.

@@ -30,6 +30,15 @@ pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// The writer's connection additionally keeps a larger page cache and leaves checkpointing to
+/// the checkpointer thread, so a commit never pays for copying the WAL into the database.
+pub(crate) fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
+    configure(conn)?;
+    conn.pragma_update(None, "cache_size", -65_536)?;
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

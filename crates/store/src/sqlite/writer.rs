@@ -231,6 +231,13 @@ fn ingest(
          WHERE tenant = ?1 AND span_id = ?2 AND investigation_id IS NULL",
     )?;
 
+    // Span-only feedback waiting for its trace is rare; skip the per-span join when there is none.
+    let feedback_awaits_trace: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM feedback WHERE tenant = ?1 AND investigation_id IS NULL)",
+        )?
+        .query_row([tenant.as_str()], |r| r.get(0))?;
+
     let mut traces: HashSet<TraceId> = HashSet::new();
     let steps_written = batch.steps.len();
     for (trace_id, mut step) in batch.steps {
@@ -250,11 +257,13 @@ fn ingest(
             inline,
             blob
         ])?;
-        join_waiting_feedback.execute(params![
-            tenant.as_str(),
-            &step.span_id.as_bytes()[..],
-            &trace_id.as_bytes()[..]
-        ])?;
+        if feedback_awaits_trace {
+            join_waiting_feedback.execute(params![
+                tenant.as_str(),
+                &step.span_id.as_bytes()[..],
+                &trace_id.as_bytes()[..]
+            ])?;
+        }
         if traces.insert(trace_id) {
             touch_investigation.execute(params![tenant.as_str(), &trace_id.as_bytes()[..], now])?;
         }
