@@ -7,12 +7,17 @@ mod auth;
 mod feedback;
 mod ids;
 mod investigation;
+mod label;
 
 pub use auth::{Scope, ScopeSet};
 pub use feedback::{
     Feedback, FeedbackOrigin, FeedbackSubmission, FieldError, ValidFeedback, Verdict,
 };
 pub use ids::{FeedbackId, IdError, SpanId, TenantId, TraceId};
+pub use label::{
+    CandidateLabel, CaptureStatus, Category, GroundTruth, Provenance, QueryOrigin, Route, Score,
+    Scores, Segment, SnapshotQuery,
+};
 pub use investigation::{
     AgentInfo, Investigation, SignalSource, Step, StepKind, StepStatus, TimeWindow, ToolCall,
     Trigger, TriggerKind,

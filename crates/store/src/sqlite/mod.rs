@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use self::rows::{feedback_row, internal, nanos, timestamp};
-use self::writer::{Command, Writer};
+use self::writer::{Command, WriteContext, Writer};
 use crate::{
     ApiKey, BlobStore, Clock, FeedbackReceipt, IngestBatch, IngestReceipt, NewApiKey, Result,
     Store, StoreError, SystemClock,
@@ -124,26 +124,29 @@ impl SqliteStore {
 
     /// Queues a write without waiting for room: a full queue is `Busy`, which callers turn into
     /// back-pressure (HTTP 429) instead of unbounded buffering.
-    async fn write<T>(
+    async fn write<T: Send + 'static>(
         &self,
-        make: impl FnOnce(oneshot::Sender<Result<T>>) -> Command,
-    ) -> Result<T> {
-        let (reply, answer) = oneshot::channel();
-        self.commands.try_send(make(reply)).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => StoreError::Busy,
-            mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
-        })?;
-        answer.await.map_err(|_| StoreError::Closed)?
-    }
-
-    /// Like [`Self::write`] but waits for room: for operator commands that must not be refused.
-    async fn write_patiently<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<T>>) -> Command,
+        operation: impl FnOnce(&Connection, &mut WriteContext<'_>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let (reply, answer) = oneshot::channel();
         self.commands
-            .send(make(reply))
+            .try_send(Command::new(operation, reply))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => StoreError::Busy,
+                mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
+            })?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Like [`Self::write`] but waits for room: for background work and operator commands, which
+    /// must not be refused.
+    async fn write_patiently<T: Send + 'static>(
+        &self,
+        operation: impl FnOnce(&Connection, &mut WriteContext<'_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::new(operation, reply))
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
@@ -279,12 +282,8 @@ impl Store for SqliteStore {
             return Ok(IngestReceipt::default());
         }
         let tenant = tenant.clone();
-        self.write(|reply| Command::Ingest {
-            tenant,
-            batch,
-            reply,
-        })
-        .await
+        self.write(move |conn, context| writer::ingest(conn, context, &tenant, batch))
+            .await
     }
 
     async fn submit_feedback(
@@ -293,12 +292,8 @@ impl Store for SqliteStore {
         feedback: ValidFeedback,
     ) -> Result<FeedbackReceipt> {
         let tenant = tenant.clone();
-        self.write(|reply| Command::Feedback {
-            tenant,
-            feedback,
-            reply,
-        })
-        .await
+        self.write(move |conn, context| writer::insert_feedback(conn, &tenant, feedback, context.now))
+            .await
     }
 
     async fn feedback(&self, tenant: &TenantId, id: FeedbackId) -> Result<Option<Feedback>> {
@@ -358,12 +353,8 @@ impl Store for SqliteStore {
             created_at: self.clock.now(),
         };
         let secret_sha256 = secret_hash(secret);
-        self.write_patiently(|reply| Command::InsertKey {
-            key,
-            secret_sha256,
-            reply,
-        })
-        .await?;
+        self.write_patiently(move |conn, _| writer::insert_key(conn, key, &secret_sha256))
+            .await?;
         self.authenticate(secret)
             .await?
             .ok_or_else(|| StoreError::Internal("a key just written cannot be read".into()))
@@ -409,9 +400,8 @@ impl Store for SqliteStore {
 
     async fn expire_investigations(&self, cutoff: Timestamp) -> Result<u64> {
         let cutoff_nanos = nanos(cutoff);
-        self.write_patiently(|reply| Command::Expire {
-            cutoff_nanos,
-            reply,
+        self.write_patiently(move |conn, context| {
+            writer::expire(conn, cutoff_nanos, &mut context.released_blobs)
         })
         .await
     }

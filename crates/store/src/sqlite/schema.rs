@@ -3,10 +3,16 @@
 use rusqlite::Connection;
 
 /// Every migration, in order; the index plus one is the schema version it produces.
-pub(crate) const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_init.sql",
-    include_str!("../../migrations/0001_init.sql"),
-)];
+pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_init.sql",
+        include_str!("../../migrations/0001_init.sql"),
+    ),
+    (
+        "0002_label_pipeline.sql",
+        include_str!("../../migrations/0002_label_pipeline.sql"),
+    ),
+];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;

@@ -17,35 +17,50 @@ use crate::{
 /// Commands per group commit, at most.
 const MAX_GROUP: usize = 512;
 
-pub(crate) enum Command {
-    Ingest {
-        tenant: TenantId,
-        batch: IngestBatch,
-        reply: oneshot::Sender<Result<IngestReceipt>>,
-    },
-    Feedback {
-        tenant: TenantId,
-        feedback: ValidFeedback,
-        reply: oneshot::Sender<Result<FeedbackReceipt>>,
-    },
-    InsertKey {
-        key: ApiKey,
-        secret_sha256: Vec<u8>,
-        reply: oneshot::Sender<Result<ApiKey>>,
-    },
-    Expire {
-        cutoff_nanos: i64,
-        reply: oneshot::Sender<Result<u64>>,
-    },
+/// What a write may use besides its connection.
+pub(crate) struct WriteContext<'a> {
+    pub blobs: &'a BlobStore,
+    pub now: i64,
+    pub inline_result_max: usize,
+    /// Blobs that may have lost their last reference; checked after the commit.
+    pub released_blobs: Vec<String>,
 }
 
 /// Sends the command's result once the group's commit outcome is known.
 type Finish = Box<dyn FnOnce(Result<()>) + Send>;
 
-fn finish<T: Send + 'static>(reply: oneshot::Sender<Result<T>>, outcome: Result<T>) -> Finish {
-    Box::new(move |commit| {
-        let _ = reply.send(commit.and(outcome));
-    })
+/// One queued write. It is called once: with the connection and context to apply itself (returning
+/// whether to keep its writes and how to report), or with the error that prevented that.
+#[allow(clippy::type_complexity)]
+pub(crate) struct Command(
+    Box<
+        dyn for<'c, 'b> FnOnce(Result<(&'c Connection, &'c mut WriteContext<'b>)>) -> Option<(bool, Finish)>
+            + Send,
+    >,
+);
+
+impl Command {
+    /// A write that runs `operation` inside its own savepoint and replies on `reply` after the
+    /// group commit.
+    pub(crate) fn new<T: Send + 'static>(
+        operation: impl FnOnce(&Connection, &mut WriteContext<'_>) -> Result<T> + Send + 'static,
+        reply: oneshot::Sender<Result<T>>,
+    ) -> Self {
+        Command(Box::new(move |ready| match ready {
+            Ok((conn, context)) => {
+                let outcome = operation(conn, context);
+                let keep = outcome.is_ok();
+                let finish: Finish = Box::new(move |commit| {
+                    let _ = reply.send(commit.and(outcome));
+                });
+                Some((keep, finish))
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                None
+            }
+        }))
+    }
 }
 
 pub(crate) struct Writer {
@@ -71,39 +86,36 @@ impl Writer {
     }
 
     fn commit_group(&mut self, group: Vec<Command>) {
-        let mut tx = match self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-        {
+        let mut tx = match self.conn.transaction_with_behavior(TransactionBehavior::Immediate) {
             Ok(tx) => tx,
             Err(e) => {
                 tracing::error!(error = %e, "could not begin a write transaction");
                 let err = internal(e);
                 for command in group {
-                    fail(command, &err);
+                    (command.0)(Err(clone_err(&err)));
                 }
                 return;
             }
         };
+        let mut context = WriteContext {
+            blobs: &self.blobs,
+            now: nanos(self.clock.now()),
+            inline_result_max: self.inline_result_max,
+            released_blobs: Vec::new(),
+        };
         let mut finishes = Vec::with_capacity(group.len());
-        let mut expired_blobs = Vec::new();
         for command in group {
             let mut savepoint = match tx.savepoint() {
                 Ok(sp) => sp,
                 Err(e) => {
-                    fail(command, &internal(e));
+                    (command.0)(Err(internal(e)));
                     continue;
                 }
             };
-            let (outcome_ok, done) = apply(
-                &savepoint,
-                command,
-                &self.blobs,
-                self.clock.as_ref(),
-                self.inline_result_max,
-                &mut expired_blobs,
-            );
-            if outcome_ok {
+            let Some((keep, done)) = (command.0)(Ok((&savepoint, &mut context))) else {
+                continue;
+            };
+            if keep {
                 if let Err(e) = savepoint.commit() {
                     done(Err(internal(e)));
                     continue;
@@ -113,19 +125,20 @@ impl Writer {
             }
             finishes.push(done);
         }
+        let released = std::mem::take(&mut context.released_blobs);
         let commit = tx.commit().map_err(|e| {
             tracing::error!(error = %e, "group commit failed");
             internal(e)
         });
         if commit.is_ok() {
-            self.collect_garbage(&expired_blobs);
+            self.collect_garbage(&released);
         }
         for done in finishes {
             done(commit.as_ref().map(|_| ()).map_err(clone_err));
         }
     }
 
-    /// Removes blobs that no step references any more. Runs on the writer, so no write can add a
+    /// Removes blobs that no row references any more. Runs on the writer, so no write can add a
     /// reference between the check and the removal.
     fn collect_garbage(&self, digests: &[String]) {
         for digest in digests {
@@ -155,69 +168,13 @@ fn clone_err(e: &StoreError) -> StoreError {
     }
 }
 
-fn fail(command: Command, err: &StoreError) {
-    let err = clone_err(err);
-    match command {
-        Command::Ingest { reply, .. } => drop(reply.send(Err(err))),
-        Command::Feedback { reply, .. } => drop(reply.send(Err(err))),
-        Command::InsertKey { reply, .. } => drop(reply.send(Err(err))),
-        Command::Expire { reply, .. } => drop(reply.send(Err(err))),
-    }
-}
-
-/// Applies one command inside its savepoint; returns whether to keep its writes.
-fn apply(
+pub(crate) fn ingest(
     conn: &Connection,
-    command: Command,
-    blobs: &BlobStore,
-    clock: &dyn Clock,
-    inline_result_max: usize,
-    expired_blobs: &mut Vec<String>,
-) -> (bool, Finish) {
-    let now = nanos(clock.now());
-    match command {
-        Command::Ingest {
-            tenant,
-            batch,
-            reply,
-        } => {
-            let outcome = ingest(conn, &tenant, batch, now, blobs, inline_result_max);
-            (outcome.is_ok(), finish(reply, outcome))
-        }
-        Command::Feedback {
-            tenant,
-            feedback,
-            reply,
-        } => {
-            let outcome = insert_feedback(conn, &tenant, feedback, now);
-            (outcome.is_ok(), finish(reply, outcome))
-        }
-        Command::InsertKey {
-            key,
-            secret_sha256,
-            reply,
-        } => {
-            let outcome = insert_key(conn, key, &secret_sha256);
-            (outcome.is_ok(), finish(reply, outcome))
-        }
-        Command::Expire {
-            cutoff_nanos,
-            reply,
-        } => {
-            let outcome = expire(conn, cutoff_nanos, expired_blobs);
-            (outcome.is_ok(), finish(reply, outcome))
-        }
-    }
-}
-
-fn ingest(
-    conn: &Connection,
+    context: &mut WriteContext<'_>,
     tenant: &TenantId,
     batch: IngestBatch,
-    now: i64,
-    blobs: &BlobStore,
-    inline_result_max: usize,
 ) -> Result<IngestReceipt> {
+    let (now, blobs, inline_result_max) = (context.now, context.blobs, context.inline_result_max);
     let mut insert_step = conn.prepare_cached(
         "INSERT OR REPLACE INTO steps (tenant, trace_id, span_id, body, result_inline, result_blob)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -282,7 +239,7 @@ fn ingest(
     })
 }
 
-fn insert_feedback(
+pub(crate) fn insert_feedback(
     conn: &Connection,
     tenant: &TenantId,
     feedback: ValidFeedback,
@@ -344,7 +301,7 @@ fn insert_feedback(
     }))
 }
 
-fn insert_key(conn: &Connection, key: ApiKey, secret_sha256: &[u8]) -> Result<ApiKey> {
+pub(crate) fn insert_key(conn: &Connection, key: ApiKey, secret_sha256: &[u8]) -> Result<ApiKey> {
     let existing = conn
         .query_row(
             "SELECT id FROM api_keys WHERE secret_sha256 = ?1",
@@ -371,7 +328,7 @@ fn insert_key(conn: &Connection, key: ApiKey, secret_sha256: &[u8]) -> Result<Ap
     Ok(key)
 }
 
-fn expire(conn: &Connection, cutoff: i64, expired_blobs: &mut Vec<String>) -> Result<u64> {
+pub(crate) fn expire(conn: &Connection, cutoff: i64, expired_blobs: &mut Vec<String>) -> Result<u64> {
     let mut candidates = conn.prepare(
         "SELECT tenant, trace_id FROM investigations AS i
          WHERE last_seen < ?1
