@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{FeedbackId, TraceId};
+use crate::ids::{FeedbackId, SpanId, TraceId};
 use crate::investigation::{SignalSource, TimeWindow, Trigger};
 use crate::Timestamp;
 
@@ -158,11 +158,17 @@ pub struct SnapshotQuery {
     pub signal: SignalSource,
     pub tool_name: String,
     pub query: String,
+    /// The tool call's arguments, replayed against the source on capture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<TimeWindow>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub entities: Vec<String>,
     pub origin: QueryOrigin,
+    /// The step whose recorded result is the fallback when the source cannot answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<SpanId>,
     /// Capture must happen before this: the earliest expiry of the data the query touches.
     pub deadline: Timestamp,
     pub status: CaptureStatus,

@@ -29,13 +29,17 @@ CREATE TABLE snapshot_queries (
     query_id    TEXT    NOT NULL,
     deadline    INTEGER NOT NULL,
     status      TEXT    NOT NULL,
+    planned_at  INTEGER NOT NULL,
     due_at      INTEGER NOT NULL,
     lease_until INTEGER,
+    result_blob TEXT,
     body        TEXT    NOT NULL,
     PRIMARY KEY (tenant, trace_id, query_id)
 ) WITHOUT ROWID;
--- Earliest deadline first.
+-- Earliest deadline first; `planned_at` serves first-in-first-out for comparison.
 CREATE INDEX snapshot_queries_pending ON snapshot_queries (deadline) WHERE status = 'pending';
+CREATE INDEX snapshot_queries_pending_fifo ON snapshot_queries (planned_at) WHERE status = 'pending';
+CREATE INDEX snapshot_queries_by_blob ON snapshot_queries (result_blob) WHERE result_blob IS NOT NULL;
 
 -- Every drafted version of a candidate label; `current` marks the latest per investigation.
 CREATE TABLE candidates (

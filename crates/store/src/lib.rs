@@ -8,8 +8,8 @@ mod sqlite;
 
 use async_trait::async_trait;
 use evalmint_model::{
-    Feedback, FeedbackId, Investigation, ScopeSet, Step, TenantId, Timestamp, TraceId,
-    ValidFeedback,
+    CandidateLabel, CaptureStatus, Feedback, FeedbackId, Investigation, Route, ScopeSet,
+    SnapshotQuery, Step, TenantId, Timestamp, TraceId, ValidFeedback,
 };
 
 pub use blob::BlobStore;
@@ -127,3 +127,163 @@ pub trait Store: Send + Sync + 'static {
     /// investigation. Returns how many were deleted.
     async fn expire_investigations(&self, cutoff: Timestamp) -> Result<u64>;
 }
+
+/// An investigation whose feedback awaits labelling, claimed by one worker for a lease.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelJob {
+    pub tenant: TenantId,
+    pub trace_id: TraceId,
+    /// Feedback arrivals so far; finishing against an older generation re-queues the job.
+    pub generation: i64,
+    pub attempts: u32,
+    pub first_queued_at: Timestamp,
+}
+
+/// How a label job ended for the feedback of its investigation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelOutcome {
+    /// The candidate (of any route) that now stands for the investigation's feedback, or the
+    /// reason there is none.
+    pub result: std::result::Result<Box<CandidateLabel>, String>,
+    /// Feedback kept out of the candidate, such as feedback whose author opted out of labelling,
+    /// with the reason.
+    pub excluded: Vec<(FeedbackId, String)>,
+}
+
+/// Where one feedback ended in the label pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", content = "detail", rename_all = "snake_case")]
+pub enum FeedbackLabelState {
+    Pending,
+    Candidate(String),
+    NotCandidate(String),
+}
+
+/// One snapshot query to capture, claimed by one worker for a lease.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaptureTask {
+    pub tenant: TenantId,
+    pub trace_id: TraceId,
+    pub query: SnapshotQuery,
+}
+
+/// The result of one capture attempt. `status` `Pending` means "retry at `retry_at`".
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaptureOutcome {
+    pub status: CaptureStatus,
+    pub result: Option<Vec<u8>>,
+    pub truncated: bool,
+    pub error: Option<String>,
+    pub retry_at: Option<Timestamp>,
+}
+
+/// The order in which pending captures are claimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CaptureOrder {
+    /// Earliest deadline first: what evalmint does.
+    #[default]
+    EarliestDeadline,
+    /// First planned, first captured: the baseline EDF is measured against.
+    FirstInFirstOut,
+}
+
+/// A filter over current candidates.
+#[derive(Debug, Clone, Default)]
+pub struct CandidateQuery {
+    pub routes: Vec<Route>,
+    /// Only admitted candidates sampled for audit.
+    pub audit_only: bool,
+    pub limit: usize,
+}
+
+/// Counts over the label pipeline of one tenant.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PipelineStats {
+    pub feedback_pending: u64,
+    pub feedback_candidate: u64,
+    pub feedback_not_candidate: u64,
+    pub candidates_admitted: u64,
+    pub candidates_review: u64,
+    pub candidates_insufficient: u64,
+    pub candidates_audit: u64,
+    pub queries_pending: u64,
+    pub queries_captured: u64,
+    pub queries_recorded: u64,
+    pub queries_expired: u64,
+    pub queries_failed: u64,
+}
+
+/// The label pipeline's durable state: jobs, snapshots and candidates. Kept apart from [`Store`]
+/// so the ingest path's interface stays small; every store implements both.
+#[async_trait]
+pub trait PipelineStore: Send + Sync + 'static {
+    /// Claims due label jobs for `lease`; a crashed worker's jobs become due again after it.
+    async fn claim_label_jobs(
+        &self,
+        lease: jiff::SignedDuration,
+        limit: usize,
+    ) -> Result<Vec<LabelJob>>;
+
+    /// Releases a job to run again at `due_at` (waiting for its trace or its captures).
+    async fn defer_label_job(
+        &self,
+        job: &LabelJob,
+        due_at: Timestamp,
+        error: Option<String>,
+    ) -> Result<()>;
+
+    /// Records the outcome for every feedback of the investigation, atomically with the
+    /// candidate; re-queues the job if feedback arrived meanwhile.
+    async fn finish_label_job(&self, job: &LabelJob, outcome: LabelOutcome) -> Result<()>;
+
+    /// Adds queries to an investigation's snapshot; queries already planned are left as they are.
+    async fn plan_snapshot(
+        &self,
+        tenant: &TenantId,
+        trace_id: TraceId,
+        queries: Vec<SnapshotQuery>,
+    ) -> Result<()>;
+
+    async fn snapshot(&self, tenant: &TenantId, trace_id: TraceId) -> Result<Vec<SnapshotQuery>>;
+
+    /// The frozen result of one snapshot query.
+    async fn snapshot_result(
+        &self,
+        tenant: &TenantId,
+        trace_id: TraceId,
+        query_id: &str,
+    ) -> Result<Option<Vec<u8>>>;
+
+    /// Claims due pending captures for `lease`, in `order`.
+    async fn claim_captures(
+        &self,
+        order: CaptureOrder,
+        lease: jiff::SignedDuration,
+        limit: usize,
+    ) -> Result<Vec<CaptureTask>>;
+
+    /// Stores a capture attempt's outcome; when the investigation has no pending query left,
+    /// its label job becomes due.
+    async fn record_capture(&self, task: CaptureTask, outcome: CaptureOutcome) -> Result<()>;
+
+    async fn candidates(
+        &self,
+        tenant: &TenantId,
+        query: CandidateQuery,
+    ) -> Result<Vec<CandidateLabel>>;
+
+    async fn candidate(&self, tenant: &TenantId, id: &str) -> Result<Option<CandidateLabel>>;
+
+    async fn feedback_label_state(
+        &self,
+        tenant: &TenantId,
+        id: FeedbackId,
+    ) -> Result<Option<FeedbackLabelState>>;
+
+    async fn pipeline_stats(&self, tenant: &TenantId) -> Result<PipelineStats>;
+}
+
+/// Both interfaces at once, for components (the pipeline worker) that need both.
+pub trait FullStore: Store + PipelineStore {}
+
+impl<T: Store + PipelineStore> FullStore for T {}

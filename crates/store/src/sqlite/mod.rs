@@ -1,6 +1,7 @@
 //! The embedded store: SQLite in WAL mode in the data directory, a single writer thread for all
 //! writes and a small pool of read connections, both off the async threads.
 
+mod pipeline;
 mod rows;
 mod schema;
 mod writer;
@@ -20,9 +21,11 @@ use tokio::sync::{mpsc, oneshot};
 use self::rows::{feedback_row, internal, nanos, timestamp};
 use self::writer::{Command, WriteContext, Writer};
 use crate::{
-    ApiKey, BlobStore, Clock, FeedbackReceipt, IngestBatch, IngestReceipt, NewApiKey, Result,
-    Store, StoreError, SystemClock,
+    ApiKey, BlobStore, CandidateQuery, CaptureOrder, CaptureOutcome, CaptureTask, Clock,
+    FeedbackLabelState, FeedbackReceipt, IngestBatch, IngestReceipt, LabelJob, LabelOutcome,
+    NewApiKey, PipelineStats, PipelineStore, Result, Store, StoreError, SystemClock,
 };
+use evalmint_model::{CandidateLabel, SnapshotQuery};
 
 /// Tuning of the embedded store.
 #[derive(Clone)]
@@ -404,5 +407,131 @@ impl Store for SqliteStore {
             writer::expire(conn, cutoff_nanos, &mut context.released_blobs)
         })
         .await
+    }
+}
+
+fn lease_nanos(lease: jiff::SignedDuration) -> i64 {
+    i64::try_from(lease.as_nanos()).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl PipelineStore for SqliteStore {
+    async fn claim_label_jobs(
+        &self,
+        lease: jiff::SignedDuration,
+        limit: usize,
+    ) -> Result<Vec<LabelJob>> {
+        let lease = lease_nanos(lease);
+        self.write_patiently(move |conn, context| {
+            pipeline::claim_label_jobs(conn, context.now, lease, limit)
+        })
+        .await
+    }
+
+    async fn defer_label_job(
+        &self,
+        job: &LabelJob,
+        due_at: Timestamp,
+        error: Option<String>,
+    ) -> Result<()> {
+        let job = job.clone();
+        self.write_patiently(move |conn, context| {
+            pipeline::defer_label_job(conn, &job, context.now, nanos(due_at), error)
+        })
+        .await
+    }
+
+    async fn finish_label_job(&self, job: &LabelJob, outcome: LabelOutcome) -> Result<()> {
+        let job = job.clone();
+        self.write_patiently(move |conn, context| {
+            pipeline::finish_label_job(conn, &job, outcome, context.now)
+        })
+        .await
+    }
+
+    async fn plan_snapshot(
+        &self,
+        tenant: &TenantId,
+        trace_id: TraceId,
+        queries: Vec<SnapshotQuery>,
+    ) -> Result<()> {
+        let tenant = tenant.clone();
+        self.write_patiently(move |conn, context| {
+            pipeline::plan_snapshot(conn, &tenant, trace_id, queries, context.now)
+        })
+        .await
+    }
+
+    async fn snapshot(&self, tenant: &TenantId, trace_id: TraceId) -> Result<Vec<SnapshotQuery>> {
+        let tenant = tenant.clone();
+        self.read(move |conn, _| pipeline::snapshot(conn, &tenant, trace_id))
+            .await
+    }
+
+    async fn snapshot_result(
+        &self,
+        tenant: &TenantId,
+        trace_id: TraceId,
+        query_id: &str,
+    ) -> Result<Option<Vec<u8>>> {
+        let (tenant, query_id) = (tenant.clone(), query_id.to_owned());
+        self.read(move |conn, blobs| {
+            pipeline::snapshot_blob(conn, &tenant, trace_id, &query_id)?
+                .map(|digest| blobs.get(&digest).map_err(internal))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn claim_captures(
+        &self,
+        order: CaptureOrder,
+        lease: jiff::SignedDuration,
+        limit: usize,
+    ) -> Result<Vec<CaptureTask>> {
+        let lease = lease_nanos(lease);
+        self.write_patiently(move |conn, context| {
+            pipeline::claim_captures(conn, order, context.now, lease, limit)
+        })
+        .await
+    }
+
+    async fn record_capture(&self, task: CaptureTask, outcome: CaptureOutcome) -> Result<()> {
+        self.write_patiently(move |conn, context| {
+            pipeline::record_capture(conn, context, task, outcome)
+        })
+        .await
+    }
+
+    async fn candidates(
+        &self,
+        tenant: &TenantId,
+        query: CandidateQuery,
+    ) -> Result<Vec<CandidateLabel>> {
+        let tenant = tenant.clone();
+        self.read(move |conn, _| pipeline::candidates(conn, &tenant, &query))
+            .await
+    }
+
+    async fn candidate(&self, tenant: &TenantId, id: &str) -> Result<Option<CandidateLabel>> {
+        let (tenant, id) = (tenant.clone(), id.to_owned());
+        self.read(move |conn, _| pipeline::candidate(conn, &tenant, &id))
+            .await
+    }
+
+    async fn feedback_label_state(
+        &self,
+        tenant: &TenantId,
+        id: FeedbackId,
+    ) -> Result<Option<FeedbackLabelState>> {
+        let tenant = tenant.clone();
+        self.read(move |conn, _| pipeline::feedback_label_state(conn, &tenant, id))
+            .await
+    }
+
+    async fn pipeline_stats(&self, tenant: &TenantId) -> Result<PipelineStats> {
+        let tenant = tenant.clone();
+        self.read(move |conn, _| pipeline::pipeline_stats(conn, &tenant))
+            .await
     }
 }

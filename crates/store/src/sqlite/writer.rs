@@ -145,7 +145,8 @@ impl Writer {
             let referenced = self
                 .conn
                 .query_row(
-                    "SELECT 1 FROM steps WHERE result_blob = ?1 LIMIT 1",
+                    "SELECT 1 FROM steps WHERE result_blob = ?1
+                     UNION ALL SELECT 1 FROM snapshot_queries WHERE result_blob = ?1 LIMIT 1",
                     [digest],
                     |_| Ok(()),
                 )
@@ -215,14 +216,19 @@ pub(crate) fn ingest(
             blob
         ])?;
         if feedback_awaits_trace {
-            join_waiting_feedback.execute(params![
+            let joined = join_waiting_feedback.execute(params![
                 tenant.as_str(),
                 &step.span_id.as_bytes()[..],
                 &trace_id.as_bytes()[..]
             ])?;
+            if joined > 0 {
+                super::pipeline::enqueue_label_job(conn, tenant, trace_id, now)?;
+            }
         }
         if traces.insert(trace_id) {
             touch_investigation.execute(params![tenant.as_str(), &trace_id.as_bytes()[..], now])?;
+            // Feedback may have been waiting for this trace.
+            super::pipeline::wake_label_job(conn, tenant.as_str(), &trace_id.as_bytes()[..], now)?;
         }
     }
     let mut feedback_created = 0;
@@ -291,6 +297,9 @@ pub(crate) fn insert_feedback(
         body,
         feedback.idempotency_key,
     ])?;
+    if let Some(trace) = joined {
+        super::pipeline::enqueue_label_job(conn, tenant, trace, now)?;
+    }
     let mut served = feedback;
     served.investigation_id = joined;
     Ok(FeedbackReceipt::Created(evalmint_model::Feedback {

@@ -1,0 +1,427 @@
+//! The label pipeline's tables: label jobs, snapshot queries with their captures, candidates.
+
+use evalmint_model::{CandidateLabel, CaptureStatus, FeedbackId, SnapshotQuery, TenantId, TraceId};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::rows::{internal, timestamp};
+use super::writer::WriteContext;
+use crate::{
+    CandidateQuery, CaptureOrder, CaptureOutcome, CaptureTask, FeedbackLabelState, LabelJob,
+    LabelOutcome, PipelineStats, Result, StoreError,
+};
+
+/// Queues (or re-arms) the label job of an investigation that just received feedback.
+pub(crate) fn enqueue_label_job(
+    conn: &Connection,
+    tenant: &TenantId,
+    trace: TraceId,
+    now: i64,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO label_jobs (tenant, trace_id, state, due_at, first_queued_at)
+         VALUES (?1, ?2, 'pending', ?3, ?3)
+         ON CONFLICT (tenant, trace_id) DO UPDATE SET
+             state = 'pending',
+             generation = generation + 1,
+             due_at = min(due_at, excluded.due_at)",
+    )?
+    .execute(params![tenant.as_str(), &trace.as_bytes()[..], now])?;
+    Ok(())
+}
+
+/// Makes a waiting label job due now, e.g. because its trace or its last capture arrived.
+pub(crate) fn wake_label_job(
+    conn: &Connection,
+    tenant: &str,
+    trace: &[u8],
+    now: i64,
+) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE label_jobs SET due_at = ?3
+         WHERE tenant = ?1 AND trace_id = ?2 AND state = 'pending' AND due_at > ?3",
+    )?
+    .execute(params![tenant, trace, now])?;
+    Ok(())
+}
+
+fn trace_of(bytes: &[u8]) -> Result<TraceId> {
+    TraceId::from_bytes(bytes).map_err(internal)
+}
+
+pub(crate) fn claim_label_jobs(
+    conn: &Connection,
+    now: i64,
+    lease_nanos: i64,
+    limit: usize,
+) -> Result<Vec<LabelJob>> {
+    let rows: Vec<(String, Vec<u8>, i64, i64, i64)> = conn
+        .prepare_cached(
+            "SELECT tenant, trace_id, generation, attempts, first_queued_at FROM label_jobs
+             WHERE state = 'pending' AND due_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)
+             ORDER BY due_at LIMIT ?2",
+        )?
+        .query_map(params![now, limit as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut lease = conn.prepare_cached(
+        "UPDATE label_jobs SET lease_until = ?3, attempts = attempts + 1
+         WHERE tenant = ?1 AND trace_id = ?2",
+    )?;
+    let mut jobs = Vec::with_capacity(rows.len());
+    for (tenant, trace, generation, attempts, first_queued_at) in rows {
+        lease.execute(params![tenant, trace, now.saturating_add(lease_nanos)])?;
+        jobs.push(LabelJob {
+            tenant: TenantId::new(&tenant).map_err(internal)?,
+            trace_id: trace_of(&trace)?,
+            generation,
+            attempts: u32::try_from(attempts + 1).unwrap_or(u32::MAX),
+            first_queued_at: timestamp(first_queued_at),
+        });
+    }
+    Ok(jobs)
+}
+
+pub(crate) fn defer_label_job(
+    conn: &Connection,
+    job: &LabelJob,
+    now: i64,
+    due_at: i64,
+    error: Option<String>,
+) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE label_jobs SET
+             due_at = CASE WHEN generation = ?3 THEN ?4 ELSE ?5 END,
+             lease_until = NULL,
+             last_error = ?6
+         WHERE tenant = ?1 AND trace_id = ?2",
+    )?
+    .execute(params![
+        job.tenant.as_str(),
+        &job.trace_id.as_bytes()[..],
+        job.generation,
+        due_at,
+        now,
+        error
+    ])?;
+    Ok(())
+}
+
+pub(crate) fn finish_label_job(
+    conn: &Connection,
+    job: &LabelJob,
+    outcome: LabelOutcome,
+    now: i64,
+) -> Result<()> {
+    let (tenant, trace) = (job.tenant.as_str(), &job.trace_id.as_bytes()[..]);
+    let (state, detail) = match outcome.result {
+        Ok(mut candidate) => {
+            let version: i64 = conn
+                .prepare_cached(
+                    "SELECT COALESCE(MAX(version), 0) + 1 FROM candidates WHERE tenant = ?1 AND trace_id = ?2",
+                )?
+                .query_row(params![tenant, trace], |r| r.get(0))?;
+            candidate.version = u32::try_from(version).unwrap_or(u32::MAX);
+            candidate.id = format!("cand-{}-v{version}", job.trace_id);
+            candidate.created_at = timestamp(now);
+            conn.prepare_cached(
+                "UPDATE candidates SET current = 0 WHERE tenant = ?1 AND trace_id = ?2 AND current = 1",
+            )?
+            .execute(params![tenant, trace])?;
+            conn.prepare_cached(
+                "INSERT INTO candidates (id, tenant, trace_id, version, current, route, audit, created_at, body)
+                 VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                candidate.id,
+                tenant,
+                trace,
+                version,
+                candidate.route.as_str(),
+                candidate.audit,
+                now,
+                serde_json::to_string(&candidate).map_err(internal)?
+            ])?;
+            ("candidate", candidate.id)
+        }
+        Err(reason) => ("not_candidate", reason),
+    };
+    conn.prepare_cached(
+        "UPDATE feedback SET label_state = ?3, label_detail = ?4
+         WHERE tenant = ?1 AND investigation_id = ?2",
+    )?
+    .execute(params![tenant, trace, state, detail])?;
+    let mut exclude = conn.prepare_cached(
+        "UPDATE feedback SET label_state = 'not_candidate', label_detail = ?3
+         WHERE tenant = ?1 AND id = ?2",
+    )?;
+    for (id, reason) in outcome.excluded {
+        exclude.execute(params![tenant, &id.as_uuid().as_bytes()[..], reason])?;
+    }
+    conn.prepare_cached(
+        "UPDATE label_jobs SET
+             state = CASE WHEN generation = ?3 THEN 'done' ELSE 'pending' END,
+             due_at = ?4, lease_until = NULL, last_error = NULL
+         WHERE tenant = ?1 AND trace_id = ?2",
+    )?
+    .execute(params![tenant, trace, job.generation, now])?;
+    Ok(())
+}
+
+pub(crate) fn plan_snapshot(
+    conn: &Connection,
+    tenant: &TenantId,
+    trace: TraceId,
+    queries: Vec<SnapshotQuery>,
+    now: i64,
+) -> Result<()> {
+    let mut insert = conn.prepare_cached(
+        "INSERT OR IGNORE INTO snapshot_queries
+             (tenant, trace_id, query_id, deadline, status, planned_at, due_at, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
+    )?;
+    for query in queries {
+        insert.execute(params![
+            tenant.as_str(),
+            &trace.as_bytes()[..],
+            query.id,
+            super::rows::nanos(query.deadline),
+            query.status.as_str(),
+            now,
+            serde_json::to_string(&query).map_err(internal)?
+        ])?;
+    }
+    Ok(())
+}
+
+pub(crate) fn snapshot(conn: &Connection, tenant: &TenantId, trace: TraceId) -> Result<Vec<SnapshotQuery>> {
+    let bodies: Vec<String> = conn
+        .prepare_cached(
+            "SELECT body FROM snapshot_queries WHERE tenant = ?1 AND trace_id = ?2
+             ORDER BY planned_at, query_id",
+        )?
+        .query_map(params![tenant.as_str(), &trace.as_bytes()[..]], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    bodies
+        .iter()
+        .map(|b| serde_json::from_str(b).map_err(internal))
+        .collect()
+}
+
+pub(crate) fn snapshot_blob(
+    conn: &Connection,
+    tenant: &TenantId,
+    trace: TraceId,
+    query_id: &str,
+) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT result_blob FROM snapshot_queries WHERE tenant = ?1 AND trace_id = ?2 AND query_id = ?3",
+        )?
+        .query_row(params![tenant.as_str(), &trace.as_bytes()[..], query_id], |r| {
+            r.get::<_, Option<String>>(0)
+        })
+        .optional()?
+        .flatten())
+}
+
+pub(crate) fn claim_captures(
+    conn: &Connection,
+    order: CaptureOrder,
+    now: i64,
+    lease_nanos: i64,
+    limit: usize,
+) -> Result<Vec<CaptureTask>> {
+    let sql = match order {
+        CaptureOrder::EarliestDeadline => {
+            "SELECT tenant, trace_id, body FROM snapshot_queries INDEXED BY snapshot_queries_pending
+             WHERE status = 'pending' AND due_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)
+             ORDER BY deadline LIMIT ?2"
+        }
+        CaptureOrder::FirstInFirstOut => {
+            "SELECT tenant, trace_id, body FROM snapshot_queries INDEXED BY snapshot_queries_pending_fifo
+             WHERE status = 'pending' AND due_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)
+             ORDER BY planned_at LIMIT ?2"
+        }
+    };
+    let rows: Vec<(String, Vec<u8>, String)> = conn
+        .prepare_cached(sql)?
+        .query_map(params![now, limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut lease = conn.prepare_cached(
+        "UPDATE snapshot_queries SET lease_until = ?4
+         WHERE tenant = ?1 AND trace_id = ?2 AND query_id = ?3",
+    )?;
+    let mut tasks = Vec::with_capacity(rows.len());
+    for (tenant, trace, body) in rows {
+        let query: SnapshotQuery = serde_json::from_str(&body).map_err(internal)?;
+        lease.execute(params![tenant, trace, query.id, now.saturating_add(lease_nanos)])?;
+        tasks.push(CaptureTask {
+            tenant: TenantId::new(&tenant).map_err(internal)?,
+            trace_id: trace_of(&trace)?,
+            query,
+        });
+    }
+    Ok(tasks)
+}
+
+pub(crate) fn record_capture(
+    conn: &Connection,
+    context: &mut WriteContext<'_>,
+    task: CaptureTask,
+    outcome: CaptureOutcome,
+) -> Result<()> {
+    let now = context.now;
+    let mut query = task.query;
+    let digest = match &outcome.result {
+        Some(bytes) => Some(context.blobs.put(bytes).map_err(internal)?),
+        None => None,
+    };
+    query.status = outcome.status;
+    query.attempts = query.attempts.saturating_add(1);
+    query.last_error = outcome.error;
+    if outcome.status.is_terminal() {
+        query.captured_at = Some(timestamp(now));
+        query.result_digest = digest.clone();
+        query.result_truncated = outcome.truncated;
+    }
+    let due_at = outcome.retry_at.map_or(now, super::rows::nanos);
+    let (tenant, trace) = (task.tenant.as_str(), &task.trace_id.as_bytes()[..]);
+    let changed = conn
+        .prepare_cached(
+            "UPDATE snapshot_queries SET status = ?4, due_at = ?5, lease_until = NULL,
+                 result_blob = COALESCE(?6, result_blob), body = ?7
+             WHERE tenant = ?1 AND trace_id = ?2 AND query_id = ?3 AND status = 'pending'",
+        )?
+        .execute(params![
+            tenant,
+            trace,
+            query.id,
+            query.status.as_str(),
+            due_at,
+            query.result_digest,
+            serde_json::to_string(&query).map_err(internal)?
+        ])?;
+    if changed == 0 {
+        // Another worker finished this query after our lease ran out; its result stands.
+        if let Some(digest) = digest {
+            context.released_blobs.push(digest);
+        }
+        return Ok(());
+    }
+    let pending_left: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM snapshot_queries
+                            WHERE tenant = ?1 AND trace_id = ?2 AND status = 'pending')",
+        )?
+        .query_row(params![tenant, trace], |r| r.get(0))?;
+    if !pending_left {
+        wake_label_job(conn, tenant, trace, now)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn candidates(
+    conn: &Connection,
+    tenant: &TenantId,
+    query: &CandidateQuery,
+) -> Result<Vec<CandidateLabel>> {
+    let mut sql = String::from("SELECT body FROM candidates WHERE tenant = ?1 AND current = 1");
+    let mut values: Vec<String> = vec![tenant.as_str().to_owned()];
+    if !query.routes.is_empty() {
+        let placeholders: Vec<String> = query
+            .routes
+            .iter()
+            .map(|route| {
+                values.push(route.as_str().to_owned());
+                format!("?{}", values.len())
+            })
+            .collect();
+        sql += &format!(" AND route IN ({})", placeholders.join(", "));
+    }
+    if query.audit_only {
+        sql += " AND audit = 1";
+    }
+    sql += &format!(" ORDER BY created_at DESC, id LIMIT {}", query.limit.max(1));
+    let bodies: Vec<String> = conn
+        .prepare(&sql)?
+        .query_map(rusqlite::params_from_iter(values.iter()), |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    bodies
+        .iter()
+        .map(|b| serde_json::from_str(b).map_err(internal))
+        .collect()
+}
+
+pub(crate) fn candidate(conn: &Connection, tenant: &TenantId, id: &str) -> Result<Option<CandidateLabel>> {
+    conn.prepare_cached("SELECT body FROM candidates WHERE tenant = ?1 AND id = ?2")?
+        .query_row(params![tenant.as_str(), id], |r| r.get::<_, String>(0))
+        .optional()?
+        .map(|b| serde_json::from_str(&b).map_err(internal))
+        .transpose()
+}
+
+pub(crate) fn feedback_label_state(
+    conn: &Connection,
+    tenant: &TenantId,
+    id: FeedbackId,
+) -> Result<Option<FeedbackLabelState>> {
+    let row: Option<(String, Option<String>)> = conn
+        .prepare_cached("SELECT label_state, label_detail FROM feedback WHERE tenant = ?1 AND id = ?2")?
+        .query_row(params![tenant.as_str(), &id.as_uuid().as_bytes()[..]], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    row.map(|(state, detail)| match state.as_str() {
+        "pending" => Ok(FeedbackLabelState::Pending),
+        "candidate" => Ok(FeedbackLabelState::Candidate(detail.unwrap_or_default())),
+        "not_candidate" => Ok(FeedbackLabelState::NotCandidate(detail.unwrap_or_default())),
+        other => Err(StoreError::Internal(format!("unknown label state {other:?}"))),
+    })
+    .transpose()
+}
+
+pub(crate) fn pipeline_stats(conn: &Connection, tenant: &TenantId) -> Result<PipelineStats> {
+    let mut stats = PipelineStats::default();
+    let by = |sql: &str, assign: &mut dyn FnMut(&str, u64)| -> Result<()> {
+        let rows: Vec<(String, i64)> = conn
+            .prepare_cached(sql)?
+            .query_map([tenant.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (key, count) in rows {
+            assign(&key, count as u64);
+        }
+        Ok(())
+    };
+    by(
+        "SELECT label_state, count(*) FROM feedback WHERE tenant = ?1 GROUP BY label_state",
+        &mut |state, n| match state {
+            "pending" => stats.feedback_pending = n,
+            "candidate" => stats.feedback_candidate = n,
+            _ => stats.feedback_not_candidate += n,
+        },
+    )?;
+    by(
+        "SELECT route, count(*) FROM candidates WHERE tenant = ?1 AND current = 1 GROUP BY route",
+        &mut |route, n| match route {
+            "admit" => stats.candidates_admitted = n,
+            "review" => stats.candidates_review = n,
+            _ => stats.candidates_insufficient += n,
+        },
+    )?;
+    by(
+        "SELECT 'audit', count(*) FROM candidates WHERE tenant = ?1 AND current = 1 AND audit = 1",
+        &mut |_, n| stats.candidates_audit = n,
+    )?;
+    by(
+        "SELECT status, count(*) FROM snapshot_queries WHERE tenant = ?1 GROUP BY status",
+        &mut |status, n| match CaptureStatus::parse(status) {
+            Some(CaptureStatus::Pending) => stats.queries_pending = n,
+            Some(CaptureStatus::Captured) => stats.queries_captured = n,
+            Some(CaptureStatus::Recorded) => stats.queries_recorded = n,
+            Some(CaptureStatus::Expired) => stats.queries_expired = n,
+            _ => stats.queries_failed += n,
+        },
+    )?;
+    Ok(stats)
+}
