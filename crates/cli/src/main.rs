@@ -2,7 +2,9 @@
 //! exit code in one place.
 
 mod bench;
+mod client;
 mod keys;
+mod labels;
 mod serve;
 mod table;
 
@@ -21,8 +23,16 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the HTTP API: OTLP trace ingest, feedback, investigations.
+    /// Run the HTTP API (OTLP trace ingest, feedback, investigations, labels) and the label
+    /// pipeline.
     Serve(serve::ServeArgs),
+    /// Run only the label pipeline: capture snapshots, draft, score and route candidates.
+    Worker(serve::WorkerArgs),
+    /// Candidate labels on a server: the label set, one label.
+    Labels {
+        #[command(subcommand)]
+        command: labels::LabelsCommand,
+    },
     /// Manage API keys in a data directory (works with the server stopped or running).
     Keys {
         #[command(subcommand)]
@@ -65,6 +75,8 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
+            Command::Worker(args) => serve::worker(args).await,
+            Command::Labels { command } => labels::run(command).await,
             Command::Keys { command } => keys::run(command).await,
             Command::Sim { command } => evalmint_sim::run(command).await,
             Command::Bench { command } => bench::run(command).await,

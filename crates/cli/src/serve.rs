@@ -1,11 +1,15 @@
-//! `evalmint serve`: open the store, make sure an admin key exists, serve until Ctrl-C/SIGTERM.
+//! `evalmint serve` and `evalmint worker`: open the store, make sure an admin key exists, serve the
+//! API and/or run the label pipeline until Ctrl-C/SIGTERM.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use evalmint_server::{AppState, ServerConfig};
-use evalmint_store::{SqliteOptions, SqliteStore, SystemClock};
+use evalmint_pipeline::config::Config;
+use evalmint_pipeline::metrics::PipelineMetrics;
+use evalmint_server::{AppState, Metrics, ServerConfig};
+use evalmint_store::{CaptureOrder, FullStore, SqliteOptions, SqliteStore, SystemClock};
 use tokio_util::sync::CancellationToken;
 
 use crate::DataArgs;
@@ -14,6 +18,8 @@ use crate::DataArgs;
 pub(crate) struct ServeArgs {
     #[command(flatten)]
     data: DataArgs,
+    #[command(flatten)]
+    pipeline: PipelineArgs,
     /// Address to listen on (the OTLP/HTTP port by default).
     #[arg(long, env = "EVALMINT_LISTEN", default_value = "127.0.0.1:4318")]
     listen: SocketAddr,
@@ -27,6 +33,41 @@ pub(crate) struct ServeArgs {
     /// How long investigations without feedback are kept (e.g. 14d, 12h).
     #[arg(long, default_value = "14d", value_parser = parse_retention)]
     retention: jiff::SignedDuration,
+    /// Serve the API only; run the label pipeline elsewhere with `evalmint worker`.
+    #[arg(long)]
+    no_pipeline: bool,
+}
+
+/// Options of the label pipeline, shared by `serve` and `worker`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PipelineArgs {
+    /// Configuration file: telemetry sources, TTLs, thresholds. Defaults to ./evalmint.toml when
+    /// it exists; without one, only results recorded in traces are captured.
+    #[arg(long, env = "EVALMINT_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+impl PipelineArgs {
+    pub(crate) fn load(&self) -> anyhow::Result<Config> {
+        let path = match &self.config {
+            Some(path) => Some(path.clone()),
+            None => Some(PathBuf::from("evalmint.toml")).filter(|p| p.exists()),
+        };
+        match path {
+            Some(path) => {
+                Config::load(&path).with_context(|| format!("loading {}", path.display()))
+            }
+            None => Ok(Config::default()),
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct WorkerArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    pipeline: PipelineArgs,
 }
 
 fn parse_retention(text: &str) -> Result<jiff::SignedDuration, String> {
@@ -61,11 +102,16 @@ pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("{text:?} is out of range"))
 }
 
+fn open_store(dir: &Path) -> anyhow::Result<Arc<SqliteStore>> {
+    let store = SqliteStore::open(dir, SqliteOptions::default())
+        .with_context(|| format!("opening the store in {}", dir.display()))?;
+    Ok(Arc::new(store))
+}
+
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let data_dir = args.data.dir;
-    let store = SqliteStore::open(&data_dir, SqliteOptions::default())
-        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
-    let store: Arc<dyn evalmint_store::Store> = Arc::new(store);
+    let pipeline_config = Arc::new(args.pipeline.load()?);
+    let store = open_store(&data_dir)?;
 
     if let Some(secret) =
         evalmint_server::bootstrap_admin_key(store.as_ref(), args.admin_key.as_deref()).await?
@@ -102,9 +148,44 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    let state = AppState::new(store, config);
+    let mut metrics = Metrics::default();
+    let pipeline_metrics = Arc::new(PipelineMetrics::default());
+    pipeline_metrics.register(metrics.registry_mut());
+    let mut pipeline = (!args.no_pipeline).then(|| {
+        evalmint_pipeline::worker::start(
+            store.clone() as Arc<dyn FullStore>,
+            pipeline_config,
+            Arc::new(SystemClock),
+            pipeline_metrics,
+            CaptureOrder::EarliestDeadline,
+            shutdown.clone(),
+        )
+    });
+    let state = AppState::with_metrics(store.clone(), store, config, metrics);
     evalmint_server::serve(listener, state, Arc::new(SystemClock), shutdown).await?;
+    if let Some(tasks) = pipeline.as_mut() {
+        while tasks.join_next().await.is_some() {}
+    }
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// `evalmint worker`: the label pipeline without the HTTP API.
+pub(crate) async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
+    let config = Arc::new(args.pipeline.load()?);
+    let store = open_store(&args.data.dir)?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    eprintln!("evalmint worker running on {}", args.data.dir.display());
+    let mut tasks = evalmint_pipeline::worker::start(
+        store as Arc<dyn FullStore>,
+        config,
+        Arc::new(SystemClock),
+        Arc::new(PipelineMetrics::default()),
+        CaptureOrder::EarliestDeadline,
+        shutdown,
+    );
+    while tasks.join_next().await.is_some() {}
     Ok(())
 }
 

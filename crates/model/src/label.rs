@@ -3,9 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::Timestamp;
 use crate::ids::{FeedbackId, SpanId, TraceId};
 use crate::investigation::{SignalSource, TimeWindow, Trigger};
-use crate::Timestamp;
 
 /// The root-cause taxonomy. Names are stable: they appear in labels, segments and reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

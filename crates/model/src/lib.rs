@@ -14,13 +14,13 @@ pub use feedback::{
     Feedback, FeedbackOrigin, FeedbackSubmission, FieldError, ValidFeedback, Verdict,
 };
 pub use ids::{FeedbackId, IdError, SpanId, TenantId, TraceId};
-pub use label::{
-    CandidateLabel, CaptureStatus, Category, GroundTruth, Provenance, QueryOrigin, Route, Score,
-    Scores, Segment, SnapshotQuery,
-};
 pub use investigation::{
     AgentInfo, Investigation, SignalSource, Step, StepKind, StepStatus, TimeWindow, ToolCall,
     Trigger, TriggerKind,
+};
+pub use label::{
+    CandidateLabel, CaptureStatus, Category, GroundTruth, Provenance, QueryOrigin, Route, Score,
+    Scores, Segment, SnapshotQuery,
 };
 
 /// A point in time with nanosecond precision, UTC.

@@ -19,7 +19,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use evalmint_model::{ScopeSet, TenantId};
-use evalmint_store::{Clock, Store};
+use evalmint_store::{Clock, PipelineStore, Store};
 use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
@@ -52,17 +52,30 @@ impl Default for ServerConfig {
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// The label pipeline's state (usually the same store object).
+    pub labels: Arc<dyn PipelineStore>,
     pub config: Arc<ServerConfig>,
     pub metrics: Arc<Metrics>,
     keys: Arc<auth::KeyCache>,
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> Self {
+    pub fn new(store: Arc<dyn evalmint_store::FullStore>, config: ServerConfig) -> Self {
+        Self::with_metrics(store.clone(), store, config, Metrics::default())
+    }
+
+    /// With a metrics registry that other components (the pipeline) have registered into.
+    pub fn with_metrics(
+        store: Arc<dyn Store>,
+        labels: Arc<dyn PipelineStore>,
+        config: ServerConfig,
+        metrics: Metrics,
+    ) -> Self {
         AppState {
             store,
+            labels,
             config: Arc::new(config),
-            metrics: Arc::new(Metrics::default()),
+            metrics: Arc::new(metrics),
             keys: Arc::default(),
         }
     }
@@ -70,7 +83,7 @@ impl AppState {
 
 /// The whole API as a router.
 pub fn app(state: AppState) -> Router {
-    use routes::{feedback, investigations, keys, ops, otlp};
+    use routes::{feedback, investigations, keys, labels, ops, otlp};
     Router::new()
         .route("/v1/traces", post(otlp::export))
         .route("/api/v1/investigations", post(investigations::create))
@@ -78,6 +91,9 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/feedback", post(feedback::submit))
         .route("/api/v1/feedback/{id}", get(feedback::show))
         .route("/api/v1/keys", post(keys::create))
+        .route("/api/v1/labels", get(labels::list))
+        .route("/api/v1/labels/{id}", get(labels::show))
+        .route("/api/v1/review", get(labels::review_queue))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .fallback(|| async { ApiError::NotFound("route") })

@@ -84,6 +84,11 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The registry, for other components to register their metrics before serving starts.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
     pub(crate) fn request(&self, route: &str, status: u16) {
         self.requests
             .get_or_create(&RouteLabels {

@@ -40,6 +40,7 @@ fn fixture_protobuf() -> Vec<u8> {
 struct Harness {
     router: Router,
     store: Arc<dyn Store>,
+    labels: Arc<SqliteStore>,
     admin: String,
     _dir: tempfile::TempDir,
 }
@@ -51,11 +52,12 @@ impl Harness {
 
     async fn with_config(config: ServerConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+        let sqlite = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+        let store: Arc<dyn Store> = sqlite.clone();
         let admin = key(&store, "acme", "admin").await;
         Harness {
-            router: app(AppState::new(store.clone(), config)),
+            router: app(AppState::new(sqlite.clone(), config)),
+            labels: sqlite,
             store,
             admin,
             _dir: dir,
@@ -664,9 +666,11 @@ impl Store for SaturatedStore {
 #[tokio::test]
 async fn a_saturated_write_path_answers_429_with_retry_after() {
     let h = Harness::new().await;
-    let router = app(AppState::new(
+    let router = app(AppState::with_metrics(
         Arc::new(SaturatedStore(h.store.clone())),
+        h.labels.clone(),
         ServerConfig::default(),
+        evalmint_server::Metrics::default(),
     ));
     for request in [
         post(

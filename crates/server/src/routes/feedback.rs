@@ -77,5 +77,12 @@ pub(crate) async fn show(
         .feedback(caller.tenant(), id)
         .await?
         .ok_or(ApiError::NotFound("feedback"))?;
-    Ok(Json(feedback))
+    let label = state
+        .labels
+        .feedback_label_state(caller.tenant(), id)
+        .await?;
+    let mut body =
+        serde_json::to_value(&feedback).map_err(|e| ApiError::Internal(e.to_string()))?;
+    body["label"] = serde_json::to_value(label).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(body))
 }

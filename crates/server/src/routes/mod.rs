@@ -3,6 +3,7 @@
 pub(crate) mod feedback;
 pub(crate) mod investigations;
 pub(crate) mod keys;
+pub(crate) mod labels;
 pub(crate) mod ops;
 pub(crate) mod otlp;
 

@@ -295,8 +295,10 @@ impl Store for SqliteStore {
         feedback: ValidFeedback,
     ) -> Result<FeedbackReceipt> {
         let tenant = tenant.clone();
-        self.write(move |conn, context| writer::insert_feedback(conn, &tenant, feedback, context.now))
-            .await
+        self.write(move |conn, context| {
+            writer::insert_feedback(conn, &tenant, feedback, context.now)
+        })
+        .await
     }
 
     async fn feedback(&self, tenant: &TenantId, id: FeedbackId) -> Result<Option<Feedback>> {

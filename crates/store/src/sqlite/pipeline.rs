@@ -1,7 +1,7 @@
 //! The label pipeline's tables: label jobs, snapshot queries with their captures, candidates.
 
 use evalmint_model::{CandidateLabel, CaptureStatus, FeedbackId, SnapshotQuery, TenantId, TraceId};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::rows::{internal, timestamp};
 use super::writer::WriteContext;
@@ -194,13 +194,19 @@ pub(crate) fn plan_snapshot(
     Ok(())
 }
 
-pub(crate) fn snapshot(conn: &Connection, tenant: &TenantId, trace: TraceId) -> Result<Vec<SnapshotQuery>> {
+pub(crate) fn snapshot(
+    conn: &Connection,
+    tenant: &TenantId,
+    trace: TraceId,
+) -> Result<Vec<SnapshotQuery>> {
     let bodies: Vec<String> = conn
         .prepare_cached(
             "SELECT body FROM snapshot_queries WHERE tenant = ?1 AND trace_id = ?2
              ORDER BY planned_at, query_id",
         )?
-        .query_map(params![tenant.as_str(), &trace.as_bytes()[..]], |r| r.get(0))?
+        .query_map(params![tenant.as_str(), &trace.as_bytes()[..]], |r| {
+            r.get(0)
+        })?
         .collect::<rusqlite::Result<_>>()?;
     bodies
         .iter()
@@ -246,7 +252,9 @@ pub(crate) fn claim_captures(
     };
     let rows: Vec<(String, Vec<u8>, String)> = conn
         .prepare_cached(sql)?
-        .query_map(params![now, limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .query_map(params![now, limit as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
         .collect::<rusqlite::Result<_>>()?;
     let mut lease = conn.prepare_cached(
         "UPDATE snapshot_queries SET lease_until = ?4
@@ -255,7 +263,12 @@ pub(crate) fn claim_captures(
     let mut tasks = Vec::with_capacity(rows.len());
     for (tenant, trace, body) in rows {
         let query: SnapshotQuery = serde_json::from_str(&body).map_err(internal)?;
-        lease.execute(params![tenant, trace, query.id, now.saturating_add(lease_nanos)])?;
+        lease.execute(params![
+            tenant,
+            trace,
+            query.id,
+            now.saturating_add(lease_nanos)
+        ])?;
         tasks.push(CaptureTask {
             tenant: TenantId::new(&tenant).map_err(internal)?,
             trace_id: trace_of(&trace)?,
@@ -353,7 +366,11 @@ pub(crate) fn candidates(
         .collect()
 }
 
-pub(crate) fn candidate(conn: &Connection, tenant: &TenantId, id: &str) -> Result<Option<CandidateLabel>> {
+pub(crate) fn candidate(
+    conn: &Connection,
+    tenant: &TenantId,
+    id: &str,
+) -> Result<Option<CandidateLabel>> {
     conn.prepare_cached("SELECT body FROM candidates WHERE tenant = ?1 AND id = ?2")?
         .query_row(params![tenant.as_str(), id], |r| r.get::<_, String>(0))
         .optional()?
@@ -367,16 +384,21 @@ pub(crate) fn feedback_label_state(
     id: FeedbackId,
 ) -> Result<Option<FeedbackLabelState>> {
     let row: Option<(String, Option<String>)> = conn
-        .prepare_cached("SELECT label_state, label_detail FROM feedback WHERE tenant = ?1 AND id = ?2")?
-        .query_row(params![tenant.as_str(), &id.as_uuid().as_bytes()[..]], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .prepare_cached(
+            "SELECT label_state, label_detail FROM feedback WHERE tenant = ?1 AND id = ?2",
+        )?
+        .query_row(
+            params![tenant.as_str(), &id.as_uuid().as_bytes()[..]],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()?;
     row.map(|(state, detail)| match state.as_str() {
         "pending" => Ok(FeedbackLabelState::Pending),
         "candidate" => Ok(FeedbackLabelState::Candidate(detail.unwrap_or_default())),
         "not_candidate" => Ok(FeedbackLabelState::NotCandidate(detail.unwrap_or_default())),
-        other => Err(StoreError::Internal(format!("unknown label state {other:?}"))),
+        other => Err(StoreError::Internal(format!(
+            "unknown label state {other:?}"
+        ))),
     })
     .transpose()
 }

@@ -34,7 +34,9 @@ type Finish = Box<dyn FnOnce(Result<()>) + Send>;
 #[allow(clippy::type_complexity)]
 pub(crate) struct Command(
     Box<
-        dyn for<'c, 'b> FnOnce(Result<(&'c Connection, &'c mut WriteContext<'b>)>) -> Option<(bool, Finish)>
+        dyn for<'c, 'b> FnOnce(
+                Result<(&'c Connection, &'c mut WriteContext<'b>)>,
+            ) -> Option<(bool, Finish)>
             + Send,
     >,
 );
@@ -86,7 +88,10 @@ impl Writer {
     }
 
     fn commit_group(&mut self, group: Vec<Command>) {
-        let mut tx = match self.conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        let mut tx = match self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+        {
             Ok(tx) => tx,
             Err(e) => {
                 tracing::error!(error = %e, "could not begin a write transaction");
@@ -337,7 +342,11 @@ pub(crate) fn insert_key(conn: &Connection, key: ApiKey, secret_sha256: &[u8]) -
     Ok(key)
 }
 
-pub(crate) fn expire(conn: &Connection, cutoff: i64, expired_blobs: &mut Vec<String>) -> Result<u64> {
+pub(crate) fn expire(
+    conn: &Connection,
+    cutoff: i64,
+    expired_blobs: &mut Vec<String>,
+) -> Result<u64> {
     let mut candidates = conn.prepare(
         "SELECT tenant, trace_id FROM investigations AS i
          WHERE last_seen < ?1

@@ -1,0 +1,417 @@
+//! `evalmint.toml`: telemetry sources with their retention, and the pipeline's thresholds. Parsed
+//! strictly (unknown keys are errors) and validated in one place that reports every problem with
+//! its key.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use evalmint_model::{SignalSource, TenantId};
+use jiff::SignedDuration;
+use serde::Deserialize;
+
+/// How a source is queried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Connector {
+    /// The result recorded in the trace; nothing is re-run.
+    Recorded,
+    /// The Prometheus HTTP API (`/api/v1/query_range`) at `endpoint`.
+    Prometheus { endpoint: String },
+    /// `GET endpoint` with the tool call's arguments as query parameters, optionally renamed.
+    HttpJson {
+        endpoint: String,
+        rename: BTreeMap<String, String>,
+    },
+}
+
+/// A named telemetry backend the agent queries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    pub name: String,
+    pub signal: SignalSource,
+    pub connector: Connector,
+    /// Data older than this is gone from the source.
+    pub ttl: SignedDuration,
+    /// Tool names that read from this source; empty means "any tool of this signal".
+    pub tools: Vec<String>,
+    /// Captures in flight against this source, at most.
+    pub concurrency: usize,
+}
+
+/// Which tenants' feedback may become labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Labelling {
+    AllTenants,
+    Tenants(Vec<TenantId>),
+}
+
+impl Labelling {
+    pub fn allows(&self, tenant: &TenantId) -> bool {
+        match self {
+            Labelling::AllTenants => true,
+            Labelling::Tenants(list) => list.contains(tenant),
+        }
+    }
+}
+
+/// Minimum score per dimension for admission.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    pub specificity: f64,
+    pub accuracy: f64,
+    pub thoroughness: f64,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub sources: Vec<Source>,
+    pub thresholds: Thresholds,
+    /// Share of admitted candidates also sent to review, to measure admission precision.
+    pub audit_fraction: f64,
+    pub labelling: Labelling,
+    /// How long feedback waits for its trace before it is declared a non-candidate.
+    pub trace_wait: SignedDuration,
+    /// Capture attempts per query before falling back to the recorded result.
+    pub capture_attempts: u32,
+    /// Noise queries added per snapshot, at most.
+    pub noise_queries: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            sources: Vec::new(),
+            thresholds: Thresholds {
+                specificity: 0.6,
+                accuracy: 0.6,
+                thoroughness: 0.5,
+            },
+            audit_fraction: 0.1,
+            labelling: Labelling::AllTenants,
+            trace_wait: SignedDuration::from_hours(1),
+            capture_attempts: 5,
+            noise_queries: 6,
+        }
+    }
+}
+
+impl Config {
+    /// The source a tool call reads: by tool name, then by signal; `None` means only the recorded
+    /// result is available.
+    pub fn source_for(&self, tool_name: &str, signal: SignalSource) -> Option<&Source> {
+        self.sources
+            .iter()
+            .find(|s| s.tools.iter().any(|t| t == tool_name))
+            .or_else(|| {
+                self.sources
+                    .iter()
+                    .find(|s| s.tools.is_empty() && s.signal == signal)
+            })
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            problems: vec![format!("cannot read {}: {e}", path.display())],
+        })?;
+        Self::parse(&text)
+    }
+
+    /// Parses and validates, reporting every problem at once.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+            problems: vec![e.to_string()],
+        })?;
+        raw.validate()
+    }
+}
+
+/// Everything wrong with a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration:\n  {}", problems.join("\n  "))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    sources: Vec<RawSource>,
+    #[serde(default)]
+    pipeline: RawPipeline,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    name: String,
+    signal: String,
+    connector: String,
+    #[serde(default)]
+    endpoint: Option<String>,
+    ttl: String,
+    #[serde(default)]
+    tools: Vec<String>,
+    #[serde(default)]
+    concurrency: Option<usize>,
+    #[serde(default)]
+    rename: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPipeline {
+    specificity: Option<f64>,
+    accuracy: Option<f64>,
+    thoroughness: Option<f64>,
+    audit_fraction: Option<f64>,
+    /// Tenant names, or `["*"]` for all.
+    labelling_tenants: Option<Vec<String>>,
+    trace_wait: Option<String>,
+    capture_attempts: Option<u32>,
+    noise_queries: Option<usize>,
+}
+
+impl RawConfig {
+    fn validate(self) -> Result<Config, ConfigError> {
+        let mut problems = Vec::new();
+        let mut config = Config::default();
+        for (index, raw) in self.sources.into_iter().enumerate() {
+            let key = format!("sources[{index}] ({})", raw.name);
+            if let Some(source) = raw.validate(&key, &mut problems) {
+                if config.sources.iter().any(|s| s.name == source.name) {
+                    problems.push(format!("{key}.name: duplicate source name"));
+                }
+                config.sources.push(source);
+            }
+        }
+        let p = self.pipeline;
+        let mut unit = |key: &str, value: Option<f64>, slot: &mut f64| {
+            if let Some(v) = value {
+                if (0.0..=1.0).contains(&v) {
+                    *slot = v;
+                } else {
+                    problems.push(format!("pipeline.{key}: {v} is outside 0-1"));
+                }
+            }
+        };
+        unit(
+            "specificity",
+            p.specificity,
+            &mut config.thresholds.specificity,
+        );
+        unit("accuracy", p.accuracy, &mut config.thresholds.accuracy);
+        unit(
+            "thoroughness",
+            p.thoroughness,
+            &mut config.thresholds.thoroughness,
+        );
+        unit(
+            "audit_fraction",
+            p.audit_fraction,
+            &mut config.audit_fraction,
+        );
+        if let Some(tenants) = p.labelling_tenants {
+            if tenants.iter().any(|t| t == "*") {
+                config.labelling = Labelling::AllTenants;
+            } else {
+                let mut valid = Vec::new();
+                for t in tenants {
+                    match TenantId::new(&t) {
+                        Ok(id) => valid.push(id),
+                        Err(e) => problems.push(format!("pipeline.labelling_tenants: {t:?}: {e}")),
+                    }
+                }
+                config.labelling = Labelling::Tenants(valid);
+            }
+        }
+        if let Some(wait) = p.trace_wait {
+            match evalmint_model::parse_duration(&wait) {
+                Some(d) if d.is_positive() => config.trace_wait = d,
+                _ => problems.push(format!(
+                    "pipeline.trace_wait: {wait:?} is not a duration like 1h"
+                )),
+            }
+        }
+        if let Some(attempts) = p.capture_attempts {
+            if attempts == 0 {
+                problems.push("pipeline.capture_attempts: must be at least 1".to_owned());
+            } else {
+                config.capture_attempts = attempts;
+            }
+        }
+        if let Some(n) = p.noise_queries {
+            config.noise_queries = n;
+        }
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+}
+
+impl RawSource {
+    fn validate(self, key: &str, problems: &mut Vec<String>) -> Option<Source> {
+        let before = problems.len();
+        if self.name.trim().is_empty() {
+            problems.push(format!("{key}.name: must not be empty"));
+        }
+        let signal = SignalSource::parse(&self.signal).unwrap_or_else(|| {
+            problems.push(format!(
+                "{key}.signal: {:?} is not one of metrics, logs, traces, events, infra",
+                self.signal
+            ));
+            SignalSource::Unknown
+        });
+        let ttl = evalmint_model::parse_duration(&self.ttl)
+            .filter(|d| d.is_positive())
+            .unwrap_or_else(|| {
+                problems.push(format!(
+                    "{key}.ttl: {:?} is not a duration like 15d",
+                    self.ttl
+                ));
+                SignedDuration::ZERO
+            });
+        let mut endpoint = || -> Option<String> {
+            match self.endpoint.as_deref().map(str::trim) {
+                Some(e) if e.starts_with("http://") || e.starts_with("https://") => {
+                    Some(e.trim_end_matches('/').to_owned())
+                }
+                Some(e) => {
+                    problems.push(format!("{key}.endpoint: {e:?} is not an http(s) URL"));
+                    None
+                }
+                None => {
+                    problems.push(format!(
+                        "{key}.endpoint: required for connector {:?}",
+                        self.connector
+                    ));
+                    None
+                }
+            }
+        };
+        let connector = match self.connector.as_str() {
+            "recorded" => Some(Connector::Recorded),
+            "prometheus" => endpoint().map(|endpoint| Connector::Prometheus { endpoint }),
+            "http_json" => endpoint().map(|endpoint| Connector::HttpJson {
+                endpoint,
+                rename: self.rename.clone(),
+            }),
+            other => {
+                problems.push(format!(
+                    "{key}.connector: {other:?} is not one of recorded, prometheus, http_json"
+                ));
+                None
+            }
+        };
+        let concurrency = self.concurrency.unwrap_or(4);
+        if concurrency == 0 {
+            problems.push(format!("{key}.concurrency: must be at least 1"));
+        }
+        if problems.len() > before {
+            return None;
+        }
+        Some(Source {
+            name: self.name,
+            signal,
+            connector: connector?,
+            ttl,
+            tools: self.tools,
+            concurrency,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_file_parses() {
+        let config = Config::parse(
+            r#"
+            [[sources]]
+            name = "prom"
+            signal = "metrics"
+            connector = "prometheus"
+            endpoint = "http://127.0.0.1:9090/"
+            ttl = "15d"
+            tools = ["query_metrics"]
+
+            [[sources]]
+            name = "logs"
+            signal = "logs"
+            connector = "http_json"
+            endpoint = "http://127.0.0.1:9100/api/v1/logs"
+            ttl = "7d"
+            rename = { services = "service" }
+
+            [pipeline]
+            specificity = 0.7
+            audit_fraction = 0.05
+            labelling_tenants = ["acme"]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.sources.len(), 2);
+        assert_eq!(
+            config.sources[0].connector,
+            Connector::Prometheus {
+                endpoint: "http://127.0.0.1:9090".into()
+            }
+        );
+        assert_eq!(config.thresholds.specificity, 0.7);
+        assert!(config.labelling.allows(&TenantId::new("acme").unwrap()));
+        assert!(!config.labelling.allows(&TenantId::new("globex").unwrap()));
+        assert_eq!(
+            config
+                .source_for("query_metrics", SignalSource::Metrics)
+                .unwrap()
+                .name,
+            "prom"
+        );
+        assert_eq!(
+            config
+                .source_for("search_logs", SignalSource::Logs)
+                .unwrap()
+                .name,
+            "logs"
+        );
+        assert!(
+            config
+                .source_for("get_events", SignalSource::Events)
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let error = Config::parse(
+            r#"
+            [[sources]]
+            name = "x"
+            signal = "smoke"
+            connector = "prometheus"
+            ttl = "forever"
+
+            [pipeline]
+            accuracy = 1.5
+            "#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.problems,
+            [
+                "sources[0] (x).signal: \"smoke\" is not one of metrics, logs, traces, events, infra",
+                "sources[0] (x).ttl: \"forever\" is not a duration like 15d",
+                "sources[0] (x).endpoint: required for connector \"prometheus\"",
+                "pipeline.accuracy: 1.5 is outside 0-1",
+            ]
+        );
+        assert!(
+            Config::parse("[pipeline]\nspecifity = 0.5").is_err(),
+            "typos are errors"
+        );
+    }
+}

@@ -1,0 +1,544 @@
+//! What a world snapshot shows about each entity: change points in metric series, error bursts in
+//! logs, deploy/config/infrastructure events, and the topology (kinds and call graph). Read from
+//! the frozen query results by their shape, so any source that answers in the Prometheus matrix
+//! format or with JSON rows of `service`/`message` works.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use evalmint_model::{SignalSource, SnapshotQuery, Timestamp};
+use serde_json::Value;
+
+/// A sustained shift in one metric series of one entity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Anomaly {
+    pub query_id: String,
+    pub metric: String,
+    pub onset: Timestamp,
+    /// Shift in units of the baseline's spread.
+    pub strength: f64,
+    /// Shift relative to the baseline level.
+    pub relative: f64,
+}
+
+/// A log line or event tied to an entity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mention {
+    pub query_id: String,
+    pub at: Option<Timestamp>,
+    /// `error`/`fatal` for logs; the event kind for events.
+    pub kind: String,
+    pub text: String,
+}
+
+/// Everything the snapshot says about one entity.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EntitySignals {
+    pub anomalies: Vec<Anomaly>,
+    pub error_logs: Vec<Mention>,
+    pub events: Vec<Mention>,
+}
+
+impl EntitySignals {
+    /// How strongly the snapshot says something happened here.
+    pub fn strength(&self) -> f64 {
+        let anomaly = self
+            .anomalies
+            .iter()
+            .map(|a| (a.strength / 8.0).min(1.0) * (a.relative.min(2.0) / 2.0 + 0.5))
+            .fold(0.0, f64::max);
+        let logs = (self.error_logs.len() as f64 / 5.0).min(1.0) * 0.6;
+        let events = if self.events.iter().any(|e| {
+            matches!(
+                e.kind.as_str(),
+                "deploy" | "config" | "infra" | "kubernetes"
+            )
+        }) {
+            0.4
+        } else {
+            0.0
+        };
+        anomaly + logs + events
+    }
+
+    /// When trouble started here: the earliest change point or error.
+    pub fn onset(&self) -> Option<Timestamp> {
+        self.anomalies
+            .iter()
+            .map(|a| a.onset)
+            .chain(self.error_logs.iter().filter_map(|m| m.at))
+            .min()
+    }
+
+    pub fn signal_kinds(&self) -> BTreeSet<SignalSource> {
+        let mut kinds = BTreeSet::new();
+        if !self.anomalies.is_empty() {
+            kinds.insert(SignalSource::Metrics);
+        }
+        if !self.error_logs.is_empty() {
+            kinds.insert(SignalSource::Logs);
+        }
+        if !self.events.is_empty() {
+            kinds.insert(SignalSource::Events);
+        }
+        kinds
+    }
+
+    pub fn query_ids(&self) -> BTreeSet<String> {
+        self.anomalies
+            .iter()
+            .map(|a| a.query_id.clone())
+            .chain(self.error_logs.iter().map(|m| m.query_id.clone()))
+            .chain(self.events.iter().map(|m| m.query_id.clone()))
+            .collect()
+    }
+
+    /// All text evidence (log messages, events, metric names), for the category lexicon.
+    pub fn texts(&self) -> impl Iterator<Item = &str> {
+        self.error_logs
+            .iter()
+            .chain(&self.events)
+            .map(|m| m.text.as_str())
+            .chain(self.anomalies.iter().map(|a| a.metric.as_str()))
+    }
+}
+
+/// The entity dictionary and per-entity signals of one snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct Evidence {
+    /// Known entity names (services, datastores, topics, …), lowercase.
+    pub entities: BTreeSet<String>,
+    /// Entity kind from the topology (`frontend`, `service`, `postgres`, `redis`, …).
+    pub kinds: HashMap<String, String>,
+    /// Caller → callees.
+    pub calls: BTreeMap<String, BTreeSet<String>>,
+    pub signals: BTreeMap<String, EntitySignals>,
+    /// Pod or instance name → the entity it belongs to.
+    pods: HashMap<String, String>,
+}
+
+const ENTITY_LABELS: &[&str] = &[
+    "service",
+    "database",
+    "db",
+    "topic",
+    "consumer_group",
+    "consumergroup",
+    "component",
+    "job",
+];
+
+impl Evidence {
+    /// Reads every captured result of the snapshot. `results` pairs each query with its bytes.
+    pub fn extract(
+        results: &[(SnapshotQuery, Option<Vec<u8>>)],
+        extra_entities: &[String],
+    ) -> Self {
+        let mut evidence = Evidence::default();
+        for name in extra_entities {
+            evidence.add_entity(name);
+        }
+        let parsed: Vec<(&SnapshotQuery, Value)> = results
+            .iter()
+            .filter_map(|(q, bytes)| Some((q, serde_json::from_slice(bytes.as_deref()?).ok()?)))
+            .collect();
+        // Topology first, so kinds and pods are known when reading signals.
+        for (_, value) in &parsed {
+            evidence.read_topology(value);
+        }
+        for (query, value) in &parsed {
+            evidence.read_signals(query, value);
+        }
+        evidence
+    }
+
+    fn add_entity(&mut self, name: &str) {
+        let name = name.trim().to_ascii_lowercase();
+        if name.len() >= 2 {
+            self.entities.insert(name);
+        }
+    }
+
+    fn read_topology(&mut self, value: &Value) {
+        visit_objects(value, &mut |object| {
+            let Some(name) = object.get("name").and_then(Value::as_str) else {
+                return;
+            };
+            if !(object.contains_key("calls") || object.contains_key("callers")) {
+                return;
+            }
+            let name = name.to_ascii_lowercase();
+            self.add_entity(&name);
+            if let Some(kind) = object.get("kind").and_then(Value::as_str) {
+                self.kinds.insert(name.clone(), kind.to_ascii_lowercase());
+            }
+            for callee in strings(object.get("calls")) {
+                self.calls
+                    .entry(name.clone())
+                    .or_default()
+                    .insert(callee.to_ascii_lowercase());
+            }
+            for caller in strings(object.get("callers")) {
+                self.calls
+                    .entry(caller.to_ascii_lowercase())
+                    .or_default()
+                    .insert(name.clone());
+            }
+            for pod in strings(object.get("pods")) {
+                self.pods.insert(pod.to_ascii_lowercase(), name.clone());
+            }
+            if let Some(pods) = object.get("pods").and_then(Value::as_array) {
+                for pod in pods
+                    .iter()
+                    .filter_map(|p| p.get("name").and_then(Value::as_str))
+                {
+                    self.pods.insert(pod.to_ascii_lowercase(), name.clone());
+                }
+            }
+            if let Some(consumes) = object.get("consumes").and_then(Value::as_object) {
+                for key in ["topic", "consumer_group"] {
+                    if let Some(v) = consumes.get(key).and_then(Value::as_str) {
+                        self.add_entity(v);
+                    }
+                }
+            }
+        });
+    }
+
+    /// The entity a label value or row names: a known entity, or the owner of a known pod.
+    fn entity_of(&mut self, name: &str) -> String {
+        let name = name.to_ascii_lowercase();
+        if let Some(owner) = self.pods.get(&name) {
+            return owner.clone();
+        }
+        if !self.entities.contains(&name)
+            && let Some(owner) = self
+                .entities
+                .iter()
+                .filter(|e| name.starts_with(&format!("{e}-")))
+                .max_by_key(|e| e.len())
+        {
+            return owner.clone();
+        }
+        self.add_entity(&name);
+        name
+    }
+
+    fn read_signals(&mut self, query: &SnapshotQuery, value: &Value) {
+        let mut series = Vec::new();
+        let mut rows = Vec::new();
+        visit_objects(value, &mut |object| {
+            if let (Some(metric), Some(values)) = (
+                object.get("metric").and_then(Value::as_object),
+                object.get("values").and_then(Value::as_array),
+            ) {
+                series.push((metric.clone(), values.clone()));
+            } else if object.contains_key("service")
+                && (object.contains_key("message") || object.contains_key("kind"))
+            {
+                rows.push(object.clone());
+            }
+        });
+        for (labels, values) in series {
+            let Some(entity_name) = ENTITY_LABELS
+                .iter()
+                .find_map(|l| labels.get(*l).and_then(Value::as_str))
+                .or_else(|| {
+                    ["pod", "instance", "host"]
+                        .iter()
+                        .find_map(|l| labels.get(*l).and_then(Value::as_str))
+                })
+            else {
+                continue;
+            };
+            let entity = self.entity_of(entity_name);
+            let metric = labels
+                .get("__name__")
+                .and_then(Value::as_str)
+                .map_or_else(|| metric_name(&query.query), str::to_owned);
+            let points: Vec<(Timestamp, f64)> = values.iter().filter_map(point).collect();
+            if let Some(mut anomaly) = change_point(&points) {
+                anomaly.query_id = query.id.clone();
+                anomaly.metric = metric;
+                self.signals
+                    .entry(entity)
+                    .or_default()
+                    .anomalies
+                    .push(anomaly);
+            }
+        }
+        for row in rows {
+            let Some(service) = row.get("service").and_then(Value::as_str) else {
+                continue;
+            };
+            let entity = self.entity_of(service);
+            let at = row
+                .get("timestamp")
+                .or_else(|| row.get("time"))
+                .and_then(Value::as_str)
+                .and_then(|t| t.parse().ok());
+            let text = ["message", "reason"]
+                .iter()
+                .filter_map(|k| row.get(*k).and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let signals = self.signals.entry(entity).or_default();
+            if let Some(kind) = row.get("kind").and_then(Value::as_str) {
+                signals.events.push(Mention {
+                    query_id: query.id.clone(),
+                    at,
+                    kind: kind.to_owned(),
+                    text,
+                });
+            } else {
+                let level = row
+                    .get("level")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_ascii_lowercase();
+                if matches!(level.as_str(), "error" | "fatal" | "critical" | "panic") {
+                    signals.error_logs.push(Mention {
+                        query_id: query.id.clone(),
+                        at,
+                        kind: level,
+                        text,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Entities reachable downstream of `from` in the call graph, with their distance.
+    pub fn downstream(&self, from: &str) -> BTreeMap<String, usize> {
+        let mut seen = BTreeMap::new();
+        let mut frontier = vec![from.to_owned()];
+        let mut depth = 0;
+        while !frontier.is_empty() && depth < 12 {
+            depth += 1;
+            let mut next = Vec::new();
+            for node in frontier {
+                for callee in self.calls.get(&node).into_iter().flatten() {
+                    if !seen.contains_key(callee) && callee != from {
+                        seen.insert(callee.clone(), depth);
+                        next.push(callee.clone());
+                    }
+                }
+            }
+            frontier = next;
+        }
+        seen
+    }
+
+    /// A call path from `from` down to `to`, both included, if the topology has one.
+    pub fn path(&self, from: &str, to: &str) -> Option<Vec<String>> {
+        if from == to {
+            return Some(vec![from.to_owned()]);
+        }
+        let mut parent: HashMap<String, String> = HashMap::new();
+        let mut frontier = vec![from.to_owned()];
+        while !frontier.is_empty() {
+            let mut next = Vec::new();
+            for node in frontier {
+                for callee in self.calls.get(&node).into_iter().flatten() {
+                    if callee != from && !parent.contains_key(callee) {
+                        parent.insert(callee.clone(), node.clone());
+                        if callee == to {
+                            let mut path = vec![to.to_owned()];
+                            let mut at = to.to_owned();
+                            while let Some(p) = parent.get(&at) {
+                                path.push(p.clone());
+                                at = p.clone();
+                            }
+                            path.reverse();
+                            return Some(path);
+                        }
+                        next.push(callee.clone());
+                    }
+                }
+            }
+            frontier = next;
+        }
+        None
+    }
+
+    pub fn kind_of(&self, entity: &str) -> Option<&str> {
+        self.kinds.get(entity).map(String::as_str)
+    }
+}
+
+fn strings(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn visit_objects(value: &Value, visit: &mut dyn FnMut(&serde_json::Map<String, Value>)) {
+    match value {
+        Value::Object(map) => {
+            visit(map);
+            for child in map.values() {
+                visit_objects(child, visit);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                visit_objects(item, visit);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `[unix seconds, "value"]`, the Prometheus matrix point.
+fn point(value: &Value) -> Option<(Timestamp, f64)> {
+    let pair = value.as_array()?;
+    let seconds = pair.first()?.as_f64()?;
+    let sample = match pair.get(1)? {
+        Value::String(s) => s.parse().ok()?,
+        other => other.as_f64()?,
+    };
+    let at = Timestamp::from_nanosecond((seconds * 1e9) as i128).ok()?;
+    sample.is_finite().then_some((at, sample))
+}
+
+/// The metric name at the head of a PromQL expression's innermost selector.
+fn metric_name(query: &str) -> String {
+    let selector = query.split(['{', '[']).next().unwrap_or(query);
+    selector
+        .rsplit(|c: char| c == '(' || c.is_whitespace() || c == ',')
+        .find(|s| !s.is_empty())
+        .unwrap_or(query)
+        .trim()
+        .to_owned()
+}
+
+/// The strongest single shift in a series: the split that best separates a stable baseline from
+/// what follows, if it is large against the baseline's own noise and level.
+pub(crate) fn change_point(points: &[(Timestamp, f64)]) -> Option<Anomaly> {
+    const MIN_SIDE: usize = 3;
+    if points.len() < 2 * MIN_SIDE {
+        return None;
+    }
+    let values: Vec<f64> = points.iter().map(|p| p.1).collect();
+    let mut best: Option<(usize, f64, f64)> = None;
+    for split in MIN_SIDE..=values.len() - MIN_SIDE {
+        let (before, after) = values.split_at(split);
+        let (mean_before, spread_before) = mean_and_spread(before);
+        let (mean_after, _) = mean_and_spread(after);
+        let shift = (mean_after - mean_before).abs();
+        let noise = spread_before + 0.02 * mean_before.abs() + 1e-9;
+        let strength = shift / noise;
+        let relative = shift / (mean_before.abs() + 1e-6);
+        if best.is_none_or(|(_, s, _)| strength > s) {
+            best = Some((split, strength, relative));
+        }
+    }
+    let (split, strength, relative) = best?;
+    (strength >= 4.0 && relative >= 0.25).then(|| Anomaly {
+        query_id: String::new(),
+        metric: String::new(),
+        onset: points[split].0,
+        strength,
+        relative,
+    })
+}
+
+fn mean_and_spread(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+    (mean, variance.sqrt())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(values: &[f64]) -> Vec<(Timestamp, f64)> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                (
+                    Timestamp::from_second(1_767_225_600 + 60 * i as i64).unwrap(),
+                    *v,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_step_is_found_at_its_onset_and_noise_is_not() {
+        let step = series(&[1.0, 1.1, 0.9, 1.0, 1.05, 5.0, 5.2, 4.9, 5.1]);
+        let anomaly = change_point(&step).unwrap();
+        assert_eq!(anomaly.onset, step[5].0);
+        let flat = series(&[1.0, 1.1, 0.9, 1.0, 1.05, 0.95, 1.02, 0.98, 1.0]);
+        assert!(change_point(&flat).is_none());
+        assert!(
+            change_point(&series(&[1.0, 9.0])).is_none(),
+            "too short to judge"
+        );
+    }
+
+    #[test]
+    fn topology_and_signals_are_read_from_results_by_shape() {
+        let query = |id: &str| SnapshotQuery {
+            id: id.into(),
+            source_name: "s".into(),
+            signal: SignalSource::Metrics,
+            tool_name: "t".into(),
+            query: "rate(http_errors_total[5m])".into(),
+            arguments: None,
+            window: None,
+            entities: vec![],
+            origin: evalmint_model::QueryOrigin::Agent,
+            step: None,
+            deadline: Timestamp::UNIX_EPOCH,
+            status: evalmint_model::CaptureStatus::Captured,
+            captured_at: None,
+            result_digest: None,
+            result_truncated: false,
+            attempts: 0,
+            last_error: None,
+        };
+        let topology = serde_json::json!({"data": {"services": [
+            {"name": "checkout", "kind": "frontend", "calls": ["payments"], "callers": [], "pods": ["checkout-7f9c"]},
+            {"name": "payments", "kind": "service", "calls": ["payments-db"], "callers": ["checkout"]},
+            {"name": "payments-db", "kind": "postgres", "calls": [], "callers": ["payments"]}
+        ]}});
+        let matrix = serde_json::json!({"status": "success", "data": {"resultType": "matrix", "result": [
+            {"metric": {"pod": "checkout-7f9c"}, "values": [[1767225600, "1"], [1767225660, "1"], [1767225720, "1.1"], [1767225780, "9"], [1767225840, "9"], [1767225900, "9.2"]]}
+        ]}});
+        let logs = serde_json::json!({"data": {"result": [
+            {"timestamp": "2026-01-01T00:03:00Z", "service": "payments-db", "level": "fatal", "message": "FATAL: remaining connection slots are reserved"},
+            {"timestamp": "2026-01-01T00:01:00Z", "service": "payments-db", "level": "info", "message": "checkpoint complete"}
+        ]}});
+        let evidence = Evidence::extract(
+            &[
+                (query("q1"), Some(topology.to_string().into_bytes())),
+                (query("q2"), Some(matrix.to_string().into_bytes())),
+                (query("q3"), Some(logs.to_string().into_bytes())),
+            ],
+            &[],
+        );
+        assert_eq!(evidence.kind_of("payments-db"), Some("postgres"));
+        assert_eq!(
+            evidence.path("checkout", "payments-db").unwrap(),
+            ["checkout", "payments", "payments-db"]
+        );
+        let checkout = &evidence.signals["checkout"];
+        assert_eq!(
+            checkout.anomalies.len(),
+            1,
+            "the pod's series belongs to its service"
+        );
+        assert_eq!(checkout.anomalies[0].metric, "http_errors_total");
+        assert_eq!(evidence.signals["payments-db"].error_logs.len(), 1);
+    }
+}

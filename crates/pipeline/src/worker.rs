@@ -1,0 +1,326 @@
+//! The durable label job runner. A job per investigation with feedback; each run looks at what is
+//! stored and does the next step — plan the snapshot, wait for captures, add noise, then draft,
+//! score and route — so a crash at any point just means the next run picks up where the last one
+//! stopped. Every feedback ends in exactly one candidate or one explicit non-candidate state.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use evalmint_model::{
+    CandidateLabel, Feedback, Investigation, Provenance, QueryOrigin, Route, Segment,
+    SnapshotQuery, Timestamp, Verdict,
+};
+use evalmint_store::{Clock, FullStore, LabelJob, LabelOutcome};
+use jiff::SignedDuration;
+use tokio_util::sync::CancellationToken;
+
+use crate::capture::plan_agent_queries;
+use crate::config::Config;
+use crate::draft::{self, Draft};
+use crate::evidence::Evidence;
+use crate::metrics::PipelineMetrics;
+use crate::{noise, redact, score};
+
+const LEASE: SignedDuration = SignedDuration::from_secs(120);
+const CLAIM_BATCH: usize = 16;
+/// How long a job waiting for captures sleeps unless a finished capture wakes it first.
+const CAPTURE_WAIT: SignedDuration = SignedDuration::from_secs(30);
+
+/// The metadata key with which a user opts one feedback out of label creation.
+pub const OPT_OUT_KEY: &str = "label_opt_out";
+
+/// Runs label jobs until shutdown.
+pub struct LabelWorker {
+    store: Arc<dyn FullStore>,
+    config: Arc<Config>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<PipelineMetrics>,
+    poll: Duration,
+}
+
+/// What one run of a job decided.
+enum Step {
+    Wait(Timestamp, Option<String>),
+    Finish(LabelOutcome),
+}
+
+impl LabelWorker {
+    pub fn new(
+        store: Arc<dyn FullStore>,
+        config: Arc<Config>,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<PipelineMetrics>,
+    ) -> Self {
+        LabelWorker {
+            store,
+            config,
+            clock,
+            metrics,
+            poll: Duration::from_millis(100),
+        }
+    }
+
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            let jobs = match self.store.claim_label_jobs(LEASE, CLAIM_BATCH).await {
+                Ok(jobs) => jobs,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming label jobs failed");
+                    Vec::new()
+                }
+            };
+            if jobs.is_empty() {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(self.poll) => {}
+                }
+                continue;
+            }
+            for job in jobs {
+                self.run_job(&job).await;
+            }
+        }
+    }
+
+    /// Runs one job once and stores its decision; failures are retried with backoff.
+    pub async fn run_job(&self, job: &LabelJob) {
+        let result = match self.step(job).await {
+            Ok(Step::Finish(outcome)) => {
+                if let Ok(candidate) = &outcome.result {
+                    self.metrics.candidate(candidate.route);
+                }
+                self.store.finish_label_job(job, outcome).await
+            }
+            Ok(Step::Wait(until, note)) => self.store.defer_label_job(job, until, note).await,
+            Err(e) => {
+                let backoff = SignedDuration::from_secs(1 << job.attempts.min(6));
+                tracing::warn!(error = %e, trace = %job.trace_id, "label job failed; will retry");
+                self.store
+                    .defer_label_job(job, self.clock.now() + backoff, Some(e.to_string()))
+                    .await
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, trace = %job.trace_id, "could not store a label job's outcome");
+        }
+    }
+
+    async fn step(&self, job: &LabelJob) -> evalmint_store::Result<Step> {
+        let now = self.clock.now();
+        let not_candidate = |reason: &str| {
+            Step::Finish(LabelOutcome {
+                result: Err(reason.to_owned()),
+                excluded: Vec::new(),
+            })
+        };
+        if !self.config.labelling.allows(&job.tenant) {
+            return Ok(not_candidate(
+                "the tenant has not opted in to label creation",
+            ));
+        }
+        let Some(investigation) = self.store.investigation(&job.tenant, job.trace_id).await? else {
+            if now.duration_since(job.first_queued_at) > self.config.trace_wait {
+                return Ok(not_candidate("the investigation's trace never arrived"));
+            }
+            let backoff = SignedDuration::from_millis(250 * (1 << job.attempts.min(7)));
+            return Ok(Step::Wait(
+                now + backoff,
+                Some("waiting for the trace".to_owned()),
+            ));
+        };
+        let (consenting, excluded): (Vec<&Feedback>, Vec<&Feedback>) =
+            investigation.feedback.iter().partition(|f| {
+                f.body.metadata.get(OPT_OUT_KEY) != Some(&serde_json::Value::Bool(true))
+            });
+        let excluded: Vec<_> = excluded
+            .into_iter()
+            .map(|f| (f.id, "the user opted out of label creation".to_owned()))
+            .collect();
+        if consenting.is_empty() {
+            return Ok(Step::Finish(LabelOutcome {
+                result: Err("every feedback opted out of label creation".to_owned()),
+                excluded,
+            }));
+        }
+
+        let snapshot = self.store.snapshot(&job.tenant, job.trace_id).await?;
+        if snapshot.is_empty() {
+            let planned = plan_agent_queries(&self.config, &investigation);
+            if !planned.is_empty() {
+                self.store
+                    .plan_snapshot(&job.tenant, job.trace_id, planned)
+                    .await?;
+                return Ok(Step::Wait(now + CAPTURE_WAIT, Some("capturing".to_owned())));
+            }
+        }
+        if snapshot.iter().any(|q| !q.status.is_terminal()) {
+            return Ok(Step::Wait(now + CAPTURE_WAIT, Some("capturing".to_owned())));
+        }
+        let results = self.results(job, &snapshot).await?;
+        let entities: Vec<String> = investigation
+            .tool_calls()
+            .flat_map(|c| c.entities.iter().cloned())
+            .collect();
+        let evidence = Evidence::extract(&results, &entities);
+
+        let has_noise = snapshot
+            .iter()
+            .any(|q| matches!(q.origin, QueryOrigin::Noise { .. }));
+        if !has_noise && self.config.noise_queries > 0 {
+            let added = noise::expand(&snapshot, &evidence, self.config.noise_queries);
+            if !added.is_empty() {
+                self.store
+                    .plan_snapshot(&job.tenant, job.trace_id, added)
+                    .await?;
+                return Ok(Step::Wait(
+                    now + CAPTURE_WAIT,
+                    Some("capturing noise".to_owned()),
+                ));
+            }
+        }
+
+        let draft = draft::draft(&investigation, &consenting, &evidence);
+        let scores = score::score(&draft, &evidence);
+        let route = score::route(&draft, &scores, &self.config.thresholds);
+        let audit = route == Route::Admit
+            && score::sampled_for_audit(
+                &format!("{}/{}", job.tenant, job.trace_id),
+                self.config.audit_fraction,
+            );
+        let candidate = CandidateLabel {
+            id: String::new(),
+            investigation_id: job.trace_id,
+            version: 0,
+            trigger: investigation.trigger.clone().map(|mut t| {
+                t.text = redact::redact(&t.text).text;
+                t
+            }),
+            ground_truth: draft.ground_truth.clone().map(|mut truth| {
+                truth.statement = redact::redact(&truth.statement).text;
+                for link in &mut truth.causal_chain {
+                    *link = redact::redact(link).text;
+                }
+                truth
+            }),
+            segments: segments(&job.tenant, &investigation, &consenting, &draft),
+            snapshot,
+            scores,
+            route,
+            audit,
+            provenance: Provenance {
+                feedback_ids: consenting.iter().map(|f| f.id).collect(),
+                drafter: draft::DRAFTER.to_owned(),
+                drafter_version: draft::DRAFTER_VERSION.to_owned(),
+                basis: draft.basis.as_str().to_owned(),
+            },
+            created_at: now,
+        };
+        Ok(Step::Finish(LabelOutcome {
+            result: Ok(Box::new(candidate)),
+            excluded,
+        }))
+    }
+
+    async fn results(
+        &self,
+        job: &LabelJob,
+        snapshot: &[SnapshotQuery],
+    ) -> evalmint_store::Result<Vec<(SnapshotQuery, Option<Vec<u8>>)>> {
+        let mut results = Vec::with_capacity(snapshot.len());
+        for query in snapshot {
+            let bytes = if query.status.has_result() {
+                self.store
+                    .snapshot_result(&job.tenant, job.trace_id, &query.id)
+                    .await?
+            } else {
+                None
+            };
+            results.push((query.clone(), bytes));
+        }
+        Ok(results)
+    }
+}
+
+fn segments(
+    tenant: &evalmint_model::TenantId,
+    investigation: &Investigation,
+    feedback: &[&Feedback],
+    draft: &Draft,
+) -> Vec<Segment> {
+    let mut segments = vec![Segment {
+        facet: "tenant".into(),
+        value: tenant.to_string(),
+    }];
+    let mut push = |facet: &str, value: String| {
+        segments.push(Segment {
+            facet: facet.to_owned(),
+            value,
+        })
+    };
+    if let Some(truth) = &draft.ground_truth {
+        for component in &truth.components {
+            push("service", component.clone());
+        }
+        if let Some(category) = truth.category {
+            push("category", category.as_str().to_owned());
+        }
+    }
+    if let Some(monitor) = investigation
+        .trigger
+        .as_ref()
+        .and_then(|t| t.monitor.clone())
+    {
+        push("monitor", monitor);
+    }
+    if let Some(version) = &investigation.agent.version {
+        push("agent_version", version.clone());
+    }
+    let positive = feedback
+        .iter()
+        .filter(|f| f.body.verdict == Some(Verdict::Up) || f.body.rating.is_some_and(|r| r >= 4))
+        .count();
+    let polarity = match positive {
+        0 => "negative",
+        n if n == feedback.len() => "positive",
+        _ => "mixed",
+    };
+    push("polarity", polarity.to_owned());
+    let mut origins: Vec<&str> = feedback.iter().map(|f| f.body.origin.as_str()).collect();
+    origins.sort();
+    origins.dedup();
+    for origin in origins {
+        push("origin", origin.to_owned());
+    }
+    push(
+        "difficulty",
+        match draft.method {
+            draft::Method::Named => "named",
+            draft::Method::Resolved => "resolved",
+        }
+        .to_owned(),
+    );
+    segments
+}
+
+/// Starts the capturer and the label worker as background tasks that stop with `shutdown`.
+pub fn start(
+    store: Arc<dyn FullStore>,
+    config: Arc<Config>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<PipelineMetrics>,
+    order: evalmint_store::CaptureOrder,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinSet<()> {
+    let mut tasks = tokio::task::JoinSet::new();
+    let capturer = Arc::new(crate::capture::Capturer::new(
+        store.clone(),
+        config.clone(),
+        clock.clone(),
+        order,
+        metrics.clone(),
+    ));
+    tasks.spawn(capturer.run(shutdown.clone()));
+    let worker = Arc::new(LabelWorker::new(store, config, clock, metrics));
+    tasks.spawn(worker.run(shutdown));
+    tasks
+}

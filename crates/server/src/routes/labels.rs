@@ -1,0 +1,122 @@
+//! Candidate labels: `GET /api/v1/labels` (the admitted label set by default, or any route),
+//! `GET /api/v1/labels/{id}`, and `GET /api/v1/review` (the human review queue: candidates routed
+//! to review plus the audit sample of admitted ones).
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::response::IntoResponse;
+use evalmint_model::{Route, Scope};
+use evalmint_store::CandidateQuery;
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListParams {
+    /// `admit` (default), `review`, `insufficient` or `all`.
+    #[serde(default)]
+    route: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+fn limit(requested: Option<usize>) -> Result<usize, ApiError> {
+    match requested {
+        None => Ok(DEFAULT_LIMIT),
+        Some(n @ 1..=MAX_LIMIT) => Ok(n),
+        Some(n) => Err(ApiError::invalid(format!(
+            "limit {n} is outside 1-{MAX_LIMIT}"
+        ))),
+    }
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<ListParams>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(Scope::Review)?;
+    let routes = match params.route.as_deref() {
+        None => vec![Route::Admit],
+        Some("all") => Vec::new(),
+        Some(name) => vec![Route::parse(name).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "route {name:?} is not one of admit, review, insufficient, all"
+            ))
+        })?],
+    };
+    let labels = state
+        .labels
+        .candidates(
+            caller.tenant(),
+            CandidateQuery {
+                routes,
+                audit_only: false,
+                limit: limit(params.limit)?,
+            },
+        )
+        .await?;
+    Ok(Json(serde_json::json!({ "labels": labels })))
+}
+
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(Scope::Review)?;
+    let label = state
+        .labels
+        .candidate(caller.tenant(), &id)
+        .await?
+        .ok_or(ApiError::NotFound("label"))?;
+    Ok(Json(label))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct QueueParams {
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+pub(crate) async fn review_queue(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<QueueParams>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(Scope::Review)?;
+    let limit = limit(params.limit)?;
+    let mut queue = state
+        .labels
+        .candidates(
+            caller.tenant(),
+            CandidateQuery {
+                routes: vec![Route::Review, Route::Insufficient],
+                audit_only: false,
+                limit,
+            },
+        )
+        .await?;
+    let audits = state
+        .labels
+        .candidates(
+            caller.tenant(),
+            CandidateQuery {
+                routes: vec![Route::Admit],
+                audit_only: true,
+                limit,
+            },
+        )
+        .await?;
+    queue.extend(audits);
+    queue.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    queue.truncate(limit);
+    Ok(Json(serde_json::json!({ "queue": queue })))
+}
