@@ -8,7 +8,8 @@ use evalmint_model::{
     StepStatus, TenantId, Timestamp, ToolCall, TraceId, ValidFeedback,
 };
 use evalmint_store::{
-    FeedbackReceipt, IngestBatch, ManualClock, SqliteOptions, SqliteStore, Store, StoreError,
+    CandidateQuery, CaptureOrder, CaptureOutcome, FeedbackLabelState, FeedbackReceipt, FullStore,
+    IngestBatch, LabelOutcome, ManualClock, SqliteOptions, SqliteStore, Store, StoreError,
 };
 use jiff::SignedDuration;
 
@@ -77,7 +78,7 @@ fn batch(trace_id: TraceId, steps: Vec<Step>) -> IngestBatch {
 }
 
 struct Fixture {
-    store: Arc<dyn Store>,
+    store: Arc<dyn FullStore>,
     clock: Arc<ManualClock>,
     _dir: tempfile::TempDir,
 }
@@ -370,6 +371,245 @@ async fn api_keys_authenticate_by_secret_only(f: Fixture) {
     assert_eq!(f.store.api_key_count().await.unwrap(), 2);
 }
 
+fn snapshot_query(id: &str, deadline_hours: i64) -> evalmint_model::SnapshotQuery {
+    evalmint_model::SnapshotQuery {
+        id: id.into(),
+        source_name: "prom".into(),
+        signal: SignalSource::Metrics,
+        tool_name: "query_metrics".into(),
+        query: "up".into(),
+        arguments: None,
+        window: None,
+        entities: vec![],
+        origin: evalmint_model::QueryOrigin::Agent,
+        step: None,
+        deadline: start() + SignedDuration::from_hours(deadline_hours),
+        status: evalmint_model::CaptureStatus::Pending,
+        captured_at: None,
+        result_digest: None,
+        result_truncated: false,
+        attempts: 0,
+        last_error: None,
+    }
+}
+
+fn candidate(trace_id: TraceId) -> evalmint_model::CandidateLabel {
+    let zero = || evalmint_model::Score {
+        value: 0.9,
+        reasons: vec!["test".into()],
+    };
+    evalmint_model::CandidateLabel {
+        id: String::new(),
+        investigation_id: trace_id,
+        version: 0,
+        trigger: None,
+        ground_truth: None,
+        snapshot: vec![],
+        segments: vec![],
+        scores: evalmint_model::Scores {
+            specificity: zero(),
+            accuracy: zero(),
+            thoroughness: zero(),
+        },
+        route: evalmint_model::Route::Admit,
+        audit: false,
+        provenance: evalmint_model::Provenance {
+            feedback_ids: vec![],
+            drafter: "test".into(),
+            drafter_version: "1".into(),
+            basis: "correction".into(),
+        },
+        created_at: start(),
+    }
+}
+
+async fn feedback_enqueues_one_label_job_that_reruns_when_more_feedback_arrives(f: Fixture) {
+    let acme = tenant("acme");
+    let lease = SignedDuration::from_secs(60);
+    let first = f
+        .store
+        .submit_feedback(
+            &acme,
+            feedback(r#"{"investigation_id":"08080808080808080808080808080808","verdict":"down"}"#),
+        )
+        .await
+        .unwrap();
+    let jobs = f.store.claim_label_jobs(lease, 10).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert!(
+        f.store
+            .claim_label_jobs(lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a leased job is not claimed twice"
+    );
+    // More feedback while the job runs: finishing must not lose it.
+    f.store
+        .submit_feedback(
+            &acme,
+            feedback(r#"{"investigation_id":"08080808080808080808080808080808","rating":2}"#),
+        )
+        .await
+        .unwrap();
+    f.store
+        .finish_label_job(
+            &jobs[0],
+            LabelOutcome {
+                result: Ok(Box::new(candidate(trace(8)))),
+                excluded: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    let state = f
+        .store
+        .feedback_label_state(&acme, first.feedback().id)
+        .await
+        .unwrap();
+    assert_eq!(
+        state,
+        Some(FeedbackLabelState::Candidate(format!(
+            "cand-{}-v1",
+            trace(8)
+        )))
+    );
+    let again = f.store.claim_label_jobs(lease, 10).await.unwrap();
+    assert_eq!(again.len(), 1, "new feedback re-queued the job");
+    assert_eq!(again[0].generation, 2);
+    f.store
+        .finish_label_job(
+            &again[0],
+            LabelOutcome {
+                result: Ok(Box::new(candidate(trace(8)))),
+                excluded: vec![(first.feedback().id, "opted out".into())],
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        f.store
+            .claim_label_jobs(lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let current = f
+        .store
+        .candidates(
+            &acme,
+            CandidateQuery {
+                routes: vec![],
+                audit_only: false,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(current.len(), 1, "only the latest version is current");
+    assert_eq!(current[0].version, 2);
+    assert_eq!(
+        f.store
+            .feedback_label_state(&acme, first.feedback().id)
+            .await
+            .unwrap(),
+        Some(FeedbackLabelState::NotCandidate("opted out".into()))
+    );
+    // A crashed worker's lease runs out and the job is claimable again.
+    f.store
+        .submit_feedback(
+            &acme,
+            feedback(r#"{"investigation_id":"09090909090909090909090909090909","verdict":"up"}"#),
+        )
+        .await
+        .unwrap();
+    assert_eq!(f.store.claim_label_jobs(lease, 10).await.unwrap().len(), 1);
+    f.clock.advance(SignedDuration::from_secs(61));
+    assert_eq!(f.store.claim_label_jobs(lease, 10).await.unwrap().len(), 1);
+}
+
+async fn captures_are_claimed_by_deadline_or_arrival_and_wake_their_job(f: Fixture) {
+    let acme = tenant("acme");
+    let lease = SignedDuration::from_secs(60);
+    f.store
+        .submit_feedback(
+            &acme,
+            feedback(r#"{"investigation_id":"0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a","verdict":"up"}"#),
+        )
+        .await
+        .unwrap();
+    let job = f.store.claim_label_jobs(lease, 1).await.unwrap().remove(0);
+    f.store
+        .plan_snapshot(
+            &acme,
+            trace(10),
+            vec![snapshot_query("late", 48), snapshot_query("soon", 2)],
+        )
+        .await
+        .unwrap();
+    f.store
+        .defer_label_job(&job, start() + SignedDuration::from_hours(1), None)
+        .await
+        .unwrap();
+    let fifo = f
+        .store
+        .claim_captures(CaptureOrder::FirstInFirstOut, SignedDuration::ZERO, 1)
+        .await
+        .unwrap();
+    assert_eq!(fifo[0].query.id, "late");
+    let mut edf = f
+        .store
+        .claim_captures(CaptureOrder::EarliestDeadline, lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        edf.iter().map(|t| t.query.id.as_str()).collect::<Vec<_>>(),
+        ["soon", "late"]
+    );
+    let captured = |bytes: &[u8]| CaptureOutcome {
+        status: evalmint_model::CaptureStatus::Captured,
+        result: Some(bytes.to_vec()),
+        truncated: false,
+        error: None,
+        retry_at: None,
+    };
+    f.store
+        .record_capture(edf.remove(0), captured(b"[1,2,3]"))
+        .await
+        .unwrap();
+    assert!(
+        f.store.claim_label_jobs(lease, 1).await.unwrap().is_empty(),
+        "one capture is still pending"
+    );
+    f.store
+        .record_capture(edf.remove(0), captured(b"[4]"))
+        .await
+        .unwrap();
+    assert_eq!(
+        f.store.claim_label_jobs(lease, 1).await.unwrap().len(),
+        1,
+        "the last capture woke the job"
+    );
+    assert_eq!(
+        f.store
+            .snapshot_result(&acme, trace(10), "soon")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"[1,2,3]"[..])
+    );
+    assert!(
+        f.store
+            .snapshot_result(&tenant("globex"), trace(10), "soon")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let stats = f.store.pipeline_stats(&acme).await.unwrap();
+    assert_eq!(stats.queries_captured, 2);
+    assert_eq!(stats.feedback_pending, 1);
+}
+
 use evalmint_store::Clock;
 
 macro_rules! suite {
@@ -392,6 +632,8 @@ suite!(sqlite:
     tenants_never_see_each_other,
     retention_expires_unpinned_investigations_only,
     api_keys_authenticate_by_secret_only,
+    feedback_enqueues_one_label_job_that_reruns_when_more_feedback_arrives,
+    captures_are_claimed_by_deadline_or_arrival_and_wake_their_job,
 );
 
 #[tokio::test]
