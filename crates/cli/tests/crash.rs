@@ -1,6 +1,7 @@
 //! Acknowledged data survives a crash: feedback and spans are sent to a real `evalmint serve`,
-//! the process is killed with SIGKILL mid-stream, restarted on the same data directory, and
-//! every request that was acknowledged must be readable.
+//! the process is killed with SIGKILL mid-stream (and mid-pipeline), restarted on the same data
+//! directory, and every request that was acknowledged must be readable — and every acknowledged
+//! feedback must end in exactly one candidate or one explicit non-candidate state.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -133,4 +134,144 @@ async fn acknowledged_feedback_and_spans_survive_sigkill() {
         assert_eq!(investigation["conclusion"], format!("conclusion {i}"));
         assert_eq!(investigation["feedback"][0]["id"], feedback_id.as_str());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_feedback_ends_in_one_label_state_across_sigkill() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = start(data.path()).await;
+    let client = reqwest::Client::new();
+    let investigations = 400;
+    for i in 0..investigations {
+        let response = client
+            .post(format!("{}/api/v1/investigations", server.url))
+            .bearer_auth(KEY)
+            .json(&serde_json::json!({
+                "id": trace_hex(i),
+                "trigger": {"kind": "alert", "text": "checkout p99 latency above 2s"},
+                "conclusion": "Root cause: checkout connection pool exhaustion",
+                "started_at": "2026-03-01T12:00:00Z",
+                "steps": [{
+                    "kind": "tool", "name": "query_metrics", "started_at": "2026-03-01T12:00:01Z",
+                    "tool_call": {"tool_name": "query_metrics", "source": "metrics",
+                                  "query": "pool_usage{service=\"checkout\"}",
+                                  "entities": ["checkout", "payments-db"],
+                                  "result": "pool usage 100%"}
+                }]
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+    }
+    let verdicts = ["up", "down", "not_quite"];
+    let mut acknowledged = Vec::new();
+    let started = std::time::Instant::now();
+    for i in 0..investigations {
+        let mut body = serde_json::json!({
+            "investigation_id": trace_hex(i),
+            "verdict": verdicts[i % 3],
+            "idempotency_key": format!("pipeline-{i}"),
+        });
+        match i % 4 {
+            0 => body["correction"] = "it was payments-db, not checkout".into(),
+            1 => body["metadata"] = serde_json::json!({"label_opt_out": true}),
+            _ => {}
+        }
+        let response = client
+            .post(format!("{}/api/v1/feedback", server.url))
+            .bearer_auth(KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let created: serde_json::Value = response.json().await.unwrap();
+        acknowledged.push(created["id"].as_str().unwrap().to_owned());
+        if started.elapsed() > Duration::from_millis(400) && i > investigations / 2 {
+            break;
+        }
+    }
+    let last = acknowledged.last().unwrap();
+    let before_kill: serde_json::Value = client
+        .get(format!("{}/api/v1/feedback/{last}", server.url))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    assert_eq!(
+        before_kill["label"]["state"], "pending",
+        "the server must be killed while the pipeline still has work"
+    );
+
+    let restarted = start(data.path()).await;
+    let mut states = Vec::new();
+    for id in &acknowledged {
+        let mut state = serde_json::Value::Null;
+        for _ in 0..600 {
+            let feedback: serde_json::Value = client
+                .get(format!("{}/api/v1/feedback/{id}", restarted.url))
+                .bearer_auth(KEY)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            state = feedback["label"].clone();
+            if state["state"] != "pending" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        states.push(state);
+    }
+    for (id, state) in acknowledged.iter().zip(&states) {
+        match state["state"].as_str() {
+            Some("candidate") => assert!(state["detail"].as_str().unwrap().starts_with("cand-")),
+            Some("not_candidate") => assert!(!state["detail"].as_str().unwrap().is_empty()),
+            other => panic!("feedback {id} ended in {other:?}"),
+        }
+    }
+    let opted_out = states
+        .iter()
+        .filter(|s| s["detail"] == "the user opted out of label creation")
+        .count();
+    let expected_opt_outs = (0..acknowledged.len()).filter(|i| i % 4 == 1).count();
+    assert_eq!(opted_out, expected_opt_outs);
+    let labels: serde_json::Value = client
+        .get(format!(
+            "{}/api/v1/labels?route=all&limit=1000",
+            restarted.url
+        ))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let labels = labels["labels"].as_array().unwrap();
+    let mut investigations_with_labels: Vec<&str> = labels
+        .iter()
+        .map(|l| l["investigation_id"].as_str().unwrap())
+        .collect();
+    let total = investigations_with_labels.len();
+    investigations_with_labels.sort();
+    investigations_with_labels.dedup();
+    assert_eq!(
+        total,
+        investigations_with_labels.len(),
+        "one current candidate per investigation"
+    );
+    let candidates = states.iter().filter(|s| s["state"] == "candidate").count();
+    assert_eq!(
+        total, candidates,
+        "each candidate state points at a stored candidate"
+    );
 }

@@ -8,11 +8,12 @@
 //!
 //! Detection is pattern based. Each detector is a regex compiled once plus a check for what a
 //! regex cannot express (octet ranges, the Luhn checksum, card issuer prefixes, token boundaries).
-//! Candidates that overlap are resolved so each byte is replaced at most once: the longest
-//! candidate wins and ties go to the more specific kind. Placeholders already present in the text
-//! are left alone, so redacting twice changes nothing. The detectors are tuned so that ordinary SRE
-//! text stays readable: service and pod names, UUIDs, trace ids, digests, timestamps, durations,
-//! versions and PromQL are not touched.
+//! Candidates that overlap are resolved so each byte is replaced at most once: overlapping
+//! candidates of one kind merge, otherwise the longest wins and ties go to the more specific kind. Placeholders already in the text are left
+//! alone, and redaction repeats on its own output until nothing more is found, so redacting twice
+//! changes nothing. The detectors are tuned so that ordinary SRE text stays readable: service and
+//! pod names, UUIDs, trace ids, digests, timestamps, durations, versions and PromQL are not
+//! touched.
 
 use std::collections::BTreeMap;
 use std::net::Ipv6Addr;
@@ -194,22 +195,34 @@ fn render(original: &str, findings: &[Finding]) -> Rendered {
 /// findings.
 ///
 /// A string stored under a key that names a secret (`password`, `client_secret`, `api_key`,
-/// `token`, …) is replaced whole, since its context is the key and not the text around it.
+/// `token`, `Authorization`, `Cookie`, …) is replaced whole, since what makes it a secret is the
+/// key and not the text around it.
 pub fn redact_json(value: &mut Value) -> usize {
     match value {
         Value::String(text) => redact_string_in_place(text),
         Value::Array(items) => items.iter_mut().map(redact_json).sum(),
         Value::Object(entries) => entries
             .iter_mut()
-            .map(|(key, entry)| match entry {
-                Value::String(text) if SECRET_KEY_NAME.is_match(key) => {
-                    redact_secret_value_in_place(text)
-                }
-                other => redact_json(other),
+            .map(|(key, entry)| match (entry, secret_kind_of_json_key(key)) {
+                (Value::String(text), Some(kind)) => redact_secret_value_in_place(text, kind),
+                (other, _) => redact_json(other),
             })
             .sum(),
         Value::Null | Value::Bool(_) | Value::Number(_) => 0,
     }
+}
+
+/// What a string stored under `key` is, when the key alone says it is a secret.
+fn secret_kind_of_json_key(key: &str) -> Option<SensitiveKind> {
+    if !SECRET_JSON_KEY.is_match(key) {
+        return None;
+    }
+    let is_authorization_header = key.to_ascii_lowercase().ends_with("authorization");
+    Some(if is_authorization_header {
+        SensitiveKind::BearerToken
+    } else {
+        SensitiveKind::ApiSecret
+    })
 }
 
 fn redact_string_in_place(text: &mut String) -> usize {
@@ -220,11 +233,14 @@ fn redact_string_in_place(text: &mut String) -> usize {
     redacted.findings.len()
 }
 
-/// Redacts a value whose key says it is a secret: keeps a more specific placeholder when the whole
-/// value is one detected value, otherwise replaces the whole string.
-fn redact_secret_value_in_place(text: &mut String) -> usize {
+/// Redacts a value whose key says it is a secret of `kind`: keeps a more specific placeholder
+/// when the whole value is one detected value, otherwise replaces the whole string.
+fn redact_secret_value_in_place(text: &mut String, kind: SensitiveKind) -> usize {
     let trimmed = text.trim();
-    if trimmed.is_empty() || is_placeholder_value(trimmed) || PLACEHOLDER.is_match(trimmed) {
+    let is_one_placeholder = PLACEHOLDER
+        .find(trimmed)
+        .is_some_and(|found| found.range() == (0..trimmed.len()));
+    if is_one_placeholder || is_placeholder_value(trimmed) {
         return redact_string_in_place(text);
     }
     let redacted = redact(trimmed);
@@ -235,7 +251,7 @@ fn redact_secret_value_in_place(text: &mut String) -> usize {
     *text = if whole_value_is_one_finding {
         redacted.text
     } else {
-        placeholder(SensitiveKind::ApiSecret)
+        placeholder(kind)
     };
     1
 }
@@ -244,13 +260,16 @@ fn placeholder(kind: SensitiveKind) -> String {
     format!("[redacted:{}]", kind.label())
 }
 
-/// Keeps the candidates that will be replaced: longest first, then most specific, then leftmost,
-/// each kept only if it overlaps neither an already kept candidate nor a placeholder that was in
-/// the text before. Returns them sorted by start.
+/// Keeps the candidates that will be replaced. Overlapping candidates of one kind describe one
+/// value seen two ways (a phone number running into another) and become their union, so no part
+/// of either stays in the clear. Then, longest first, most specific next, leftmost last, each is
+/// kept only if it overlaps neither an already kept candidate nor a placeholder that was in the
+/// text before. Returns them sorted by start.
 fn resolve_overlaps(
-    mut candidates: Vec<Finding>,
+    candidates: Vec<Finding>,
     existing_placeholders: impl Iterator<Item = Range<usize>>,
 ) -> Vec<Finding> {
+    let mut candidates = merge_overlaps_of_the_same_kind(candidates);
     candidates.sort_by(|a, b| {
         b.len()
             .cmp(&a.len())
@@ -274,6 +293,20 @@ fn resolve_overlaps(
     }
     kept.sort_by_key(|finding| finding.start);
     kept
+}
+
+fn merge_overlaps_of_the_same_kind(mut candidates: Vec<Finding>) -> Vec<Finding> {
+    candidates.sort_by_key(|candidate| (candidate.kind.specificity(), candidate.start));
+    let mut merged: Vec<Finding> = Vec::with_capacity(candidates.len());
+    for candidate in candidates {
+        match merged.last_mut() {
+            Some(last) if last.kind == candidate.kind && candidate.start < last.end => {
+                last.end = last.end.max(candidate.end);
+            }
+            _ => merged.push(candidate),
+        }
+    }
+    merged
 }
 
 /// A regex that proposes candidates and a check that turns a match into the byte range to
@@ -307,11 +340,11 @@ static PLACEHOLDER: LazyLock<Regex> = LazyLock::new(|| {
 const SECRET_KEYWORDS: &str =
     r"passw(?:or)?d|passphrase|secret|api[_-]?key|access[_-]?key|private[_-]?key|token";
 
-/// A whole JSON key or config key that names a secret: `DB_PASSWORD`, `client_secret`, `x-api-key`,
-/// `token`; not `max_tokens` or `secretName`.
-static SECRET_KEY_NAME: LazyLock<Regex> = LazyLock::new(|| {
+/// A whole JSON key whose string value is a secret: `DB_PASSWORD`, `client_secret`, `x-api-key`,
+/// `token`, `Authorization`, `Set-Cookie`; not `max_tokens` or `secretName`.
+static SECRET_JSON_KEY: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(
-        r"(?i)^[a-z0-9_.-]*(?:{SECRET_KEYWORDS})(?:[_-]?key)?$"
+        r"(?i)^[a-z0-9_.-]*(?:{SECRET_KEYWORDS}|authorization|cookie)(?:[_-]?key)?$"
     ))
     .expect("secret key pattern is valid")
 });
@@ -390,7 +423,7 @@ static DETECTORS: LazyLock<Vec<Detector>> = LazyLock::new(|| {
         ),
         detector(
             PhoneNumber,
-            r"\+[1-9][0-9]{0,2}(?:[ -]?\(?[0-9]{1,4}\)?){2,6}",
+            r"\+[1-9][0-9]{0,2}(?:[ -]?\([0-9]{1,4}\))?(?:[ -]?[0-9]{1,4}){1,6}",
             locate_international_phone,
         ),
         // North American numbers: area code and exchange start 2-9.
@@ -608,7 +641,7 @@ fn passes_luhn(digits: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// How far back [`locate_email`] looks for a `scheme://` that would make the match the user part
@@ -783,7 +816,10 @@ mod tests {
         }
     }
 
+    /// Findings are ordered, disjoint, on char boundaries, and replacing exactly them in the
+    /// input gives the output; redacting the output again changes nothing.
     fn assert_invariants(input: &str, redacted: &Redacted) {
+        let mut rebuilt = String::new();
         let mut previous_end = 0;
         for finding in &redacted.findings {
             assert!(finding.start < finding.end, "empty finding {finding:?}");
@@ -792,8 +828,15 @@ mod tests {
                 "findings out of order or overlapping"
             );
             assert!(input.is_char_boundary(finding.start) && input.is_char_boundary(finding.end));
+            rebuilt.push_str(&input[previous_end..finding.start]);
+            rebuilt.push_str(&placeholder(finding.kind));
             previous_end = finding.end;
         }
+        rebuilt.push_str(&input[previous_end..]);
+        assert_eq!(
+            rebuilt, redacted.text,
+            "findings do not describe the output"
+        );
         assert_eq!(redact(&redacted.text).text, redacted.text, "not idempotent");
     }
 
@@ -1116,7 +1159,36 @@ mod tests {
             ),
             // An IPv4 inside an IPv6 address is one finding.
             ("::ffff:10.1.2.3", "[redacted:ip_address]"),
+            // Two phone numbers written as one run of digits are one finding.
+            ("+44 20 7946 0958 415-555-0132", "[redacted:phone_number]"),
+            (
+                "+44 20 7946 0958(415-555-0132 ",
+                "[redacted:phone_number]([redacted:phone_number] ",
+            ),
         ]);
+    }
+
+    #[test]
+    fn a_value_rejected_for_its_neighbour_is_caught_once_the_neighbour_is_redacted() {
+        // The phone number is glued to the email, so the first pass rejects it; once the email is
+        // a placeholder, the shorter number is a phone number on its own.
+        let input = "+44 20 7946 0958x@y.com";
+        check(input, "[redacted:phone_number] [redacted:email]");
+        assert_eq!(
+            redact(input).findings,
+            vec![
+                Finding {
+                    kind: SensitiveKind::PhoneNumber,
+                    start: 0,
+                    end: 11
+                },
+                Finding {
+                    kind: SensitiveKind::Email,
+                    start: 12,
+                    end: 23
+                },
+            ]
+        );
     }
 
     #[test]
@@ -1179,7 +1251,13 @@ mod tests {
                 ["nested", {"token": "opaque-value"}],
                 42, true, null
             ],
-            "headers": {"Authorization": "Bearer abc123def456", "x-api-key": "[redacted:api_secret]"},
+            "headers": {
+                "Authorization": "Basic dXNlcjpwYXNz",
+                "x-api-key": "[redacted:api_secret]",
+                "Cookie": "session=abc; theme=dark",
+                "user-agent": "curl/8.5.0"
+            },
+            "log": "Bearer abc123def456 from +44 20 7946 0958",
             "password": "",
             "max_tokens": "1500",
             "note": "nothing to see"
@@ -1195,23 +1273,37 @@ mod tests {
                     ["nested", {"token": "[redacted:api_secret]"}],
                     42, true, null
                 ],
-                "headers": {"Authorization": "Bearer [redacted:bearer_token]", "x-api-key": "[redacted:api_secret]"},
+                "headers": {
+                    "Authorization": "[redacted:bearer_token]",
+                    "x-api-key": "[redacted:api_secret]",
+                    "Cookie": "[redacted:api_secret]",
+                    "user-agent": "curl/8.5.0"
+                },
+                "log": "Bearer [redacted:bearer_token] from [redacted:phone_number]",
                 "password": "",
                 "max_tokens": "1500",
                 "note": "nothing to see"
             })
         );
-        assert_eq!(findings, 5);
+        assert_eq!(findings, 8);
         assert_eq!(redact_json(&mut value), 0, "redacting again finds nothing");
     }
 
     #[test]
     fn redact_json_keeps_the_specific_kind_of_a_whole_secret_value() {
-        let mut value = json!({"api_key": "AKIAIOSFODNN7EXAMPLE", "passphrase": "two words"});
-        assert_eq!(redact_json(&mut value), 2);
+        let mut value = json!({
+            "api_key": "AKIAIOSFODNN7EXAMPLE",
+            "passphrase": "two words",
+            "password": "see [redacted:email] for it"
+        });
+        assert_eq!(redact_json(&mut value), 3);
         assert_eq!(
             value,
-            json!({"api_key": "[redacted:cloud_key]", "passphrase": "[redacted:api_secret]"})
+            json!({
+                "api_key": "[redacted:cloud_key]",
+                "passphrase": "[redacted:api_secret]",
+                "password": "[redacted:api_secret]"
+            })
         );
     }
 

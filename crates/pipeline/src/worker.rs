@@ -302,7 +302,8 @@ fn segments(
     segments
 }
 
-/// Starts the capturer and the label worker as background tasks that stop with `shutdown`.
+/// Starts the capturer and the label worker as background tasks that stop with `shutdown`. Work
+/// a previous (crashed) worker had claimed is released first, so it resumes at once.
 pub fn start(
     store: Arc<dyn FullStore>,
     config: Arc<Config>,
@@ -312,15 +313,21 @@ pub fn start(
     shutdown: CancellationToken,
 ) -> tokio::task::JoinSet<()> {
     let mut tasks = tokio::task::JoinSet::new();
-    let capturer = Arc::new(crate::capture::Capturer::new(
-        store.clone(),
-        config.clone(),
-        clock.clone(),
-        order,
-        metrics.clone(),
-    ));
-    tasks.spawn(capturer.run(shutdown.clone()));
-    let worker = Arc::new(LabelWorker::new(store, config, clock, metrics));
-    tasks.spawn(worker.run(shutdown));
+    tasks.spawn(async move {
+        match store.release_leases().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(released = n, "resuming work a stopped worker had claimed"),
+            Err(e) => tracing::warn!(error = %e, "could not release stale leases"),
+        }
+        let capturer = Arc::new(crate::capture::Capturer::new(
+            store.clone(),
+            config.clone(),
+            clock.clone(),
+            order,
+            metrics.clone(),
+        ));
+        let worker = Arc::new(LabelWorker::new(store, config, clock, metrics));
+        tokio::join!(capturer.run(shutdown.clone()), worker.run(shutdown));
+    });
     tasks
 }

@@ -224,6 +224,10 @@ pub trait PipelineStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<LabelJob>>;
 
+    /// Releases every lease: called when the only worker of an embedded store starts, since any
+    /// lease then belongs to a worker that died.
+    async fn release_leases(&self) -> Result<u64>;
+
     /// Releases a job to run again at `due_at` (waiting for its trace or its captures).
     async fn defer_label_job(
         &self,

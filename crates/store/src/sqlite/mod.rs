@@ -430,6 +430,21 @@ impl PipelineStore for SqliteStore {
         .await
     }
 
+    async fn release_leases(&self) -> Result<u64> {
+        self.write_patiently(|conn, _| {
+            let jobs = conn.execute(
+                "UPDATE label_jobs SET lease_until = NULL WHERE lease_until IS NOT NULL",
+                [],
+            )?;
+            let captures = conn.execute(
+                "UPDATE snapshot_queries SET lease_until = NULL WHERE lease_until IS NOT NULL",
+                [],
+            )?;
+            Ok((jobs + captures) as u64)
+        })
+        .await
+    }
+
     async fn defer_label_job(
         &self,
         job: &LabelJob,
