@@ -95,6 +95,20 @@ pub fn plan_agent_queries(config: &Config, investigation: &Investigation) -> Vec
     planned
 }
 
+/// Keeps secrets and personal data out of the snapshot: JSON results are redacted value by
+/// value (keys and structure stay), anything else as text.
+fn redact_result(bytes: Vec<u8>) -> Vec<u8> {
+    if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+        if crate::redact::redact_json(&mut value) == 0 {
+            return bytes;
+        }
+        return serde_json::to_vec(&value).unwrap_or(bytes);
+    }
+    crate::redact::redact(&String::from_utf8_lossy(&bytes))
+        .text
+        .into_bytes()
+}
+
 /// Why one attempt failed, and whether trying again can help.
 #[derive(Debug)]
 enum FetchError {
@@ -211,6 +225,7 @@ impl Capturer {
             Ok(mut bytes) => {
                 let truncated = bytes.len() > MAX_RESULT_BYTES;
                 bytes.truncate(MAX_RESULT_BYTES);
+                let bytes = redact_result(bytes);
                 let slack = query.deadline.duration_since(self.clock.now());
                 self.metrics.captured(&source.name, slack);
                 CaptureOutcome {
@@ -267,7 +282,7 @@ impl Capturer {
         match recorded {
             Some((result, truncated)) => CaptureOutcome {
                 status: CaptureStatus::Recorded,
-                result: Some(result.into_bytes()),
+                result: Some(redact_result(result.into_bytes())),
                 truncated,
                 error: reason,
                 retry_at: None,
