@@ -21,6 +21,8 @@ use crate::table;
 pub(crate) enum BenchCommand {
     /// OTLP span ingest and feedback acknowledgement throughput.
     Ingest(IngestArgs),
+    /// Label quality on simulated incidents, scored against the simulator's truth file.
+    Quality(crate::bench_quality::QualityArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -54,6 +56,7 @@ const SPANS_PER_TRACE: usize = 10;
 pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Ingest(args) => ingest(args).await,
+        BenchCommand::Quality(args) => crate::bench_quality::run(args).await,
     }
 }
 

@@ -171,6 +171,8 @@ pub struct SnapshotQuery {
     pub step: Option<SpanId>,
     /// Capture must happen before this: the earliest expiry of the data the query touches.
     pub deadline: Timestamp,
+    /// When the query joined the snapshot; a deadline already past then was never reachable.
+    pub planned_at: Timestamp,
     pub status: CaptureStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub captured_at: Option<Timestamp>,

@@ -55,7 +55,11 @@ pub(crate) fn deadline(
 }
 
 /// The snapshot queries an investigation's own tool calls need.
-pub fn plan_agent_queries(config: &Config, investigation: &Investigation) -> Vec<SnapshotQuery> {
+pub fn plan_agent_queries(
+    config: &Config,
+    investigation: &Investigation,
+    now: Timestamp,
+) -> Vec<SnapshotQuery> {
     let mut planned: Vec<SnapshotQuery> = Vec::new();
     for step in investigation
         .steps
@@ -84,6 +88,7 @@ pub fn plan_agent_queries(config: &Config, investigation: &Investigation) -> Vec
             origin: QueryOrigin::Agent,
             step: Some(step.span_id),
             deadline: deadline(source, call.window, step.started_at),
+            planned_at: now,
             status: CaptureStatus::Pending,
             captured_at: None,
             result_digest: None,
@@ -212,6 +217,11 @@ impl Capturer {
         let Some(source) = source.filter(|s| s.connector != Connector::Recorded) else {
             return self.fall_back(task, None).await;
         };
+        if query.deadline <= query.planned_at {
+            self.metrics.expired_before_feedback(&source.name);
+            let reason = "the source's data had expired before the feedback arrived";
+            return self.fall_back(task, Some(reason.to_owned())).await;
+        }
         if now >= query.deadline {
             self.metrics.ttl_miss(&source.name);
             return self

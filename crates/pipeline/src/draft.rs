@@ -241,16 +241,47 @@ fn hhmm(t: Timestamp) -> String {
     t.strftime("%H:%M").to_string()
 }
 
-/// The snapshot evidence's own view of an entity's category.
+/// The snapshot evidence's own view of an entity's category: the lexicon over its error logs and
+/// events, plus what its most-shifted metrics say (a memory metric that doubled weighs more than a
+/// CPU metric up by a tenth).
 pub(crate) fn evidence_category(evidence: &Evidence, entity: &str) -> Option<Category> {
     let signals = evidence.signals.get(entity)?;
     let mut weights: Vec<(Category, f64)> = Vec::new();
-    for text in signals.texts() {
-        for (category, weight) in lexicon::category_weights(text) {
-            match weights.iter_mut().find(|(c, _)| *c == category) {
-                Some((_, w)) => *w += weight,
-                None => weights.push((category, weight)),
+    let mut add =
+        |category: Category, weight: f64| match weights.iter_mut().find(|(c, _)| *c == category) {
+            Some((_, w)) => *w += weight,
+            None => weights.push((category, weight)),
+        };
+    let onset = signals.onset();
+    let mut seen_texts = std::collections::BTreeSet::new();
+    for log in signals
+        .error_logs
+        .iter()
+        .filter(|m| seen_texts.insert(m.text.as_str()))
+    {
+        for (category, weight) in lexicon::category_weights(&log.text) {
+            add(category, weight);
+        }
+    }
+    // Deploys and config changes happen all the time; only those just before trouble count fully.
+    for event in &signals.events {
+        let near_onset = match (event.at, onset) {
+            (Some(at), Some(onset)) => {
+                let lead = onset.duration_since(at);
+                lead >= -jiff::SignedDuration::from_mins(2)
+                    && lead <= jiff::SignedDuration::from_mins(30)
             }
+            _ => false,
+        };
+        let factor = if near_onset { 1.0 } else { 0.2 };
+        for (category, weight) in lexicon::category_weights(&event.text) {
+            add(category, weight * factor);
+        }
+    }
+    for anomaly in &signals.anomalies {
+        if let Some((category, weight)) = lexicon::metric_category(&anomaly.metric, anomaly.rising)
+        {
+            add(category, weight * anomaly.relative.min(4.0));
         }
     }
     lexicon::best(weights)

@@ -18,6 +18,8 @@ pub struct Anomaly {
     pub strength: f64,
     /// Shift relative to the baseline level.
     pub relative: f64,
+    /// The level went up (rather than down).
+    pub rising: bool,
 }
 
 /// A log line or event tied to an entity.
@@ -36,6 +38,9 @@ pub struct EntitySignals {
     pub anomalies: Vec<Anomaly>,
     pub error_logs: Vec<Mention>,
     pub events: Vec<Mention>,
+    /// Other entities this one's own errors name as failing ("lookup payments-db: no such
+    /// host"), with how often: a sign that this entity is a victim, not the cause.
+    pub blames: BTreeMap<String, usize>,
 }
 
 impl EntitySignals {
@@ -92,13 +97,12 @@ impl EntitySignals {
             .collect()
     }
 
-    /// All text evidence (log messages, events, metric names), for the category lexicon.
+    /// Text evidence (log messages, events), for the category lexicon.
     pub fn texts(&self) -> impl Iterator<Item = &str> {
         self.error_logs
             .iter()
             .chain(&self.events)
             .map(|m| m.text.as_str())
-            .chain(self.anomalies.iter().map(|a| a.metric.as_str()))
     }
 }
 
@@ -281,14 +285,18 @@ impl Evidence {
                 .filter_map(|k| row.get(*k).and_then(Value::as_str))
                 .collect::<Vec<_>>()
                 .join(" ");
-            let signals = self.signals.entry(entity).or_default();
+            let named_in_text = self.entities_named_in(&text, &entity);
             if let Some(kind) = row.get("kind").and_then(Value::as_str) {
-                signals.events.push(Mention {
-                    query_id: query.id.clone(),
-                    at,
-                    kind: kind.to_owned(),
-                    text,
-                });
+                self.signals
+                    .entry(entity)
+                    .or_default()
+                    .events
+                    .push(Mention {
+                        query_id: query.id.clone(),
+                        at,
+                        kind: kind.to_owned(),
+                        text,
+                    });
             } else {
                 let level = row
                     .get("level")
@@ -296,15 +304,57 @@ impl Evidence {
                     .unwrap_or("")
                     .to_ascii_lowercase();
                 if matches!(level.as_str(), "error" | "fatal" | "critical" | "panic") {
-                    signals.error_logs.push(Mention {
+                    let mention = Mention {
                         query_id: query.id.clone(),
                         at,
                         kind: level,
                         text,
-                    });
+                    };
+                    // An error that names another component ("lookup payments-db: no such
+                    // host") is evidence about that component, and says the logger is a victim.
+                    if named_in_text.is_empty() {
+                        self.signals
+                            .entry(entity)
+                            .or_default()
+                            .error_logs
+                            .push(mention);
+                    } else {
+                        let logger = self.signals.entry(entity).or_default();
+                        for named in &named_in_text {
+                            *logger.blames.entry(named.clone()).or_default() += 1;
+                        }
+                        for named in named_in_text {
+                            self.signals
+                                .entry(named)
+                                .or_default()
+                                .error_logs
+                                .push(mention.clone());
+                        }
+                    }
                 }
             }
         }
+    }
+
+    /// Known entities other than `except` that `text` names as whole words.
+    fn entities_named_in(&self, text: &str, except: &str) -> Vec<String> {
+        let lower = text.to_ascii_lowercase();
+        let is_word = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        self.entities
+            .iter()
+            .filter(|e| e.as_str() != except && e.len() >= 3)
+            .filter(|e| {
+                lower.match_indices(e.as_str()).any(|(start, _)| {
+                    let end = start + e.len();
+                    lower[..start]
+                        .chars()
+                        .next_back()
+                        .is_none_or(|c| !is_word(c))
+                        && lower[end..].chars().next().is_none_or(|c| !is_word(c))
+                })
+            })
+            .cloned()
+            .collect()
     }
 
     /// Entities reachable downstream of `from` in the call graph, with their distance.
@@ -426,7 +476,7 @@ pub(crate) fn change_point(points: &[(Timestamp, f64)]) -> Option<Anomaly> {
         return None;
     }
     let values: Vec<f64> = points.iter().map(|p| p.1).collect();
-    let mut best: Option<(usize, f64, f64)> = None;
+    let mut best: Option<(usize, f64, f64, bool)> = None;
     for split in MIN_SIDE..=values.len() - MIN_SIDE {
         let (before, after) = values.split_at(split);
         let (mean_before, spread_before) = mean_and_spread(before);
@@ -435,17 +485,18 @@ pub(crate) fn change_point(points: &[(Timestamp, f64)]) -> Option<Anomaly> {
         let noise = spread_before + 0.02 * mean_before.abs() + 1e-9;
         let strength = shift / noise;
         let relative = shift / (mean_before.abs() + 1e-6);
-        if best.is_none_or(|(_, s, _)| strength > s) {
-            best = Some((split, strength, relative));
+        if best.is_none_or(|(_, s, _, _)| strength > s) {
+            best = Some((split, strength, relative, mean_after > mean_before));
         }
     }
-    let (split, strength, relative) = best?;
+    let (split, strength, relative, rising) = best?;
     (strength >= 4.0 && relative >= 0.25).then(|| Anomaly {
         query_id: String::new(),
         metric: String::new(),
         onset: points[split].0,
         strength,
         relative,
+        rising,
     })
 }
 
@@ -500,6 +551,7 @@ mod tests {
             origin: evalmint_model::QueryOrigin::Agent,
             step: None,
             deadline: Timestamp::UNIX_EPOCH,
+            planned_at: Timestamp::UNIX_EPOCH,
             status: evalmint_model::CaptureStatus::Captured,
             captured_at: None,
             result_digest: None,

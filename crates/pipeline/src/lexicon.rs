@@ -171,6 +171,22 @@ pub(crate) fn best(weights: Vec<(Category, f64)>) -> Option<Category> {
         .map(|(c, _)| c)
 }
 
+/// What a shifted metric says about the category, by its name and direction.
+pub(crate) fn metric_category(metric: &str, rising: bool) -> Option<(Category, f64)> {
+    let name = metric.to_ascii_lowercase();
+    let has = |word: &str| name.contains(word);
+    Some(match (rising, ()) {
+        (true, ()) if has("memory") || has("heap") => (Category::ResourceMemory, 2.0),
+        (true, ()) if has("cpu") => (Category::ResourceCpu, 1.5),
+        (true, ()) if has("disk") || has("filesystem") => (Category::ResourceDisk, 2.0),
+        (true, ()) if has("pool") => (Category::ResourceConnectionPool, 2.0),
+        (true, ()) if has("lag") || has("backlog") => (Category::QueueBacklog, 2.0),
+        (true, ()) if has("request_rate") || has("requests") => (Category::TrafficSpike, 2.0),
+        (true, ()) if has("restart") => (Category::Infrastructure, 0.5),
+        _ => return None,
+    })
+}
+
 /// A short human name for a category, for statements.
 pub(crate) fn describe(category: Category) -> &'static str {
     match category {

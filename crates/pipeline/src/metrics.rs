@@ -25,8 +25,10 @@ struct RouteLabels {
 pub struct PipelineMetrics {
     capture_slack_seconds: Family<SourceLabels, Histogram, fn() -> Histogram>,
     ttl_misses: Family<SourceLabels, Counter>,
+    expired_before_feedback: Family<SourceLabels, Counter>,
     candidates: Family<RouteLabels, Counter>,
     ttl_miss_total: AtomicU64,
+    expired_before_feedback_total: AtomicU64,
 }
 
 fn slack_histogram() -> Histogram {
@@ -39,8 +41,10 @@ impl Default for PipelineMetrics {
         PipelineMetrics {
             capture_slack_seconds: Family::new_with_constructor(slack_histogram),
             ttl_misses: Family::default(),
+            expired_before_feedback: Family::default(),
             candidates: Family::default(),
             ttl_miss_total: AtomicU64::new(0),
+            expired_before_feedback_total: AtomicU64::new(0),
         }
     }
 }
@@ -56,6 +60,11 @@ impl PipelineMetrics {
             "evalmint_capture_ttl_misses",
             "Snapshot queries whose data expired before capture",
             self.ttl_misses.clone(),
+        );
+        registry.register(
+            "evalmint_capture_expired_before_feedback",
+            "Snapshot queries whose data had expired before the feedback arrived (unreachable)",
+            self.expired_before_feedback.clone(),
         );
         registry.register(
             "evalmint_candidates",
@@ -80,6 +89,21 @@ impl PipelineMetrics {
             })
             .inc();
         tracing::warn!(source, "snapshot query missed its TTL");
+    }
+
+    pub(crate) fn expired_before_feedback(&self, source: &str) {
+        self.expired_before_feedback_total
+            .fetch_add(1, Ordering::Relaxed);
+        self.expired_before_feedback
+            .get_or_create(&SourceLabels {
+                source: source.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Queries whose data was gone before the feedback arrived, since start.
+    pub fn expired_before_feedback_total(&self) -> u64 {
+        self.expired_before_feedback_total.load(Ordering::Relaxed)
     }
 
     pub(crate) fn candidate(&self, route: evalmint_model::Route) {

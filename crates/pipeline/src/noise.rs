@@ -10,7 +10,12 @@ use crate::capture::query_id;
 use crate::evidence::Evidence;
 
 /// Up to `limit` noise queries derived from the agent's queries in `snapshot`.
-pub fn expand(snapshot: &[SnapshotQuery], evidence: &Evidence, limit: usize) -> Vec<SnapshotQuery> {
+pub fn expand(
+    snapshot: &[SnapshotQuery],
+    evidence: &Evidence,
+    limit: usize,
+    now: evalmint_model::Timestamp,
+) -> Vec<SnapshotQuery> {
     let agent_queries: Vec<&SnapshotQuery> = snapshot
         .iter()
         .filter(|q| q.origin == QueryOrigin::Agent)
@@ -76,6 +81,7 @@ pub fn expand(snapshot: &[SnapshotQuery], evidence: &Evidence, limit: usize) -> 
                     reason: reason.clone(),
                 },
                 step: None,
+                planned_at: now,
                 status: CaptureStatus::Pending,
                 captured_at: None,
                 result_digest: None,

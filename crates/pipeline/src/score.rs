@@ -60,7 +60,7 @@ pub fn score(draft: &Draft, evidence: &Evidence) -> Scores {
 
     // Specificity: a known entity, a mechanism, a time — and no hidden ambiguity.
     if evidence.entities.contains(component) {
-        specificity.add(0.4, format!("names a known entity ({component})"));
+        specificity.add(0.35, format!("names a known entity ({component})"));
     } else {
         specificity.add(0.1, format!("{component} is not a known entity"));
     }
@@ -73,7 +73,9 @@ pub fn score(draft: &Draft, evidence: &Evidence) -> Scores {
         None => specificity.add(0.0, "no onset time".to_owned()),
     }
     match draft.method {
-        Method::Named => specificity.add(0.1, "the feedback names the component itself".to_owned()),
+        Method::Named => {
+            specificity.add(0.15, "the feedback names the component itself".to_owned())
+        }
         Method::Resolved => specificity.add(
             0.0,
             "resolved from vague text using the snapshot".to_owned(),
@@ -154,6 +156,15 @@ pub fn score(draft: &Draft, evidence: &Evidence) -> Scores {
                 ),
             );
         }
+    }
+    if let Some((blamed, count)) = signals
+        .and_then(|s| s.blames.iter().max_by_key(|(_, n)| **n))
+        .filter(|(blamed, _)| *blamed != component)
+    {
+        accuracy.add(
+            -0.3,
+            format!("{component}'s own errors ({count}) point at {blamed}: it may be a victim"),
+        );
     }
     for conflict in &draft.conflicts {
         accuracy.add(-0.3, conflict.clone());

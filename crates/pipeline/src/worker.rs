@@ -22,7 +22,7 @@ use crate::metrics::PipelineMetrics;
 use crate::{noise, redact, score};
 
 const LEASE: SignedDuration = SignedDuration::from_secs(120);
-const CLAIM_BATCH: usize = 16;
+const CLAIM_BATCH: usize = 8;
 /// How long a job waiting for captures sleeps unless a finished capture wakes it first.
 const CAPTURE_WAIT: SignedDuration = SignedDuration::from_secs(30);
 
@@ -76,9 +76,13 @@ impl LabelWorker {
                 }
                 continue;
             }
+            // Jobs of one claim are independent investigations: run them side by side.
+            let mut running = tokio::task::JoinSet::new();
             for job in jobs {
-                self.run_job(&job).await;
+                let worker = self.clone();
+                running.spawn(async move { worker.run_job(&job).await });
             }
+            while running.join_next().await.is_some() {}
         }
     }
 
@@ -145,7 +149,7 @@ impl LabelWorker {
 
         let snapshot = self.store.snapshot(&job.tenant, job.trace_id).await?;
         if snapshot.is_empty() {
-            let planned = plan_agent_queries(&self.config, &investigation);
+            let planned = plan_agent_queries(&self.config, &investigation, now);
             if !planned.is_empty() {
                 self.store
                     .plan_snapshot(&job.tenant, job.trace_id, planned)
@@ -167,7 +171,7 @@ impl LabelWorker {
             .iter()
             .any(|q| matches!(q.origin, QueryOrigin::Noise { .. }));
         if !has_noise && self.config.noise_queries > 0 {
-            let added = noise::expand(&snapshot, &evidence, self.config.noise_queries);
+            let added = noise::expand(&snapshot, &evidence, self.config.noise_queries, now);
             if !added.is_empty() {
                 self.store
                     .plan_snapshot(&job.tenant, job.trace_id, added)

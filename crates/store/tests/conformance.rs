@@ -384,6 +384,7 @@ fn snapshot_query(id: &str, deadline_hours: i64) -> evalmint_model::SnapshotQuer
         origin: evalmint_model::QueryOrigin::Agent,
         step: None,
         deadline: start() + SignedDuration::from_hours(deadline_hours),
+        planned_at: start(),
         status: evalmint_model::CaptureStatus::Pending,
         captured_at: None,
         result_digest: None,
