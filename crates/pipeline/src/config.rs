@@ -61,6 +61,18 @@ pub struct Thresholds {
     pub thoroughness: f64,
 }
 
+/// The optional LLM drafter: any OpenAI-compatible chat-completions endpoint (see [`crate::llm`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LlmConfig {
+    /// Base URL without a trailing slash, e.g. `http://127.0.0.1:8000/v1`.
+    pub endpoint: String,
+    pub model: String,
+    /// Name of the environment variable that holds the API key; `None` sends no key (local servers).
+    pub api_key_env: Option<String>,
+    /// For the whole request, answer included.
+    pub timeout: SignedDuration,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -75,6 +87,8 @@ pub struct Config {
     pub capture_attempts: u32,
     /// Noise queries added per snapshot, at most.
     pub noise_queries: usize,
+    /// The LLM drafter; `None` (the default) when `[llm]` is absent or not enabled.
+    pub llm: Option<LlmConfig>,
 }
 
 impl Default for Config {
@@ -91,6 +105,7 @@ impl Default for Config {
             trace_wait: SignedDuration::from_hours(1),
             capture_attempts: 5,
             noise_queries: 6,
+            llm: None,
         }
     }
 }
@@ -139,6 +154,8 @@ struct RawConfig {
     sources: Vec<RawSource>,
     #[serde(default)]
     pipeline: RawPipeline,
+    #[serde(default)]
+    llm: Option<RawLlm>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,6 +187,17 @@ struct RawPipeline {
     trace_wait: Option<String>,
     capture_attempts: Option<u32>,
     noise_queries: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLlm {
+    #[serde(default)]
+    enabled: bool,
+    endpoint: Option<String>,
+    model: Option<String>,
+    api_key_env: Option<String>,
+    timeout: Option<String>,
 }
 
 impl RawConfig {
@@ -243,12 +271,97 @@ impl RawConfig {
         if let Some(n) = p.noise_queries {
             config.noise_queries = n;
         }
+        if let Some(llm) = self.llm {
+            config.llm = llm.validate(&mut problems);
+        }
         if problems.is_empty() {
             Ok(config)
         } else {
             Err(ConfigError { problems })
         }
     }
+}
+
+impl RawLlm {
+    /// Checks every value that is present, even when disabled, so a typo does not wait for the
+    /// day the section is switched on; `endpoint` and `model` are required only when enabled.
+    fn validate(self, problems: &mut Vec<String>) -> Option<LlmConfig> {
+        let before = problems.len();
+        let endpoint = match self.endpoint.as_deref().map(str::trim) {
+            Some(e) if !(e.starts_with("http://") || e.starts_with("https://")) => {
+                problems.push(format!("llm.endpoint: {e:?} is not an http(s) URL"));
+                None
+            }
+            Some(e) if url_has_credentials(e) => {
+                problems.push(
+                    "llm.endpoint: must not carry credentials; name the key's variable in llm.api_key_env"
+                        .to_owned(),
+                );
+                None
+            }
+            Some(e) => Some(e.trim_end_matches('/').to_owned()),
+            None if self.enabled => {
+                problems.push("llm.endpoint: required when llm.enabled = true".to_owned());
+                None
+            }
+            None => None,
+        };
+        let model = match self.model.as_deref().map(str::trim) {
+            Some("") => {
+                problems.push("llm.model: must not be empty".to_owned());
+                None
+            }
+            Some(m) => Some(m.to_owned()),
+            None if self.enabled => {
+                problems.push("llm.model: required when llm.enabled = true".to_owned());
+                None
+            }
+            None => None,
+        };
+        if let Some(var) = &self.api_key_env
+            && !is_env_var_name(var)
+        {
+            problems.push(
+                "llm.api_key_env: must be the name of an environment variable (like OPENAI_API_KEY), not the key itself"
+                    .to_owned(),
+            );
+        }
+        let timeout = match &self.timeout {
+            None => SignedDuration::from_secs(30),
+            Some(t) => match evalmint_model::parse_duration(t) {
+                Some(d) if d.is_positive() => d,
+                _ => {
+                    problems.push(format!("llm.timeout: {t:?} is not a duration like 30s"));
+                    SignedDuration::ZERO
+                }
+            },
+        };
+        if !self.enabled || problems.len() > before {
+            return None;
+        }
+        Some(LlmConfig {
+            endpoint: endpoint?,
+            model: model?,
+            api_key_env: self.api_key_env,
+            timeout,
+        })
+    }
+}
+
+/// `user:pass@` (or `token@`) before the host.
+fn url_has_credentials(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    authority.contains('@')
+}
+
+/// A portable environment variable name: letters, digits and `_`, not starting with a digit.
+fn is_env_var_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 impl RawSource {
@@ -412,6 +525,97 @@ mod tests {
         assert!(
             Config::parse("[pipeline]\nspecifity = 0.5").is_err(),
             "typos are errors"
+        );
+    }
+
+    #[test]
+    fn the_llm_section_is_off_unless_enabled() {
+        let config = Config::parse(
+            r#"
+            [llm]
+            enabled = true
+            endpoint = "http://127.0.0.1:8000/v1/"
+            model = "qwen2.5-7b-instruct"
+            api_key_env = "EVALMINT_LLM_KEY"
+            timeout = "45s"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.llm,
+            Some(LlmConfig {
+                endpoint: "http://127.0.0.1:8000/v1".into(),
+                model: "qwen2.5-7b-instruct".into(),
+                api_key_env: Some("EVALMINT_LLM_KEY".into()),
+                timeout: SignedDuration::from_secs(45),
+            })
+        );
+        let defaults = Config::parse(
+            "[llm]\nenabled = true\nendpoint = \"http://llm:8000/v1\"\nmodel = \"m\"",
+        )
+        .unwrap()
+        .llm
+        .unwrap();
+        assert_eq!(defaults.timeout, SignedDuration::from_secs(30));
+        assert_eq!(defaults.api_key_env, None);
+
+        assert_eq!(Config::parse("").unwrap().llm, None, "absent");
+        assert_eq!(
+            Config::parse("[llm]\nendpoint = \"http://llm:8000/v1\"\nmodel = \"m\"")
+                .unwrap()
+                .llm,
+            None,
+            "disabled by default"
+        );
+        assert!(
+            Config::parse("[llm]\nenabled = true\napi_key = \"sk-1\"").is_err(),
+            "unknown keys are errors"
+        );
+    }
+
+    #[test]
+    fn bad_llm_values_are_reported_with_their_keys() {
+        let error = Config::parse(
+            r#"
+            [llm]
+            enabled = true
+            endpoint = "127.0.0.1:8000/v1"
+            model = " "
+            api_key_env = "sk-live-0123456789abcdef"
+            timeout = "soon"
+
+            [pipeline]
+            capture_attempts = 0
+            "#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.problems,
+            [
+                "pipeline.capture_attempts: must be at least 1",
+                "llm.endpoint: \"127.0.0.1:8000/v1\" is not an http(s) URL",
+                "llm.model: must not be empty",
+                "llm.api_key_env: must be the name of an environment variable (like OPENAI_API_KEY), not the key itself",
+                "llm.timeout: \"soon\" is not a duration like 30s",
+            ]
+        );
+        assert_eq!(
+            Config::parse(
+                "[llm]\nenabled = true\nendpoint = \"https://user:hunter2@llm.example/v1\""
+            )
+            .unwrap_err()
+            .problems,
+            [
+                "llm.endpoint: must not carry credentials; name the key's variable in llm.api_key_env",
+                "llm.model: required when llm.enabled = true",
+            ]
+        );
+        assert_eq!(
+            Config::parse("[llm]\ntimeout = \"0s\"")
+                .unwrap_err()
+                .problems,
+            ["llm.timeout: \"0s\" is not a duration like 30s"],
+            "checked even while disabled"
         );
     }
 }

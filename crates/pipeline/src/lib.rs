@@ -9,6 +9,7 @@ pub mod config;
 pub mod draft;
 pub mod evidence;
 mod lexicon;
+pub mod llm;
 pub mod metrics;
 pub mod noise;
 pub mod redact;
