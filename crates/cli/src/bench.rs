@@ -137,7 +137,7 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     };
     wait_until_healthy(&client, &server).await?;
 
-    let batches = (args.spans + args.batch_spans - 1) / args.batch_spans;
+    let batches = args.spans.div_ceil(args.batch_spans);
     eprintln!(
         "encoding {batches} OTLP batches of {} spans…",
         args.batch_spans

@@ -147,7 +147,7 @@ pub(crate) async fn run(args: QualityArgs) -> anyhow::Result<()> {
         services: args.services,
         timeline_end: jiff::Timestamp::now().as_second(),
     };
-    let world = Arc::new(World::generate(world_config.clone()));
+    let world = Arc::new(World::generate(world_config));
     let retention = Retention {
         metrics: args.ttl,
         logs: args.ttl,
@@ -157,7 +157,7 @@ pub(crate) async fn run(args: QualityArgs) -> anyhow::Result<()> {
     let telemetry = Arc::new(TelemetryService::new(
         world.clone(),
         Arc::new(SimClock::running(world.end * 1000, 1.0)),
-        retention.clone(),
+        retention,
     ));
     let telemetry_url =
         serve_on_loopback(evalmint_sim::telemetry::app(telemetry), shutdown.clone()).await?;

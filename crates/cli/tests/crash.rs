@@ -34,11 +34,19 @@ async fn start(data: &std::path::Path) -> Server {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
+    let server = Server {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
     let client = reqwest::Client::new();
     for _ in 0..200 {
-        if client.get(format!("{url}/healthz")).send().await.is_ok() {
-            return Server { child, url };
+        if client
+            .get(format!("{}/healthz", server.url))
+            .send()
+            .await
+            .is_ok()
+        {
+            return server;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -46,7 +54,7 @@ async fn start(data: &std::path::Path) -> Server {
 }
 
 fn trace_hex(i: usize) -> String {
-    format!("{:032x}", 0xc0ffee_0000_0000_u128 + i as u128)
+    format!("{:032x}", 0x00c0_ffee_0000_0000_u128 + i as u128)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,6 +33,8 @@ pub const OPT_OUT_KEY: &str = "label_opt_out";
 pub struct LabelWorker {
     store: Arc<dyn FullStore>,
     config: Arc<Config>,
+    /// The optional LLM drafter; the deterministic drafter stands in when it fails.
+    llm: Option<crate::llm::LlmClient>,
     clock: Arc<dyn Clock>,
     metrics: Arc<PipelineMetrics>,
     poll: Duration,
@@ -51,9 +53,15 @@ impl LabelWorker {
         clock: Arc<dyn Clock>,
         metrics: Arc<PipelineMetrics>,
     ) -> Self {
+        let llm = config.llm.as_ref().and_then(|llm| {
+            crate::llm::LlmClient::new(llm)
+                .inspect_err(|e| tracing::warn!(error = %e, "the LLM drafter is off"))
+                .ok()
+        });
         LabelWorker {
             store,
             config,
+            llm,
             clock,
             metrics,
             poll: Duration::from_millis(100),
@@ -183,7 +191,21 @@ impl LabelWorker {
             }
         }
 
-        let draft = draft::draft(&investigation, &consenting, &evidence);
+        let mut draft = draft::draft(&investigation, &consenting, &evidence);
+        let mut drafter = (draft::DRAFTER.to_owned(), draft::DRAFTER_VERSION.to_owned());
+        if let Some(llm) = &self.llm {
+            match crate::llm::draft_with_llm(llm, &investigation, &consenting, &evidence, &draft)
+                .await
+            {
+                Ok(from_llm) => {
+                    draft = from_llm;
+                    drafter = (llm.drafter_name(), crate::llm::PROMPT_VERSION.to_owned());
+                }
+                Err(e) => {
+                    tracing::info!(error = %e, "LLM draft unusable; keeping the deterministic one")
+                }
+            }
+        }
         let scores = score::score(&draft, &evidence);
         let route = score::route(&draft, &scores, &self.config.thresholds);
         let audit = route == Route::Admit
@@ -213,8 +235,8 @@ impl LabelWorker {
             audit,
             provenance: Provenance {
                 feedback_ids: consenting.iter().map(|f| f.id).collect(),
-                drafter: draft::DRAFTER.to_owned(),
-                drafter_version: draft::DRAFTER_VERSION.to_owned(),
+                drafter: drafter.0,
+                drafter_version: drafter.1,
                 basis: draft.basis.as_str().to_owned(),
             },
             created_at: now,

@@ -116,7 +116,7 @@ pub(crate) async fn review_queue(
         )
         .await?;
     queue.extend(audits);
-    queue.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    queue.sort_by_key(|c| std::cmp::Reverse(c.created_at));
     queue.truncate(limit);
     Ok(Json(serde_json::json!({ "queue": queue })))
 }
