@@ -23,6 +23,8 @@ pub(crate) enum BenchCommand {
     Ingest(IngestArgs),
     /// Label quality on simulated incidents, scored against the simulator's truth file.
     Quality(crate::bench_quality::QualityArgs),
+    /// The TTL race: deadlines missed under a burst, earliest-deadline-first against FIFO.
+    Capture(crate::bench_capture::CaptureArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -57,6 +59,7 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Ingest(args) => ingest(args).await,
         BenchCommand::Quality(args) => crate::bench_quality::run(args).await,
+        BenchCommand::Capture(args) => crate::bench_capture::run(args).await,
     }
 }
 

@@ -2,6 +2,7 @@
 //! exit code in one place.
 
 mod bench;
+mod bench_capture;
 mod bench_quality;
 mod client;
 mod keys;
