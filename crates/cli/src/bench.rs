@@ -25,6 +25,8 @@ pub(crate) enum BenchCommand {
     Quality(crate::bench_quality::QualityArgs),
     /// The TTL race: deadlines missed under a burst, earliest-deadline-first against FIFO.
     Capture(crate::bench_capture::CaptureArgs),
+    /// Real agent runs from the OpenRCA benchmark through the label pipeline.
+    Openrca(crate::bench_openrca::OpenRcaArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -60,6 +62,7 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Ingest(args) => ingest(args).await,
         BenchCommand::Quality(args) => crate::bench_quality::run(args).await,
         BenchCommand::Capture(args) => crate::bench_capture::run(args).await,
+        BenchCommand::Openrca(args) => crate::bench_openrca::run(args).await,
     }
 }
 

@@ -65,7 +65,14 @@ const LEXICON: &[(Category, &[(&str, f64)])] = &[
             ("deadline exceeded", 1.0),
         ],
     ),
-    (Category::NetworkLatency, &[("network latency", 2.0)]),
+    (
+        Category::NetworkLatency,
+        &[
+            ("network latency", 2.5),
+            ("network delay", 2.5),
+            ("rtt", 1.0),
+        ],
+    ),
     (
         Category::NetworkLoss,
         &[
@@ -157,7 +164,7 @@ pub(crate) fn category_weights(text: &str) -> Vec<(Category, f64)> {
 }
 
 /// The best-supported category of `text`, if any phrase matched.
-pub(crate) fn category_of(text: &str) -> Option<Category> {
+pub fn category_of(text: &str) -> Option<Category> {
     best(category_weights(text))
 }
 

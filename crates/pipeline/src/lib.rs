@@ -8,7 +8,7 @@ pub mod capture;
 pub mod config;
 pub mod draft;
 pub mod evidence;
-mod lexicon;
+pub mod lexicon;
 pub mod llm;
 pub mod metrics;
 pub mod noise;
