@@ -27,6 +27,8 @@ pub(crate) enum BenchCommand {
     Capture(crate::bench_capture::CaptureArgs),
     /// Real agent runs from the OpenRCA benchmark through the label pipeline.
     Openrca(crate::bench_openrca::OpenRcaArgs),
+    /// Feedback-to-routed-candidate latency at a steady feedback rate.
+    Latency(crate::bench_latency::LatencyArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -63,6 +65,7 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Quality(args) => crate::bench_quality::run(args).await,
         BenchCommand::Capture(args) => crate::bench_capture::run(args).await,
         BenchCommand::Openrca(args) => crate::bench_openrca::run(args).await,
+        BenchCommand::Latency(args) => crate::bench_latency::run(args).await,
     }
 }
 

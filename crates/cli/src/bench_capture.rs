@@ -55,13 +55,17 @@ struct Outcome {
     took: Duration,
 }
 
-pub(crate) async fn run(args: CaptureArgs) -> anyhow::Result<()> {
-    let shutdown = CancellationToken::new();
+/// The simulator's telemetry API on a loopback port, with its world.
+pub(crate) async fn start_telemetry(
+    seed: u64,
+    services: usize,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(String, Arc<World>)> {
     let now = Timestamp::now();
     let world = Arc::new(World::generate(WorldConfig {
-        seed: 11,
+        seed,
         incidents: 5,
-        services: Some(20),
+        services: Some(services),
         timeline_end: now.as_second(),
     }));
     let telemetry = Arc::new(TelemetryService::new(
@@ -69,15 +73,17 @@ pub(crate) async fn run(args: CaptureArgs) -> anyhow::Result<()> {
         Arc::new(SimClock::running(now.as_millisecond(), 1.0)),
         Retention::default(),
     ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let app = evalmint_sim::telemetry::app(telemetry);
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-    });
+    let url = crate::bench_quality::serve_on_loopback(
+        evalmint_sim::telemetry::app(telemetry),
+        shutdown.clone(),
+    )
+    .await?;
+    Ok((url, world))
+}
+
+pub(crate) async fn run(args: CaptureArgs) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    let (url, world) = start_telemetry(11, 20, &shutdown).await?;
     let services: Vec<String> = world
         .topology
         .components

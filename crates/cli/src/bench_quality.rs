@@ -120,7 +120,7 @@ pub(crate) fn simulator_sources(url: &str, retention: &Retention) -> Vec<Source>
     ]
 }
 
-async fn serve_on_loopback(
+pub(crate) async fn serve_on_loopback(
     router: axum::Router,
     shutdown: CancellationToken,
 ) -> anyhow::Result<String> {

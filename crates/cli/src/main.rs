@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_capture;
+mod bench_latency;
 mod bench_openrca;
 mod bench_quality;
 mod client;

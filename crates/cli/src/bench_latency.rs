@@ -1,0 +1,282 @@
+//! `evalmint bench latency`: feedback-to-routed-candidate latency at a steady feedback rate. An
+//! in-process server and pipeline capture each investigation's metric queries from the
+//! simulator's telemetry API; feedback is posted over loopback HTTP at `--rate` per second, and
+//! the time from its durable acknowledgement to its routed candidate is measured.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use evalmint_model::{
+    AgentInfo, SignalSource, SpanId, Step, StepKind, StepStatus, TenantId, TimeWindow, Timestamp,
+    ToolCall, TraceId, Trigger, TriggerKind,
+};
+use evalmint_pipeline::config::Config;
+use evalmint_pipeline::metrics::PipelineMetrics;
+use evalmint_server::{AppState, Metrics, ServerConfig};
+use evalmint_sim::telemetry::Retention;
+use evalmint_store::{
+    CandidateQuery, CaptureOrder, FullStore, IngestBatch, PipelineStore, SqliteOptions,
+    SqliteStore, Store, SystemClock,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+use jiff::SignedDuration;
+use tokio_util::sync::CancellationToken;
+
+use crate::table;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct LatencyArgs {
+    /// Feedback per second.
+    #[arg(long, default_value_t = 500)]
+    rate: u64,
+    /// How long to send feedback.
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    /// Metric queries per investigation (each is captured from the simulator).
+    #[arg(long, default_value_t = 4)]
+    queries: usize,
+}
+
+const KEY: &str = "em_bench_latency_admin";
+
+fn investigation(
+    index: usize,
+    services: &[String],
+    queries: usize,
+    now: Timestamp,
+) -> anyhow::Result<Vec<(TraceId, Step)>> {
+    let trace = TraceId::from_bytes(&(index as u128 + 1).to_be_bytes())?;
+    let span =
+        |n: usize| SpanId::from_bytes(&((index as u64) << 8 | n as u64 | 1 << 60).to_be_bytes());
+    let service = &services[index % services.len()];
+    let window = TimeWindow::new(now - SignedDuration::from_mins(30), now).context("window")?;
+    let base = Step {
+        span_id: span(0)?,
+        parent_span_id: None,
+        name: "invoke_agent".into(),
+        kind: StepKind::Agent,
+        started_at: now,
+        ended_at: now,
+        status: StepStatus::Ok,
+        status_message: None,
+        agent: AgentInfo {
+            name: Some("sre-agent".into()),
+            ..AgentInfo::default()
+        },
+        trigger: Some(Trigger {
+            kind: TriggerKind::Alert,
+            text: format!("{service} latency above SLO"),
+            monitor: Some(format!("{service} p99")),
+            fired_at: None,
+        }),
+        input: None,
+        output: Some(format!("Root cause: {service} CPU saturation")),
+        tool_call: None,
+    };
+    let mut steps = vec![(trace, base.clone())];
+    let metrics = [
+        "cpu_usage_ratio",
+        "memory_usage_ratio",
+        "request_error_ratio",
+        "request_latency_p99_seconds",
+    ];
+    for q in 0..queries {
+        let query = format!("{}{{service=\"{service}\"}}", metrics[q % metrics.len()]);
+        steps.push((
+            trace,
+            Step {
+                span_id: span(q + 1)?,
+                parent_span_id: Some(span(0)?),
+                name: "execute_tool query_metrics".into(),
+                kind: StepKind::Tool,
+                trigger: None,
+                output: None,
+                tool_call: Some(ToolCall {
+                    tool_name: "query_metrics".into(),
+                    source: SignalSource::Metrics,
+                    arguments: Some(serde_json::json!({"query": query, "start": window.start.to_string(), "end": window.end.to_string(), "step": "60s"}).to_string()),
+                    query,
+                    window: Some(window),
+                    entities: vec![service.clone()],
+                    result: None,
+                    result_truncated: false,
+                }),
+                ..base.clone()
+            },
+        ));
+    }
+    Ok(steps)
+}
+
+pub(crate) async fn run(args: LatencyArgs) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    let (telemetry_url, world) = crate::bench_capture::start_telemetry(13, 30, &shutdown).await?;
+    let services: Vec<String> = world
+        .topology
+        .components
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
+    let data = tempfile::tempdir()?;
+    let store = Arc::new(SqliteStore::open(data.path(), SqliteOptions::default())?);
+    evalmint_server::bootstrap_admin_key(store.as_ref(), Some(KEY)).await?;
+    let tenant = TenantId::default_tenant();
+
+    let total = (args.rate * args.seconds) as usize;
+    let now = Timestamp::now();
+    eprintln!("ingesting {total} investigations…");
+    for chunk in (0..total).collect::<Vec<_>>().chunks(200) {
+        let mut steps = Vec::new();
+        for index in chunk {
+            steps.extend(investigation(*index, &services, args.queries, now)?);
+        }
+        store
+            .ingest(
+                &tenant,
+                IngestBatch {
+                    steps,
+                    feedback: vec![],
+                },
+            )
+            .await?;
+    }
+
+    let config = Arc::new(Config {
+        sources: crate::bench_quality::simulator_sources(&telemetry_url, &Retention::default()),
+        ..Config::default()
+    });
+    let mut metrics = Metrics::default();
+    let pipeline_metrics = Arc::new(PipelineMetrics::default());
+    pipeline_metrics.register(metrics.registry_mut());
+    let mut pipeline = evalmint_pipeline::worker::start(
+        store.clone() as Arc<dyn FullStore>,
+        config,
+        Arc::new(SystemClock),
+        pipeline_metrics.clone(),
+        CaptureOrder::EarliestDeadline,
+        shutdown.clone(),
+    );
+    let state = AppState::with_metrics(
+        store.clone(),
+        store.clone(),
+        ServerConfig::default(),
+        metrics,
+    );
+    let server =
+        crate::bench_quality::serve_on_loopback(evalmint_server::app(state), shutdown.clone())
+            .await?;
+
+    let client = reqwest::Client::new();
+    let progress = ProgressBar::new(total as u64);
+    progress.set_style(
+        ProgressStyle::with_template("feedback [{bar:40}] {pos}/{len} sent, {msg}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    let started = Instant::now();
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut sends = tokio::task::JoinSet::new();
+    for index in 0..total {
+        ticker.tick().await;
+        let (client, server) = (client.clone(), server.clone());
+        let service = services[index % services.len()].clone();
+        sends.spawn(async move {
+            let trace = format!("{:032x}", index as u128 + 1);
+            let body = if index % 3 == 0 {
+                serde_json::json!({"investigation_id": trace, "verdict": "up"})
+            } else {
+                serde_json::json!({"investigation_id": trace, "verdict": "not_quite",
+                                   "correction": format!("{service} ran out of CPU")})
+            };
+            client
+                .post(format!("{server}/api/v1/feedback"))
+                .bearer_auth(KEY)
+                .json(&body)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        });
+        if index % 100 == 0 {
+            let stats = store.pipeline_stats(&tenant).await?;
+            progress.set_message(format!(
+                "{} routed",
+                stats.feedback_candidate + stats.feedback_not_candidate
+            ));
+        }
+        progress.inc(1);
+    }
+    let mut failed = 0;
+    while let Some(sent) = sends.join_next().await {
+        if !matches!(sent?, Ok(201)) {
+            failed += 1;
+        }
+    }
+    let sending = started.elapsed();
+    progress.finish_and_clear();
+    let waited = Instant::now();
+    loop {
+        let stats = store.pipeline_stats(&tenant).await?;
+        if stats.feedback_pending == 0 || waited.elapsed() > Duration::from_secs(600) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shutdown.cancel();
+    while pipeline.join_next().await.is_some() {}
+
+    let candidates = store
+        .candidates(
+            &tenant,
+            CandidateQuery {
+                routes: vec![],
+                audit_only: false,
+                limit: 1_000_000,
+            },
+        )
+        .await?;
+    let mut latencies = Vec::new();
+    for candidate in &candidates {
+        for id in &candidate.provenance.feedback_ids {
+            if let Some(feedback) = store.feedback(&tenant, *id).await? {
+                latencies.push(candidate.created_at.duration_since(feedback.received_at));
+            }
+        }
+    }
+    latencies.sort();
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len().max(1) - 1) as f64 * q).round() as usize)
+            .map_or("n/a".to_owned(), |d| {
+                format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+            })
+    };
+    let stats = store.pipeline_stats(&tenant).await?;
+    let rows = vec![
+        vec!["feedback sent".into(), total.to_string()],
+        vec!["feedback refused".into(), failed.to_string()],
+        vec![
+            "achieved rate".into(),
+            format!("{:.0}/s", total as f64 / sending.as_secs_f64()),
+        ],
+        vec![
+            "routed".into(),
+            (stats.feedback_candidate + stats.feedback_not_candidate).to_string(),
+        ],
+        vec!["still pending".into(), stats.feedback_pending.to_string()],
+        vec!["feedback → routed p50".into(), at(0.5)],
+        vec!["feedback → routed p99".into(), at(0.99)],
+        vec!["feedback → routed max".into(), at(1.0)],
+        vec![
+            "queries captured".into(),
+            stats.queries_captured.to_string(),
+        ],
+        vec![
+            "TTL misses".into(),
+            pipeline_metrics.ttl_misses_total().to_string(),
+        ],
+    ];
+    print!("{}", table::render(&["measure", "value"], &rows));
+    Ok(())
+}
