@@ -499,6 +499,17 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_for_the_simulator_is_valid() {
+        let text = include_str!("../../../examples/evalmint-sim.toml");
+        let config = Config::parse(text).unwrap();
+        assert_eq!(config.sources.len(), 5);
+        assert!(
+            config.llm.is_none(),
+            "the LLM backend is off unless enabled"
+        );
+    }
+
+    #[test]
     fn every_problem_is_reported_with_its_key() {
         let error = Config::parse(
             r#"
