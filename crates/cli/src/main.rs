@@ -2,10 +2,6 @@
 //! exit code in one place.
 
 mod bench;
-mod bench_capture;
-mod bench_latency;
-mod bench_openrca;
-mod bench_quality;
 mod client;
 mod keys;
 mod labels;

@@ -7,38 +7,8 @@ use crate::rng::SimRng;
 use crate::signals::{Effect, EventKind, LogLevel, LogLine, Metric, Shift, WorldEvent};
 use crate::topology::{ComponentKind, Topology};
 
-/// The root-cause taxonomy (design brief §7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub enum Category {
-    #[serde(rename = "resource.memory")]
-    ResourceMemory,
-    #[serde(rename = "resource.cpu")]
-    ResourceCpu,
-    #[serde(rename = "resource.disk")]
-    ResourceDisk,
-    #[serde(rename = "resource.connection_pool")]
-    ResourceConnectionPool,
-    #[serde(rename = "bad_deploy")]
-    BadDeploy,
-    #[serde(rename = "config_change")]
-    ConfigChange,
-    #[serde(rename = "dependency_failure")]
-    DependencyFailure,
-    #[serde(rename = "network.loss")]
-    NetworkLoss,
-    #[serde(rename = "network.dns")]
-    NetworkDns,
-    #[serde(rename = "traffic_spike")]
-    TrafficSpike,
-    #[serde(rename = "cert_expiry")]
-    CertExpiry,
-    #[serde(rename = "queue_backlog")]
-    QueueBacklog,
-    #[serde(rename = "data_issue")]
-    DataIssue,
-    #[serde(rename = "infrastructure")]
-    Infrastructure,
-}
+/// The root-cause taxonomy is evalmint's own, so truth and labels speak the same names.
+pub use evalmint_model::Category;
 
 /// The kinds of fault the world can suffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

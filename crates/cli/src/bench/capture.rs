@@ -13,7 +13,7 @@ use evalmint_model::{
 use evalmint_pipeline::capture::Capturer;
 use evalmint_pipeline::config::{Config, Connector, Source};
 use evalmint_pipeline::metrics::PipelineMetrics;
-use evalmint_sim::telemetry::{Retention, SimClock, TelemetryService};
+use evalmint_sim::telemetry::Retention;
 use evalmint_sim::world::{World, WorldConfig};
 use evalmint_store::{
     CaptureOrder, FullStore, PipelineStore, SqliteOptions, SqliteStore, SystemClock,
@@ -55,35 +55,21 @@ struct Outcome {
     took: Duration,
 }
 
-/// The simulator's telemetry API on a loopback port, with its world.
-pub(crate) async fn start_telemetry(
-    seed: u64,
-    services: usize,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<(String, Arc<World>)> {
-    let now = Timestamp::now();
-    let world = Arc::new(World::generate(WorldConfig {
+/// A small simulated world whose timeline ends now.
+pub(crate) fn small_world(seed: u64, services: usize) -> World {
+    World::generate(WorldConfig {
         seed,
         incidents: 5,
         services: Some(services),
-        timeline_end: now.as_second(),
-    }));
-    let telemetry = Arc::new(TelemetryService::new(
-        world.clone(),
-        Arc::new(SimClock::running(now.as_millisecond(), 1.0)),
-        Retention::default(),
-    ));
-    let url = crate::bench_quality::serve_on_loopback(
-        evalmint_sim::telemetry::app(telemetry),
-        shutdown.clone(),
-    )
-    .await?;
-    Ok((url, world))
+        timeline_end: Timestamp::now().as_second(),
+    })
 }
 
 pub(crate) async fn run(args: CaptureArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
-    let (url, world) = start_telemetry(11, 20, &shutdown).await?;
+    let world = Arc::new(small_world(11, 20));
+    let url =
+        super::harness::start_telemetry(world.clone(), Retention::default(), &shutdown).await?;
     let services: Vec<String> = world
         .topology
         .components

@@ -9,22 +9,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use evalmint_model::SignalSource;
 use evalmint_model::{Route, TenantId};
-use evalmint_pipeline::config::{Config, Connector, Source};
-use evalmint_pipeline::metrics::PipelineMetrics;
-use evalmint_server::{AppState, Metrics, ServerConfig};
+use evalmint_pipeline::config::Config;
 use evalmint_sim::agent::AgentVersion;
-use evalmint_sim::telemetry::{Retention, SimClock, TelemetryService};
+use evalmint_sim::telemetry::Retention;
 use evalmint_sim::world::{World, WorldConfig};
-use evalmint_store::{
-    CandidateQuery, CaptureOrder, FullStore, PipelineStore, SqliteOptions, SqliteStore, Store,
-    SystemClock,
-};
+use evalmint_store::{CandidateQuery, PipelineStore, SqliteOptions, SqliteStore};
 use indicatif::{ProgressBar, ProgressStyle};
-use jiff::SignedDuration;
 use tokio_util::sync::CancellationToken;
 
+use super::harness;
 use crate::table;
 
 #[derive(Debug, clap::Args)]
@@ -62,78 +56,6 @@ fn parse_ttl(text: &str) -> Result<i64, String> {
 
 const KEY: &str = "em_bench_quality_admin";
 
-/// Telemetry sources for the simulator's API at `url`, with its default retention.
-pub(crate) fn simulator_sources(url: &str, retention: &Retention) -> Vec<Source> {
-    let source = |name: &str, signal, connector, ttl_secs: i64, tool: &str| Source {
-        name: name.to_owned(),
-        signal,
-        connector,
-        ttl: SignedDuration::from_secs(ttl_secs),
-        tools: vec![tool.to_owned()],
-        concurrency: 8,
-    };
-    let http = |path: &str, rename: &[(&str, &str)]| Connector::HttpJson {
-        endpoint: format!("{url}{path}"),
-        rename: rename
-            .iter()
-            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
-            .collect(),
-    };
-    vec![
-        source(
-            "sim-metrics",
-            SignalSource::Metrics,
-            Connector::Prometheus {
-                endpoint: url.to_owned(),
-            },
-            retention.metrics,
-            "query_metrics",
-        ),
-        source(
-            "sim-logs",
-            SignalSource::Logs,
-            http("/api/v1/logs", &[]),
-            retention.logs,
-            "search_logs",
-        ),
-        source(
-            "sim-events",
-            SignalSource::Events,
-            http("/api/v1/events", &[("services", "service")]),
-            retention.events,
-            "get_events",
-        ),
-        source(
-            "sim-traces",
-            SignalSource::Traces,
-            http("/api/v1/traces", &[]),
-            retention.traces,
-            "get_traces",
-        ),
-        source(
-            "sim-topology",
-            SignalSource::Infra,
-            http("/api/v1/services", &[]),
-            3650 * 86_400,
-            "list_services",
-        ),
-    ]
-}
-
-pub(crate) async fn serve_on_loopback(
-    router: axum::Router,
-    shutdown: CancellationToken,
-) -> anyhow::Result<String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await;
-    });
-    Ok(url)
-}
-
 pub(crate) async fn run(args: QualityArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let data = tempfile::tempdir()?;
@@ -154,36 +76,14 @@ pub(crate) async fn run(args: QualityArgs) -> anyhow::Result<()> {
         events: args.ttl,
         traces: args.ttl,
     };
-    let telemetry = Arc::new(TelemetryService::new(
-        world.clone(),
-        Arc::new(SimClock::running(world.end * 1000, 1.0)),
-        retention,
-    ));
-    let telemetry_url =
-        serve_on_loopback(evalmint_sim::telemetry::app(telemetry), shutdown.clone()).await?;
-
-    let config = Arc::new(Config {
-        sources: simulator_sources(&telemetry_url, &retention),
+    let telemetry_url = harness::start_telemetry(world, retention, &shutdown).await?;
+    let config = Config {
+        sources: harness::simulator_sources(&telemetry_url, &retention),
         ..Config::default()
-    });
-    let mut metrics = Metrics::default();
-    let pipeline_metrics = Arc::new(PipelineMetrics::default());
-    pipeline_metrics.register(metrics.registry_mut());
-    let mut pipeline = evalmint_pipeline::worker::start(
-        store.clone() as Arc<dyn FullStore>,
-        config,
-        Arc::new(SystemClock),
-        pipeline_metrics.clone(),
-        CaptureOrder::EarliestDeadline,
-        shutdown.clone(),
-    );
-    let state = AppState::with_metrics(
-        store.clone(),
-        store.clone(),
-        ServerConfig::default(),
-        metrics,
-    );
-    let server_url = serve_on_loopback(evalmint_server::app(state), shutdown.clone()).await?;
+    };
+    let evalmint = harness::start_evalmint(store.clone(), config, &shutdown).await?;
+    let (server_url, pipeline_metrics, mut pipeline) =
+        (evalmint.url, evalmint.pipeline_metrics, evalmint.pipeline);
 
     let truth_path = data.path().join("truth.jsonl");
     let started = Instant::now();
@@ -247,7 +147,6 @@ pub(crate) async fn run(args: QualityArgs) -> anyhow::Result<()> {
     }
     let mut by_style: BTreeMap<String, Tally> = BTreeMap::new();
     let mut overall = Tally::default();
-    let mut latencies = Vec::new();
     let mut wrong_admissions = Vec::new();
     for candidate in &candidates {
         let Some(truth) = truth.get(&candidate.investigation_id.to_string()) else {
@@ -289,20 +188,9 @@ pub(crate) async fn run(args: QualityArgs) -> anyhow::Result<()> {
                 truth["category"]
             ));
         }
-        for id in &candidate.provenance.feedback_ids {
-            if let Some(feedback) = store.feedback(&tenant, *id).await? {
-                latencies.push(candidate.created_at.duration_since(feedback.received_at));
-            }
-        }
     }
-    latencies.sort();
-    let percentile = |q: f64| -> String {
-        if latencies.is_empty() {
-            return "n/a".to_owned();
-        }
-        let d = latencies[((latencies.len() - 1) as f64 * q).round() as usize];
-        format!("{:.2} s", d.as_secs_f64())
-    };
+    let latencies = harness::routed_latencies(&store, &tenant).await?;
+    let percentile = |p: f64| harness::quantile(&latencies, p);
     let ratio = |num: u64, den: u64| -> String {
         if den == 0 {
             "n/a".to_owned()

@@ -17,18 +17,24 @@ use prost::Message;
 
 use crate::table;
 
+pub(crate) mod capture;
+mod harness;
+pub(crate) mod latency;
+pub(crate) mod openrca;
+pub(crate) mod quality;
+
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum BenchCommand {
     /// OTLP span ingest and feedback acknowledgement throughput.
     Ingest(IngestArgs),
     /// Label quality on simulated incidents, scored against the simulator's truth file.
-    Quality(crate::bench_quality::QualityArgs),
+    Quality(crate::bench::quality::QualityArgs),
     /// The TTL race: deadlines missed under a burst, earliest-deadline-first against FIFO.
-    Capture(crate::bench_capture::CaptureArgs),
+    Capture(crate::bench::capture::CaptureArgs),
     /// Real agent runs from the OpenRCA benchmark through the label pipeline.
-    Openrca(crate::bench_openrca::OpenRcaArgs),
+    Openrca(crate::bench::openrca::OpenRcaArgs),
     /// Feedback-to-routed-candidate latency at a steady feedback rate.
-    Latency(crate::bench_latency::LatencyArgs),
+    Latency(crate::bench::latency::LatencyArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -62,10 +68,10 @@ const SPANS_PER_TRACE: usize = 10;
 pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Ingest(args) => ingest(args).await,
-        BenchCommand::Quality(args) => crate::bench_quality::run(args).await,
-        BenchCommand::Capture(args) => crate::bench_capture::run(args).await,
-        BenchCommand::Openrca(args) => crate::bench_openrca::run(args).await,
-        BenchCommand::Latency(args) => crate::bench_latency::run(args).await,
+        BenchCommand::Quality(args) => crate::bench::quality::run(args).await,
+        BenchCommand::Capture(args) => crate::bench::capture::run(args).await,
+        BenchCommand::Openrca(args) => crate::bench::openrca::run(args).await,
+        BenchCommand::Latency(args) => crate::bench::latency::run(args).await,
     }
 }
 

@@ -12,17 +12,13 @@ use evalmint_model::{
     ToolCall, TraceId, Trigger, TriggerKind,
 };
 use evalmint_pipeline::config::Config;
-use evalmint_pipeline::metrics::PipelineMetrics;
-use evalmint_server::{AppState, Metrics, ServerConfig};
 use evalmint_sim::telemetry::Retention;
-use evalmint_store::{
-    CandidateQuery, CaptureOrder, FullStore, IngestBatch, PipelineStore, SqliteOptions,
-    SqliteStore, Store, SystemClock,
-};
+use evalmint_store::{IngestBatch, PipelineStore, SqliteOptions, SqliteStore, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 use jiff::SignedDuration;
 use tokio_util::sync::CancellationToken;
 
+use super::harness;
 use crate::table;
 
 #[derive(Debug, clap::Args)]
@@ -111,7 +107,9 @@ fn investigation(
 
 pub(crate) async fn run(args: LatencyArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
-    let (telemetry_url, world) = crate::bench_capture::start_telemetry(13, 30, &shutdown).await?;
+    let world = Arc::new(crate::bench::capture::small_world(13, 30));
+    let telemetry_url =
+        harness::start_telemetry(world.clone(), Retention::default(), &shutdown).await?;
     let services: Vec<String> = world
         .topology
         .components
@@ -142,30 +140,13 @@ pub(crate) async fn run(args: LatencyArgs) -> anyhow::Result<()> {
             .await?;
     }
 
-    let config = Arc::new(Config {
-        sources: crate::bench_quality::simulator_sources(&telemetry_url, &Retention::default()),
+    let config = Config {
+        sources: harness::simulator_sources(&telemetry_url, &Retention::default()),
         ..Config::default()
-    });
-    let mut metrics = Metrics::default();
-    let pipeline_metrics = Arc::new(PipelineMetrics::default());
-    pipeline_metrics.register(metrics.registry_mut());
-    let mut pipeline = evalmint_pipeline::worker::start(
-        store.clone() as Arc<dyn FullStore>,
-        config,
-        Arc::new(SystemClock),
-        pipeline_metrics.clone(),
-        CaptureOrder::EarliestDeadline,
-        shutdown.clone(),
-    );
-    let state = AppState::with_metrics(
-        store.clone(),
-        store.clone(),
-        ServerConfig::default(),
-        metrics,
-    );
-    let server =
-        crate::bench_quality::serve_on_loopback(evalmint_server::app(state), shutdown.clone())
-            .await?;
+    };
+    let evalmint = harness::start_evalmint(store.clone(), config, &shutdown).await?;
+    let (server, pipeline_metrics, mut pipeline) =
+        (evalmint.url, evalmint.pipeline_metrics, evalmint.pipeline);
 
     let client = reqwest::Client::new();
     let progress = ProgressBar::new(total as u64);
@@ -226,32 +207,8 @@ pub(crate) async fn run(args: LatencyArgs) -> anyhow::Result<()> {
     shutdown.cancel();
     while pipeline.join_next().await.is_some() {}
 
-    let candidates = store
-        .candidates(
-            &tenant,
-            CandidateQuery {
-                routes: vec![],
-                audit_only: false,
-                limit: 1_000_000,
-            },
-        )
-        .await?;
-    let mut latencies = Vec::new();
-    for candidate in &candidates {
-        for id in &candidate.provenance.feedback_ids {
-            if let Some(feedback) = store.feedback(&tenant, *id).await? {
-                latencies.push(candidate.created_at.duration_since(feedback.received_at));
-            }
-        }
-    }
-    latencies.sort();
-    let at = |q: f64| {
-        latencies
-            .get(((latencies.len().max(1) - 1) as f64 * q).round() as usize)
-            .map_or("n/a".to_owned(), |d| {
-                format!("{:.0} ms", d.as_secs_f64() * 1000.0)
-            })
-    };
+    let latencies = harness::routed_latencies(&store, &tenant).await?;
+    let at = |q: f64| harness::quantile(&latencies, q);
     let stats = store.pipeline_stats(&tenant).await?;
     let rows = vec![
         vec!["feedback sent".into(), total.to_string()],
