@@ -40,7 +40,7 @@ pub(crate) struct QualityArgs {
     /// Retention of every telemetry signal in the simulator (and the TTL evalmint is told). The
     /// simulator plays weeks of incidents in seconds, so the default keeps all of them reachable:
     /// this benchmark measures label quality at nominal load, `bench capture` the TTL race.
-    #[arg(long, default_value = "90d", value_parser = parse_ttl)]
+    #[arg(long, default_value = "3650d", value_parser = parse_ttl)]
     ttl: i64,
     /// Print per-style details of wrong admissions.
     #[arg(long)]
