@@ -692,3 +692,127 @@ async fn a_saturated_write_path_answers_429_with_retry_after() {
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");
     }
 }
+
+fn candidate(trace: TraceId, route: evalmint_model::Route) -> evalmint_model::CandidateLabel {
+    let score = || evalmint_model::Score {
+        value: 0.9,
+        reasons: vec!["+0.90 test".into()],
+    };
+    evalmint_model::CandidateLabel {
+        id: String::new(),
+        investigation_id: trace,
+        version: 0,
+        trigger: None,
+        ground_truth: Some(evalmint_model::GroundTruth {
+            statement: "payments-db: connection pool exhaustion".into(),
+            components: vec!["payments-db".into()],
+            category: Some(evalmint_model::Category::ResourceConnectionPool),
+            onset: None,
+            causal_chain: vec![],
+            evidence: vec![],
+        }),
+        snapshot: vec![],
+        segments: vec![],
+        scores: evalmint_model::Scores {
+            specificity: score(),
+            accuracy: score(),
+            thoroughness: score(),
+        },
+        route,
+        audit: false,
+        provenance: evalmint_model::Provenance {
+            feedback_ids: vec![],
+            drafter: "test".into(),
+            drafter_version: "1".into(),
+            basis: "correction".into(),
+        },
+        created_at: Timestamp::UNIX_EPOCH,
+    }
+}
+
+#[tokio::test]
+async fn labels_and_the_review_queue_are_served_per_tenant() {
+    use evalmint_store::PipelineStore;
+    let h = Harness::new().await;
+    let (_, created) = h
+        .json(post(
+            "/api/v1/feedback",
+            &h.admin,
+            "application/json",
+            feedback_body("l1", "down"),
+        ))
+        .await;
+    let second_trace = "6b8efff798038103d269b633813fc60c";
+    let second = format!(
+        r#"{{"investigation_id": "{second_trace}", "verdict": "down", "correction": "x"}}"#
+    );
+    h.send(post(
+        "/api/v1/feedback",
+        &h.admin,
+        "application/json",
+        second,
+    ))
+    .await;
+    let lease = jiff::SignedDuration::from_secs(60);
+    for job in h.labels.claim_label_jobs(lease, 10).await.unwrap() {
+        let route = if job.trace_id.to_string() == TRACE {
+            evalmint_model::Route::Admit
+        } else {
+            evalmint_model::Route::Review
+        };
+        let outcome = evalmint_store::LabelOutcome {
+            result: Ok(Box::new(candidate(job.trace_id, route))),
+            excluded: vec![],
+        };
+        h.labels.finish_label_job(&job, outcome).await.unwrap();
+    }
+
+    let (status, body) = h.json(get("/api/v1/labels", &h.admin)).await;
+    assert_eq!(status, StatusCode::OK);
+    let labels = body["labels"].as_array().unwrap();
+    assert_eq!(labels.len(), 1, "the label set is the admitted candidates");
+    let id = labels[0]["id"].as_str().unwrap();
+    assert_eq!(id, format!("cand-{TRACE}-v1"));
+    let (_, all) = h.json(get("/api/v1/labels?route=all", &h.admin)).await;
+    assert_eq!(all["labels"].as_array().unwrap().len(), 2);
+    let (_, queue) = h.json(get("/api/v1/review", &h.admin)).await;
+    let queued: Vec<&str> = queue["queue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["investigation_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(queued, [second_trace]);
+
+    let (status, label) = h.json(get(&format!("/api/v1/labels/{id}"), &h.admin)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        label["ground_truth"]["category"],
+        "resource.connection_pool"
+    );
+    let feedback_id = created["id"].as_str().unwrap();
+    let (_, feedback) = h
+        .json(get(&format!("/api/v1/feedback/{feedback_id}"), &h.admin))
+        .await;
+    assert_eq!(
+        feedback["label"],
+        serde_json::json!({"state": "candidate", "detail": id})
+    );
+
+    let other = key(&h.store, "globex", "review").await;
+    let (status, _) = h.json(get(&format!("/api/v1/labels/{id}"), &other)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, foreign) = h.json(get("/api/v1/labels?route=all", &other)).await;
+    assert!(foreign["labels"].as_array().unwrap().is_empty());
+    let browser = key(&h.store, "acme", "feedback").await;
+    let (status, _) = h.json(get("/api/v1/labels", &browser)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    for bad in [
+        "/api/v1/labels?route=maybe",
+        "/api/v1/labels?limit=0",
+        "/api/v1/labels?colour=red",
+    ] {
+        let (status, body) = h.json(get(bad, &h.admin)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+}

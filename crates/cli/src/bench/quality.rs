@@ -45,6 +45,9 @@ pub(crate) struct QualityArgs {
     /// Print per-style details of wrong admissions.
     #[arg(long)]
     verbose: bool,
+    /// Print the figures as one JSON object instead of tables.
+    #[arg(long)]
+    json: bool,
 }
 
 fn parse_ttl(text: &str) -> Result<i64, String> {
@@ -199,6 +202,26 @@ pub(crate) async fn run(args: QualityArgs) -> anyhow::Result<()> {
         }
     };
     let vague = by_style.get("vague");
+    if args.json {
+        let figures = serde_json::json!({
+            "incidents": summary.incidents,
+            "feedback_sent": summary.feedback_sent,
+            "feedback_candidate": stats.feedback_candidate,
+            "feedback_not_candidate": stats.feedback_not_candidate,
+            "feedback_pending": stats.feedback_pending,
+            "candidates": overall.candidates,
+            "admitted": overall.admitted,
+            "admitted_right": overall.admitted_right,
+            "review": overall.review,
+            "insufficient": overall.insufficient,
+            "vague": vague.map_or(0, |v| v.candidates),
+            "vague_right": vague.map_or(0, |v| v.resolved_right),
+            "ttl_misses": pipeline_metrics.ttl_misses_total(),
+            "client_errors": summary.client_errors,
+        });
+        println!("{figures}");
+        return Ok(());
+    }
     let rows = vec![
         vec!["incidents".into(), summary.incidents.to_string()],
         vec![

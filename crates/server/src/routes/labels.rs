@@ -3,6 +3,7 @@
 //! to review plus the audit sample of admitted ones).
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::IntoResponse;
 use evalmint_model::{Route, Scope};
@@ -26,6 +27,13 @@ pub(crate) struct ListParams {
     limit: Option<usize>,
 }
 
+/// Query-string problems as JSON errors, like every other bad input.
+fn params<T>(parsed: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    parsed
+        .map(|Query(params)| params)
+        .map_err(|e| ApiError::invalid(e.body_text()))
+}
+
 fn limit(requested: Option<usize>) -> Result<usize, ApiError> {
     match requested {
         None => Ok(DEFAULT_LIMIT),
@@ -39,9 +47,10 @@ fn limit(requested: Option<usize>) -> Result<usize, ApiError> {
 pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(params): Query<ListParams>,
+    query: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Scope::Review)?;
+    let params = params(query)?;
     let routes = match params.route.as_deref() {
         None => vec![Route::Admit],
         Some("all") => Vec::new(),
@@ -89,9 +98,10 @@ pub(crate) struct QueueParams {
 pub(crate) async fn review_queue(
     State(state): State<AppState>,
     caller: Caller,
-    Query(params): Query<QueueParams>,
+    query: Result<Query<QueueParams>, QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Scope::Review)?;
+    let params = params(query)?;
     let limit = limit(params.limit)?;
     let mut queue = state
         .labels
