@@ -115,6 +115,8 @@ pub struct Evidence {
     pub kinds: HashMap<String, String>,
     /// Caller → callees.
     pub calls: BTreeMap<String, BTreeSet<String>>,
+    /// Entity → the team that owns it, from the topology.
+    pub teams: BTreeMap<String, String>,
     pub signals: BTreeMap<String, EntitySignals>,
     /// Pod or instance name → the entity it belongs to.
     pods: HashMap<String, String>,
@@ -174,6 +176,9 @@ impl Evidence {
             self.add_entity(&name);
             if let Some(kind) = object.get("kind").and_then(Value::as_str) {
                 self.kinds.insert(name.clone(), kind.to_ascii_lowercase());
+            }
+            if let Some(team) = object.get("team").and_then(Value::as_str) {
+                self.teams.insert(name.clone(), team.to_owned());
             }
             for callee in strings(object.get("calls")) {
                 self.calls
