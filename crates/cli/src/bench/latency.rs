@@ -13,7 +13,9 @@ use evalmint_model::{
 };
 use evalmint_pipeline::config::Config;
 use evalmint_sim::telemetry::Retention;
-use evalmint_store::{IngestBatch, PipelineStore, SqliteOptions, SqliteStore, Store};
+use evalmint_store::{
+    CandidateQuery, IngestBatch, PipelineStore, SqliteOptions, SqliteStore, Store,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use jiff::SignedDuration;
 use tokio_util::sync::CancellationToken;
@@ -209,6 +211,33 @@ pub(crate) async fn run(args: LatencyArgs) -> anyhow::Result<()> {
 
     let latencies = harness::routed_latencies(&store, &tenant).await?;
     let at = |q: f64| harness::quantile(&latencies, q);
+    // When capture got going: from each feedback to the first of its queries frozen.
+    let mut capture_starts = Vec::new();
+    for candidate in store
+        .candidates(
+            &tenant,
+            CandidateQuery {
+                routes: vec![],
+                audit_only: false,
+                limit: 1_000_000,
+            },
+        )
+        .await?
+    {
+        let first_capture = candidate
+            .snapshot
+            .iter()
+            .filter_map(|q| q.captured_at)
+            .min();
+        for id in &candidate.provenance.feedback_ids {
+            if let (Some(captured), Some(feedback)) =
+                (first_capture, store.feedback(&tenant, *id).await?)
+            {
+                capture_starts.push(captured.duration_since(feedback.received_at));
+            }
+        }
+    }
+    capture_starts.sort();
     let stats = store.pipeline_stats(&tenant).await?;
     let rows = vec![
         vec!["feedback sent".into(), total.to_string()],
@@ -225,6 +254,14 @@ pub(crate) async fn run(args: LatencyArgs) -> anyhow::Result<()> {
         vec!["feedback → routed p50".into(), at(0.5)],
         vec!["feedback → routed p99".into(), at(0.99)],
         vec!["feedback → routed max".into(), at(1.0)],
+        vec![
+            "feedback → first query captured p50".into(),
+            harness::quantile(&capture_starts, 0.5),
+        ],
+        vec![
+            "feedback → first query captured p99".into(),
+            harness::quantile(&capture_starts, 0.99),
+        ],
         vec![
             "queries captured".into(),
             stats.queries_captured.to_string(),
