@@ -181,7 +181,7 @@ pub(crate) async fn run(args: LatencyArgs) -> anyhow::Result<()> {
                 .await
                 .map(|r| r.status().as_u16())
         });
-        if index % 100 == 0 {
+        if index % args.rate as usize == 0 {
             let stats = store.pipeline_stats(&tenant).await?;
             progress.set_message(format!(
                 "{} routed",

@@ -53,7 +53,7 @@ impl Default for SqliteOptions {
         SqliteOptions {
             write_queue: 1024,
             inline_result_max: 4096,
-            read_connections: 4,
+            read_connections: 16,
             clock: Arc::new(SystemClock),
         }
     }
@@ -493,9 +493,13 @@ impl PipelineStore for SqliteStore {
     ) -> Result<Option<Vec<u8>>> {
         let (tenant, query_id) = (tenant.clone(), query_id.to_owned());
         self.read(move |conn, blobs| {
-            pipeline::snapshot_blob(conn, &tenant, trace_id, &query_id)?
-                .map(|digest| blobs.get(&digest).map_err(internal))
-                .transpose()
+            match pipeline::snapshot_result(conn, &tenant, trace_id, &query_id)? {
+                Some(pipeline::StoredResult::Inline(bytes)) => Ok(Some(bytes)),
+                Some(pipeline::StoredResult::Blob(digest)) => {
+                    blobs.get(&digest).map(Some).map_err(internal)
+                }
+                None => Ok(None),
+            }
         })
         .await
     }

@@ -214,21 +214,33 @@ pub(crate) fn snapshot(
         .collect()
 }
 
-pub(crate) fn snapshot_blob(
+/// Where a frozen result is: in the row, or in the blob store under a digest.
+pub(crate) enum StoredResult {
+    Inline(Vec<u8>),
+    Blob(String),
+}
+
+pub(crate) fn snapshot_result(
     conn: &Connection,
     tenant: &TenantId,
     trace: TraceId,
     query_id: &str,
-) -> Result<Option<String>> {
-    Ok(conn
+) -> Result<Option<StoredResult>> {
+    let row: Option<(Option<Vec<u8>>, Option<String>)> = conn
         .prepare_cached(
-            "SELECT result_blob FROM snapshot_queries WHERE tenant = ?1 AND trace_id = ?2 AND query_id = ?3",
+            "SELECT result_inline, result_blob FROM snapshot_queries
+             WHERE tenant = ?1 AND trace_id = ?2 AND query_id = ?3",
         )?
-        .query_row(params![tenant.as_str(), &trace.as_bytes()[..], query_id], |r| {
-            r.get::<_, Option<String>>(0)
-        })
-        .optional()?
-        .flatten())
+        .query_row(
+            params![tenant.as_str(), &trace.as_bytes()[..], query_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    Ok(match row {
+        Some((Some(bytes), _)) => Some(StoredResult::Inline(bytes)),
+        Some((None, Some(digest))) => Some(StoredResult::Blob(digest)),
+        _ => None,
+    })
 }
 
 pub(crate) fn claim_captures(
@@ -286,9 +298,19 @@ pub(crate) fn record_capture(
 ) -> Result<()> {
     let now = context.now;
     let mut query = task.query;
-    let digest = match &outcome.result {
-        Some(bytes) => Some(context.blobs.put(bytes).map_err(internal)?),
-        None => None,
+    // Small results stay in the row; large ones go to the blob store. Either way the digest names
+    // the content.
+    let (digest, inline, blob) = match &outcome.result {
+        Some(bytes) if bytes.len() <= context.inline_result_max => (
+            Some(crate::BlobStore::digest(bytes)),
+            Some(bytes.clone()),
+            None,
+        ),
+        Some(bytes) => {
+            let digest = context.blobs.put(bytes).map_err(internal)?;
+            (Some(digest.clone()), None, Some(digest))
+        }
+        None => (None, None, None),
     };
     query.status = outcome.status;
     query.attempts = query.attempts.saturating_add(1);
@@ -303,7 +325,8 @@ pub(crate) fn record_capture(
     let changed = conn
         .prepare_cached(
             "UPDATE snapshot_queries SET status = ?4, due_at = ?5, lease_until = NULL,
-                 result_blob = COALESCE(?6, result_blob), body = ?7
+                 result_blob = COALESCE(?6, result_blob),
+                 result_inline = COALESCE(?7, result_inline), body = ?8
              WHERE tenant = ?1 AND trace_id = ?2 AND query_id = ?3 AND status = 'pending'",
         )?
         .execute(params![
@@ -312,13 +335,14 @@ pub(crate) fn record_capture(
             query.id,
             query.status.as_str(),
             due_at,
-            query.result_digest,
+            blob.as_ref().filter(|_| query.status.is_terminal()),
+            inline.filter(|_| query.status.is_terminal()),
             serde_json::to_string(&query).map_err(internal)?
         ])?;
     if changed == 0 {
         // Another worker finished this query after our lease ran out; its result stands.
-        if let Some(digest) = digest {
-            context.released_blobs.push(digest);
+        if let Some(blob) = blob {
+            context.released_blobs.push(blob);
         }
         return Ok(());
     }

@@ -12,6 +12,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0002_label_pipeline.sql",
         include_str!("../../migrations/0002_label_pipeline.sql"),
     ),
+    (
+        "0003_pipeline_reads.sql",
+        include_str!("../../migrations/0003_pipeline_reads.sql"),
+    ),
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
