@@ -283,13 +283,6 @@ pub struct Feedback {
     pub body: ValidFeedback,
 }
 
-impl Feedback {
-    /// True when `other` carries the same content; a retry with a reused idempotency key must.
-    pub fn same_content(&self, other: &ValidFeedback) -> bool {
-        &self.body == other
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -201,16 +201,6 @@ pub struct Scores {
     pub thoroughness: Score,
 }
 
-impl Scores {
-    /// The weakest dimension decides confidence: a label is as good as its worst aspect.
-    pub fn confidence(&self) -> f64 {
-        self.specificity
-            .value
-            .min(self.accuracy.value)
-            .min(self.thoroughness.value)
-    }
-}
-
 /// The drafted ground truth of a label.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroundTruth {
