@@ -21,6 +21,11 @@ impl Drop for Server {
 }
 
 async fn start(data: &std::path::Path) -> Server {
+    start_with(data, None).await
+}
+
+/// Starts `evalmint serve`, optionally with a pipeline configuration file.
+async fn start_with(data: &std::path::Path, config: Option<&std::path::Path>) -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -31,6 +36,7 @@ async fn start(data: &std::path::Path) -> Server {
         .arg(data)
         .env("EVALMINT_ADMIN_KEY", KEY)
         .env("EVALMINT_LOG", "warn")
+        .envs(config.map(|c| ("EVALMINT_CONFIG", c.as_os_str())))
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
@@ -147,7 +153,22 @@ async fn acknowledged_feedback_and_spans_survive_sigkill() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_feedback_ends_in_one_label_state_across_sigkill() {
     let data = tempfile::tempdir().unwrap();
-    let mut server = start(data.path()).await;
+    // The metrics source refuses connections: every capture retries with backoff for seconds
+    // before it falls back to the recorded result, so the kill lands while work is in flight.
+    let refused_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = data.path().join("evalmint.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[sources]]\nname = \"metrics\"\nsignal = \"metrics\"\nconnector = \"prometheus\"\nendpoint = \"http://127.0.0.1:{refused_port}\"\nttl = \"3650d\"\n"
+        ),
+    )
+    .unwrap();
+    let mut server = start_with(data.path(), Some(&config)).await;
     let client = reqwest::Client::new();
     let investigations = 400;
     for i in 0..investigations {
@@ -163,6 +184,7 @@ async fn every_acknowledged_feedback_ends_in_one_label_state_across_sigkill() {
                     "kind": "tool", "name": "query_metrics", "started_at": "2026-03-01T12:00:01Z",
                     "tool_call": {"tool_name": "query_metrics", "source": "metrics",
                                   "query": "pool_usage{service=\"checkout\"}",
+                                  "window": {"start": "2026-03-01T11:30:00Z", "end": "2026-03-01T12:00:00Z"},
                                   "entities": ["checkout", "payments-db"],
                                   "result": "pool usage 100%"}
                 }]
@@ -200,7 +222,8 @@ async fn every_acknowledged_feedback_ends_in_one_label_state_across_sigkill() {
             break;
         }
     }
-    let last = acknowledged.last().unwrap();
+    // The last feedback that does not opt out needs a capture, so it cannot be done yet.
+    let last = &acknowledged[(0..acknowledged.len()).rev().find(|i| i % 4 != 1).unwrap()];
     let before_kill: serde_json::Value = client
         .get(format!("{}/api/v1/feedback/{last}", server.url))
         .bearer_auth(KEY)
@@ -217,7 +240,7 @@ async fn every_acknowledged_feedback_ends_in_one_label_state_across_sigkill() {
         "the server must be killed while the pipeline still has work"
     );
 
-    let restarted = start(data.path()).await;
+    let restarted = start_with(data.path(), Some(&config)).await;
     let mut states = Vec::new();
     for id in &acknowledged {
         let mut state = serde_json::Value::Null;
