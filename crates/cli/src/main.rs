@@ -89,6 +89,13 @@ fn main() -> ExitCode {
     }
 }
 
+/// A positive duration argument such as `30s`, `15m`, `12h` or `14d`.
+pub(crate) fn positive_duration(text: &str) -> Result<jiff::SignedDuration, String> {
+    evalmint_model::parse_duration(text)
+        .filter(|d| d.is_positive())
+        .ok_or_else(|| format!("{text:?} is not a positive duration like 30s, 15m, 12h or 14d"))
+}
+
 fn fail(error: &anyhow::Error) -> ExitCode {
     eprintln!("error: {error:#}");
     ExitCode::FAILURE

@@ -31,7 +31,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value = "64MiB", value_parser = parse_size)]
     max_body: usize,
     /// How long investigations without feedback are kept (e.g. 14d, 12h).
-    #[arg(long, default_value = "14d", value_parser = parse_retention)]
+    #[arg(long, default_value = "14d", value_parser = crate::positive_duration)]
     retention: jiff::SignedDuration,
     /// Serve the API only; run the label pipeline elsewhere with `evalmint worker`.
     #[arg(long)]
@@ -68,12 +68,6 @@ pub(crate) struct WorkerArgs {
     data: DataArgs,
     #[command(flatten)]
     pipeline: PipelineArgs,
-}
-
-fn parse_retention(text: &str) -> Result<jiff::SignedDuration, String> {
-    evalmint_model::parse_duration(text)
-        .filter(|d| d.is_positive())
-        .ok_or_else(|| format!("{text:?} is not a duration like 14d, 12h or 30m"))
 }
 
 pub(crate) fn parse_size(text: &str) -> Result<usize, String> {

@@ -88,8 +88,18 @@ pub(crate) fn media_type(headers: &HeaderMap) -> Option<String> {
         .map(|v| v.trim().to_ascii_lowercase())
 }
 
+/// Reads a JSON request body: JSON content type, capped size, then parsed.
+pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<T, ApiError> {
+    require_json(headers)?;
+    parse_json(&read_capped(headers, body, limit).await?)
+}
+
 /// Refuses any body that is not JSON.
-pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     match media_type(headers).as_deref() {
         Some("application/json") => Ok(()),
         other => Err(ApiError::UnsupportedMediaType(format!(
@@ -100,7 +110,7 @@ pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// Parses a JSON body, reporting where it is malformed.
-pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))
 }
 

@@ -17,7 +17,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// What can go wrong in the store, by what the caller should do about it.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The write path is saturated; retry later.
     #[error("the write queue is full")]

@@ -36,17 +36,11 @@ pub(crate) struct CaptureArgs {
     #[arg(long, default_value_t = 5)]
     queries: usize,
     /// Deadlines are spread uniformly over this long after the burst lands.
-    #[arg(long, default_value = "10s", value_parser = parse_spread)]
+    #[arg(long, default_value = "10s", value_parser = crate::positive_duration)]
     spread: SignedDuration,
     /// Concurrent captures against the source.
     #[arg(long, default_value_t = 2)]
     concurrency: usize,
-}
-
-fn parse_spread(text: &str) -> Result<SignedDuration, String> {
-    evalmint_model::parse_duration(text)
-        .filter(|d| d.is_positive())
-        .ok_or_else(|| format!("{text:?} is not a duration like 10s"))
 }
 
 struct Outcome {

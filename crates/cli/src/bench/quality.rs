@@ -40,21 +40,14 @@ pub(crate) struct QualityArgs {
     /// Retention of every telemetry signal in the simulator (and the TTL evalmint is told). The
     /// simulator plays weeks of incidents in seconds, so the default keeps all of them reachable:
     /// this benchmark measures label quality at nominal load, `bench capture` the TTL race.
-    #[arg(long, default_value = "3650d", value_parser = parse_ttl)]
-    ttl: i64,
+    #[arg(long, default_value = "3650d", value_parser = crate::positive_duration)]
+    ttl: jiff::SignedDuration,
     /// Print per-style details of wrong admissions.
     #[arg(long)]
     verbose: bool,
     /// Print the figures as one JSON object instead of tables.
     #[arg(long)]
     json: bool,
-}
-
-fn parse_ttl(text: &str) -> Result<i64, String> {
-    evalmint_model::parse_duration(text)
-        .filter(|d| d.is_positive())
-        .map(|d| d.as_secs())
-        .ok_or_else(|| format!("{text:?} is not a duration like 90d"))
 }
 
 const KEY: &str = "em_bench_quality_admin";
@@ -74,10 +67,10 @@ pub(crate) async fn run(args: QualityArgs) -> anyhow::Result<()> {
     };
     let world = Arc::new(World::generate(world_config));
     let retention = Retention {
-        metrics: args.ttl,
-        logs: args.ttl,
-        events: args.ttl,
-        traces: args.ttl,
+        metrics: args.ttl.as_secs(),
+        logs: args.ttl.as_secs(),
+        events: args.ttl.as_secs(),
+        traces: args.ttl.as_secs(),
     };
     let telemetry_url = harness::start_telemetry(world, retention, &shutdown).await?;
     let config = Config {

@@ -12,7 +12,7 @@ use evalmint_store::FeedbackReceipt;
 use super::timed_write;
 use crate::AppState;
 use crate::auth::Caller;
-use crate::body::{parse_json, read_capped, require_json};
+use crate::body::read_json;
 use crate::error::ApiError;
 
 /// Feedback is small; anything bigger than this is a client bug.
@@ -25,10 +25,8 @@ pub(crate) async fn submit(
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Scope::Feedback)?;
-    require_json(&headers)?;
     let limit = MAX_FEEDBACK_BYTES.min(state.config.max_body_bytes);
-    let bytes = read_capped(&headers, body, limit).await?;
-    let submission: FeedbackSubmission = parse_json(&bytes)?;
+    let submission: FeedbackSubmission = read_json(&headers, body, limit).await?;
     let origin = match headers
         .get("x-evalmint-origin")
         .and_then(|v| v.to_str().ok())

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::timed_write;
 use crate::AppState;
 use crate::auth::Caller;
-use crate::body::{parse_json, read_capped, require_json};
+use crate::body::read_json;
 use crate::error::ApiError;
 
 const MAX_STEPS: usize = 10_000;
@@ -201,9 +201,8 @@ pub(crate) async fn create(
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Scope::Ingest)?;
-    require_json(&headers)?;
-    let bytes = read_capped(&headers, body, state.config.max_body_bytes).await?;
-    let native: NativeInvestigation = parse_json(&bytes)?;
+    let native: NativeInvestigation =
+        read_json(&headers, body, state.config.max_body_bytes).await?;
     let trace = match native.id {
         Some(id) => id,
         None => random_trace_id()?,

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::body::{parse_json, read_capped, require_json};
+use crate::body::read_json;
 use crate::error::ApiError;
 
 #[derive(Debug, Deserialize)]
@@ -27,9 +27,7 @@ pub(crate) async fn create(
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Scope::Admin)?;
-    require_json(&headers)?;
-    let bytes = read_capped(&headers, body, 64 * 1024).await?;
-    let request: NewKey = parse_json(&bytes)?;
+    let request: NewKey = read_json(&headers, body, 64 * 1024).await?;
     let name = request.name.trim();
     if name.is_empty() || name.len() > 128 {
         return Err(ApiError::invalid("name must be 1-128 characters"));

@@ -97,7 +97,7 @@ impl Writer {
                 tracing::error!(error = %e, "could not begin a write transaction");
                 let err = internal(e);
                 for command in group {
-                    (command.0)(Err(clone_err(&err)));
+                    (command.0)(Err(err.clone()));
                 }
                 return;
             }
@@ -139,7 +139,7 @@ impl Writer {
             self.collect_garbage(&released);
         }
         for done in finishes {
-            done(commit.as_ref().map(|_| ()).map_err(clone_err));
+            done(commit.clone());
         }
     }
 
@@ -162,15 +162,6 @@ impl Writer {
                 tracing::warn!(error = %e, %digest, "could not remove an unreferenced blob");
             }
         }
-    }
-}
-
-fn clone_err(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::Busy => StoreError::Busy,
-        StoreError::Closed => StoreError::Closed,
-        StoreError::IdempotencyConflict(k) => StoreError::IdempotencyConflict(k.clone()),
-        StoreError::Internal(m) => StoreError::Internal(m.clone()),
     }
 }
 
