@@ -4,12 +4,14 @@
 //! Wire formats (OTLP, API JSON, database rows) live in the edge crates and convert into these types.
 
 mod auth;
+mod catalog;
 mod feedback;
 mod ids;
 mod investigation;
 mod label;
 
 pub use auth::{Scope, ScopeSet};
+pub use catalog::{Catalog, CatalogEntry, EntityProvenance};
 pub use feedback::{
     Feedback, FeedbackOrigin, FeedbackSubmission, FieldError, ValidFeedback, Verdict,
 };
