@@ -50,10 +50,29 @@ impl ServerArgs {
 impl Client {
     /// GETs a JSON document, turning API errors into their message.
     pub(crate) async fn get(&self, path_and_query: &str) -> anyhow::Result<serde_json::Value> {
+        self.send(reqwest::Method::GET, path_and_query, &[]).await
+    }
+
+    /// DELETEs with query parameters (encoded here) and returns the JSON answer.
+    pub(crate) async fn delete(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> anyhow::Result<serde_json::Value> {
+        self.send(reqwest::Method::DELETE, path, query).await
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path_and_query: &str,
+        query: &[(&str, &str)],
+    ) -> anyhow::Result<serde_json::Value> {
         let url = format!("{}{path_and_query}", self.url);
         let response = self
             .http
-            .get(&url)
+            .request(method, &url)
+            .query(query)
             .bearer_auth(&self.key)
             .send()
             .await

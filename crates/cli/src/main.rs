@@ -3,6 +3,7 @@
 
 mod bench;
 mod client;
+mod feedback;
 mod keys;
 mod labels;
 mod serve;
@@ -32,6 +33,11 @@ enum Command {
     Labels {
         #[command(subcommand)]
         command: labels::LabelsCommand,
+    },
+    /// Feedback on a server: erase one user's feedback on request.
+    Feedback {
+        #[command(subcommand)]
+        command: feedback::FeedbackCommand,
     },
     /// Manage API keys in a data directory (works with the server stopped or running).
     Keys {
@@ -77,6 +83,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Worker(args) => serve::worker(args).await,
             Command::Labels { command } => labels::run(command).await,
+            Command::Feedback { command } => feedback::run(command).await,
             Command::Keys { command } => keys::run(command).await,
             Command::Sim { command } => evalmint_sim::run(command).await,
             Command::Bench { command } => bench::run(command).await,

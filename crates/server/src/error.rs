@@ -103,6 +103,9 @@ impl From<StoreError> for ApiError {
                 retry_after_secs: 1,
             },
             StoreError::Closed => ApiError::Unavailable,
+            StoreError::KeyTaken => {
+                ApiError::Conflict("this key secret is already registered".to_owned())
+            }
             StoreError::IdempotencyConflict(key) => ApiError::Conflict(format!(
                 "idempotency key {key:?} was already used for different feedback"
             )),

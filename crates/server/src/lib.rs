@@ -88,7 +88,10 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/traces", post(otlp::export))
         .route("/api/v1/investigations", post(investigations::create))
         .route("/api/v1/investigations/{id}", get(investigations::show))
-        .route("/api/v1/feedback", post(feedback::submit))
+        .route(
+            "/api/v1/feedback",
+            post(feedback::submit).delete(feedback::erase),
+        )
         .route("/api/v1/feedback/{id}", get(feedback::show))
         .route("/api/v1/keys", post(keys::create))
         .route("/api/v1/labels", get(labels::list))
@@ -161,6 +164,11 @@ async fn sweep_retention(state: AppState, clock: Arc<dyn Clock>, shutdown: Cance
             Ok(0) => {}
             Ok(deleted) => tracing::info!(deleted, "expired investigations without feedback"),
             Err(e) => tracing::warn!(error = %e, "retention sweep failed"),
+        }
+        match state.store.collect_garbage().await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "removed unreferenced blobs"),
+            Err(e) => tracing::warn!(error = %e, "blob garbage collection failed"),
         }
     }
 }

@@ -661,6 +661,9 @@ impl Store for SaturatedStore {
     async fn expire_investigations(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
         self.0.expire_investigations(cutoff).await
     }
+    async fn collect_garbage(&self) -> Result<u64, StoreError> {
+        self.0.collect_garbage().await
+    }
 }
 
 #[tokio::test]

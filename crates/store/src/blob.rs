@@ -1,9 +1,15 @@
 //! A content-addressed blob store on the filesystem: large payloads (tool results) are stored
 //! once per distinct content, named by their SHA-256.
+//!
+//! A blob's modification time is the last time a writer stored it (storing content that is
+//! already present refreshes it). Garbage collection removes a blob only when no row references
+//! it *and* it was last stored longer ago than a grace period, so a blob whose row a writer has
+//! not committed yet is never removed under it.
 
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
@@ -35,19 +41,27 @@ impl BlobStore {
     }
 
     /// Stores `content` durably (written, synced, then renamed into place) and returns its
-    /// digest. Storing content that is already present costs one `stat`.
-    pub fn put(&self, content: &[u8]) -> io::Result<String> {
+    /// digest. Storing content that is already present costs one `open` and refreshes the
+    /// blob's modification time to `now`, which keeps it out of garbage collection until the
+    /// writer's row is committed.
+    pub fn put(&self, content: &[u8], now: SystemTime) -> io::Result<String> {
         let digest = Self::digest(content);
         let path = self
             .path(&digest)
             .expect("a sha-256 hex digest is a valid name");
-        if path.exists() {
-            return Ok(digest);
+        match fs::File::options().write(true).open(&path) {
+            Ok(existing) => {
+                existing.set_modified(now)?;
+                return Ok(digest);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
         }
         let dir = path.parent().expect("blob paths have a parent");
         fs::create_dir_all(dir)?;
         let mut temp = tempfile_in(dir)?;
         temp.1.write_all(content)?;
+        temp.1.set_modified(now)?;
         temp.1.sync_all()?;
         fs::rename(&temp.0, &path)?;
         fs::File::open(dir)?.sync_all()?;
@@ -61,12 +75,58 @@ impl BlobStore {
         fs::read(path)
     }
 
+    /// When the blob was last stored; `None` when it does not exist.
+    pub fn stored_at(&self, digest: &str) -> io::Result<Option<SystemTime>> {
+        let Some(path) = self.path(digest) else {
+            return Ok(None);
+        };
+        match fs::metadata(path) {
+            Ok(meta) => meta.modified().map(Some),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every stored blob's digest with the time it was last stored. Temporary files that a
+    /// crashed writer left behind and that are older than `stale_before` are removed on the way.
+    pub fn list(&self, stale_before: SystemTime) -> io::Result<Vec<(String, SystemTime)>> {
+        let mut found = Vec::new();
+        for first in read_dirs(&self.root)? {
+            for second in read_dirs(&first)? {
+                for entry in fs::read_dir(&second)? {
+                    let entry = entry?;
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    let modified = entry.metadata()?.modified()?;
+                    if name.starts_with(".tmp-") {
+                        if modified < stale_before {
+                            let _ = fs::remove_file(entry.path());
+                        }
+                    } else if self.path(&name).is_some() {
+                        found.push((name, modified));
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
     pub fn remove(&self, digest: &str) -> io::Result<()> {
         match self.path(digest).map(fs::remove_file) {
             Some(Err(e)) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
     }
+}
+
+fn read_dirs(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut dirs = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            dirs.push(entry.path());
+        }
+    }
+    Ok(dirs)
 }
 
 fn tempfile_in(dir: &Path) -> io::Result<(PathBuf, fs::File)> {
@@ -88,8 +148,8 @@ mod tests {
     fn identical_content_is_stored_once_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let blobs = BlobStore::open(dir.path()).unwrap();
-        let a = blobs.put(b"series: 42").unwrap();
-        let b = blobs.put(b"series: 42").unwrap();
+        let a = blobs.put(b"series: 42", SystemTime::now()).unwrap();
+        let b = blobs.put(b"series: 42", SystemTime::now()).unwrap();
         assert_eq!(a, b);
         assert_eq!(blobs.get(&a).unwrap(), b"series: 42");
         let files = walk(dir.path());
@@ -97,6 +157,29 @@ mod tests {
         blobs.remove(&a).unwrap();
         assert!(blobs.get(&a).is_err());
         assert!(blobs.get("../../etc/passwd").is_err());
+    }
+
+    #[test]
+    fn storing_again_refreshes_the_stored_time_and_listing_drops_stale_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::open(dir.path()).unwrap();
+        let long_ago = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        let later = long_ago + std::time::Duration::from_secs(3600);
+        let digest = blobs.put(b"rows", long_ago).unwrap();
+        assert_eq!(blobs.stored_at(&digest).unwrap(), Some(long_ago));
+        blobs.put(b"rows", later).unwrap();
+        assert_eq!(blobs.stored_at(&digest).unwrap(), Some(later));
+
+        let (temp, file) = tempfile_in(&dir.path().join(&digest[..2]).join(&digest[2..4])).unwrap();
+        file.set_modified(long_ago).unwrap();
+        drop(file);
+        let listed = blobs.list(later).unwrap();
+        assert_eq!(listed, [(digest.clone(), later)]);
+        assert!(
+            !temp.exists(),
+            "a crashed writer's old temporary file is removed"
+        );
+        assert_eq!(blobs.stored_at(&"0".repeat(64)).unwrap(), None);
     }
 
     fn walk(dir: &Path) -> usize {

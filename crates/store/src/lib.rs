@@ -16,6 +16,11 @@ pub use blob::BlobStore;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use sqlite::{SqliteOptions, SqliteStore};
 
+/// The SHA-256 (hex) by which the erasure audit log names a user id.
+pub fn user_id_sha256(user_id: &str) -> String {
+    sqlite::user_id_sha256(user_id)
+}
+
 /// What can go wrong in the store, by what the caller should do about it.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -25,6 +30,9 @@ pub enum StoreError {
     /// The idempotency key was used before with different content.
     #[error("idempotency key {0:?} was already used for different feedback")]
     IdempotencyConflict(String),
+    /// The API key secret is already registered for another tenant.
+    #[error("this key secret is already registered")]
+    KeyTaken,
     /// The store is shutting down or its writer died.
     #[error("the store is closed")]
     Closed,
@@ -126,6 +134,32 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes investigations last seen before `cutoff` that have no feedback; feedback pins an
     /// investigation. Returns how many were deleted.
     async fn expire_investigations(&self, cutoff: Timestamp) -> Result<u64>;
+
+    /// Removes stored blobs that no row references and that were last stored longer ago than
+    /// the store's grace period (so a blob whose row is not committed yet survives). Returns
+    /// how many were removed.
+    async fn collect_garbage(&self) -> Result<u64>;
+}
+
+/// What erasing one user's feedback did; also the audit record, which keeps no erased text and
+/// names the user only by the SHA-256 of the user id.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Erasure {
+    pub id: String,
+    /// The id of the API key that asked.
+    pub requested_by: String,
+    pub requested_at: Timestamp,
+    pub user_id_sha256: String,
+    pub feedback_erased: u64,
+    /// Labels that rested only on the erased feedback, removed with every version.
+    pub labels_withdrawn: u64,
+    /// Labels that rested on it in part: their versions that read it are removed and the label
+    /// is drafted again without it.
+    pub labels_redrafted: u64,
+    /// Snapshot queries of withdrawn labels, removed with their frozen results.
+    pub queries_removed: u64,
+    /// Blobs that no row references any more; removed once the grace period has passed.
+    pub blobs_released: u64,
 }
 
 /// An investigation whose feedback awaits labelling, claimed by one worker for a lease.
@@ -285,6 +319,19 @@ pub trait PipelineStore: Send + Sync + 'static {
     ) -> Result<Option<FeedbackLabelState>>;
 
     async fn pipeline_stats(&self, tenant: &TenantId) -> Result<PipelineStats>;
+
+    /// Erases every feedback of `user_id` in `tenant`: labels that rested only on it are
+    /// withdrawn (with their snapshots), labels that rested on it in part are drafted again
+    /// without it, and the request is recorded in the audit log. `requested_by` names the caller.
+    async fn erase_user_feedback(
+        &self,
+        tenant: &TenantId,
+        user_id: &str,
+        requested_by: &str,
+    ) -> Result<Erasure>;
+
+    /// The tenant's erasure audit log, oldest first.
+    async fn erasures(&self, tenant: &TenantId) -> Result<Vec<Erasure>>;
 }
 
 /// Both interfaces at once, for components (the pipeline worker) that need both.

@@ -1,9 +1,11 @@
 //! Native feedback: `POST /api/v1/feedback` acknowledges only after a durable commit;
-//! `GET /api/v1/feedback/{id}` reads it back.
+//! `GET /api/v1/feedback/{id}` reads it back; `DELETE /api/v1/feedback?user_id=…` erases one
+//! user's feedback and the labels drawn from it.
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use evalmint_model::{FeedbackId, FeedbackOrigin, FeedbackSubmission, Scope};
@@ -59,6 +61,36 @@ pub(crate) async fn submit(
         )],
         Json(feedback.clone()),
     ))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EraseParams {
+    user_id: Option<String>,
+}
+
+/// Erases every feedback of one user in the caller's tenant (admin only) and answers with what
+/// was erased; the request is kept in the erasure audit log.
+pub(crate) async fn erase(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<EraseParams>, QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(Scope::Admin)?;
+    let Query(params) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let user_id = params
+        .user_id
+        .filter(|u| !u.trim().is_empty())
+        .ok_or_else(|| ApiError::invalid("user_id is required"))?;
+    let erasure = timed_write(
+        &state,
+        "erase",
+        state
+            .labels
+            .erase_user_feedback(caller.tenant(), &user_id, &caller.key.id),
+    )
+    .await?;
+    Ok(Json(erasure))
 }
 
 pub(crate) async fn show(

@@ -1,6 +1,8 @@
 //! The embedded store: SQLite in WAL mode in the data directory, a single writer thread for all
 //! writes and a small pool of read connections, both off the async threads.
 
+mod encoding;
+mod erasure;
 mod pipeline;
 mod rows;
 mod schema;
@@ -18,14 +20,16 @@ use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
-use self::rows::{feedback_row, internal, nanos, timestamp};
+use self::rows::{feedback_row, internal, nanos, system_time, timestamp};
 use self::writer::{Command, WriteContext, Writer};
 use crate::{
-    ApiKey, BlobStore, CandidateQuery, CaptureOrder, CaptureOutcome, CaptureTask, Clock,
+    ApiKey, BlobStore, CandidateQuery, CaptureOrder, CaptureOutcome, CaptureTask, Clock, Erasure,
     FeedbackLabelState, FeedbackReceipt, IngestBatch, IngestReceipt, LabelJob, LabelOutcome,
     NewApiKey, PipelineStats, PipelineStore, Result, Store, StoreError, SystemClock,
 };
 use evalmint_model::{CandidateLabel, SnapshotQuery};
+
+pub(crate) use self::erasure::user_id_sha256;
 
 /// Tuning of the embedded store.
 #[derive(Clone)]
@@ -36,6 +40,9 @@ pub struct SqliteOptions {
     pub inline_result_max: usize,
     pub read_connections: usize,
     pub clock: Arc<dyn Clock>,
+    /// A blob stored more recently than this is never garbage-collected: it may belong to a
+    /// write that has not committed its row yet.
+    pub blob_grace: jiff::SignedDuration,
 }
 
 impl std::fmt::Debug for SqliteOptions {
@@ -44,6 +51,7 @@ impl std::fmt::Debug for SqliteOptions {
             .field("write_queue", &self.write_queue)
             .field("inline_result_max", &self.inline_result_max)
             .field("read_connections", &self.read_connections)
+            .field("blob_grace", &self.blob_grace)
             .finish_non_exhaustive()
     }
 }
@@ -55,6 +63,7 @@ impl Default for SqliteOptions {
             inline_result_max: 4096,
             read_connections: 16,
             clock: Arc::new(SystemClock),
+            blob_grace: jiff::SignedDuration::from_mins(10),
         }
     }
 }
@@ -65,6 +74,7 @@ pub struct SqliteStore {
     readers: Arc<ReadPool>,
     blobs: BlobStore,
     clock: Arc<dyn Clock>,
+    blob_grace: jiff::SignedDuration,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -96,6 +106,7 @@ impl SqliteStore {
             blobs: blobs.clone(),
             clock: options.clock.clone(),
             inline_result_max: options.inline_result_max,
+            blob_grace: options.blob_grace,
         };
         let checkpointer = Connection::open(&path)?;
         schema::configure(&checkpointer)?;
@@ -122,6 +133,7 @@ impl SqliteStore {
             }),
             blobs,
             clock: options.clock,
+            blob_grace: options.blob_grace,
         })
     }
 
@@ -260,7 +272,7 @@ fn read_steps(
     let mut steps = Vec::new();
     for row in rows {
         let (body, inline, blob) = row?;
-        let mut step: Step = serde_json::from_str(&body).map_err(internal)?;
+        let mut step: Step = encoding::decode(&body)?;
         if let Some(call) = step.tool_call.as_mut() {
             call.result = match (inline, blob) {
                 (Some(text), _) => Some(text),
@@ -410,6 +422,32 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn collect_garbage(&self) -> Result<u64> {
+        let grace = self.blob_grace;
+        let grace_nanos = i64::try_from(grace.as_nanos()).unwrap_or(i64::MAX);
+        let stored_before = system_time(nanos(self.clock.now()).saturating_sub(grace_nanos));
+        // Listing and a first check run off the writer; the writer re-checks only the few
+        // candidates, so a blob stored or referenced since is kept.
+        let candidates = self
+            .read(move |conn, blobs| {
+                let mut candidates = Vec::new();
+                for (digest, stored) in blobs.list(stored_before).map_err(internal)? {
+                    if stored <= stored_before && !writer::blob_referenced(conn, &digest)? {
+                        candidates.push(digest);
+                    }
+                }
+                Ok(candidates)
+            })
+            .await?;
+        if candidates.is_empty() {
+            return Ok(0);
+        }
+        self.write_patiently(move |conn, context| {
+            writer::remove_unreferenced(conn, context.blobs, &candidates, context.now, grace)
+        })
+        .await
+    }
 }
 
 fn lease_nanos(lease: jiff::SignedDuration) -> i64 {
@@ -453,7 +491,7 @@ impl PipelineStore for SqliteStore {
     ) -> Result<()> {
         let job = job.clone();
         self.write_patiently(move |conn, context| {
-            pipeline::defer_label_job(conn, &job, context.now, nanos(due_at), error)
+            pipeline::defer_label_job(conn, context, &job, nanos(due_at), error)
         })
         .await
     }
@@ -553,6 +591,26 @@ impl PipelineStore for SqliteStore {
     async fn pipeline_stats(&self, tenant: &TenantId) -> Result<PipelineStats> {
         let tenant = tenant.clone();
         self.read(move |conn, _| pipeline::pipeline_stats(conn, &tenant))
+            .await
+    }
+
+    async fn erase_user_feedback(
+        &self,
+        tenant: &TenantId,
+        user_id: &str,
+        requested_by: &str,
+    ) -> Result<Erasure> {
+        let (tenant, user_id, requested_by) =
+            (tenant.clone(), user_id.to_owned(), requested_by.to_owned());
+        self.write_patiently(move |conn, context| {
+            erasure::erase_user_feedback(conn, context, &tenant, &user_id, &requested_by)
+        })
+        .await
+    }
+
+    async fn erasures(&self, tenant: &TenantId) -> Result<Vec<Erasure>> {
+        let tenant = tenant.clone();
+        self.read(move |conn, _| erasure::erasures(conn, &tenant))
             .await
     }
 }

@@ -84,11 +84,12 @@ pub(crate) fn claim_label_jobs(
 
 pub(crate) fn defer_label_job(
     conn: &Connection,
+    context: &mut WriteContext<'_>,
     job: &LabelJob,
-    now: i64,
     due_at: i64,
     error: Option<String>,
 ) -> Result<()> {
+    let now = context.now;
     conn.prepare_cached(
         "UPDATE label_jobs SET
              due_at = CASE WHEN generation = ?3 THEN ?4 ELSE ?5 END,
@@ -104,6 +105,24 @@ pub(crate) fn defer_label_job(
         now,
         error
     ])?;
+    // A run that was under way when all of the investigation's feedback was erased may have
+    // planned queries since; they have no label to serve.
+    let feedback_left: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM feedback WHERE tenant = ?1 AND investigation_id = ?2)",
+        )?
+        .query_row(
+            params![job.tenant.as_str(), &job.trace_id.as_bytes()[..]],
+            |r| r.get(0),
+        )?;
+    if !feedback_left {
+        super::erasure::drop_snapshot(
+            conn,
+            &job.tenant,
+            job.trace_id,
+            &mut context.released_blobs,
+        )?;
+    }
     Ok(())
 }
 
@@ -114,13 +133,33 @@ pub(crate) fn finish_label_job(
     now: i64,
 ) -> Result<()> {
     let (tenant, trace) = (job.tenant.as_str(), &job.trace_id.as_bytes()[..]);
+    if let Ok(candidate) = &outcome.result
+        && !all_feedback_exists(conn, &job.tenant, &candidate.provenance.feedback_ids)?
+    {
+        // Feedback the draft read was erased while the job ran: the draft may quote it, so it is
+        // dropped and the job runs again without it.
+        conn.prepare_cached(
+            "UPDATE label_jobs SET state = 'pending', due_at = ?3, lease_until = NULL,
+                 last_error = 'feedback erased while drafting'
+             WHERE tenant = ?1 AND trace_id = ?2",
+        )?
+        .execute(params![tenant, trace, now])?;
+        return Ok(());
+    }
     let (state, detail) = match outcome.result {
         Ok(mut candidate) => {
             let version: i64 = conn
                 .prepare_cached(
-                    "SELECT COALESCE(MAX(version), 0) + 1 FROM candidates WHERE tenant = ?1 AND trace_id = ?2",
+                    "SELECT MAX(COALESCE((SELECT MAX(version) FROM candidates
+                                          WHERE tenant = ?1 AND trace_id = ?2), 0),
+                                COALESCE((SELECT last_version FROM label_jobs
+                                          WHERE tenant = ?1 AND trace_id = ?2), 0)) + 1",
                 )?
                 .query_row(params![tenant, trace], |r| r.get(0))?;
+            conn.prepare_cached(
+                "UPDATE label_jobs SET last_version = ?3 WHERE tenant = ?1 AND trace_id = ?2",
+            )?
+            .execute(params![tenant, trace, version])?;
             candidate.version = u32::try_from(version).unwrap_or(u32::MAX);
             candidate.id = format!("cand-{}-v{version}", job.trace_id);
             candidate.created_at = timestamp(now);
@@ -140,7 +179,7 @@ pub(crate) fn finish_label_job(
                 candidate.route.as_str(),
                 candidate.audit,
                 now,
-                serde_json::to_string(&candidate).map_err(internal)?
+                super::encoding::encode(&*candidate)?
             ])?;
             ("candidate", candidate.id)
         }
@@ -168,6 +207,22 @@ pub(crate) fn finish_label_job(
     Ok(())
 }
 
+/// True when every id names stored feedback of `tenant`.
+fn all_feedback_exists(conn: &Connection, tenant: &TenantId, ids: &[FeedbackId]) -> Result<bool> {
+    let mut exists = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM feedback WHERE tenant = ?1 AND id = ?2)")?;
+    for id in ids {
+        let found: bool = exists.query_row(
+            params![tenant.as_str(), &id.as_uuid().as_bytes()[..]],
+            |r| r.get(0),
+        )?;
+        if !found {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 pub(crate) fn plan_snapshot(
     conn: &Connection,
     tenant: &TenantId,
@@ -188,7 +243,7 @@ pub(crate) fn plan_snapshot(
             super::rows::nanos(query.deadline),
             query.status.as_str(),
             now,
-            serde_json::to_string(&query).map_err(internal)?
+            super::encoding::encode(&query)?
         ])?;
     }
     Ok(())
@@ -208,10 +263,7 @@ pub(crate) fn snapshot(
             r.get(0)
         })?
         .collect::<rusqlite::Result<_>>()?;
-    bodies
-        .iter()
-        .map(|b| serde_json::from_str(b).map_err(internal))
-        .collect()
+    bodies.iter().map(|b| super::encoding::decode(b)).collect()
 }
 
 /// Where a frozen result is: in the row, or in the blob store under a digest.
@@ -274,7 +326,7 @@ pub(crate) fn claim_captures(
     )?;
     let mut tasks = Vec::with_capacity(rows.len());
     for (tenant, trace, body) in rows {
-        let query: SnapshotQuery = serde_json::from_str(&body).map_err(internal)?;
+        let query: SnapshotQuery = super::encoding::decode(&body)?;
         lease.execute(params![
             tenant,
             trace,
@@ -307,7 +359,10 @@ pub(crate) fn record_capture(
             None,
         ),
         Some(bytes) => {
-            let digest = context.blobs.put(bytes).map_err(internal)?;
+            let digest = context
+                .blobs
+                .put(bytes, super::rows::system_time(now))
+                .map_err(internal)?;
             (Some(digest.clone()), None, Some(digest))
         }
         None => (None, None, None),
@@ -337,7 +392,7 @@ pub(crate) fn record_capture(
             due_at,
             blob.as_ref().filter(|_| query.status.is_terminal()),
             inline.filter(|_| query.status.is_terminal()),
-            serde_json::to_string(&query).map_err(internal)?
+            super::encoding::encode(&query)?
         ])?;
     if changed == 0 {
         // Another worker finished this query after our lease ran out; its result stands.
@@ -384,10 +439,7 @@ pub(crate) fn candidates(
         .prepare(&sql)?
         .query_map(rusqlite::params_from_iter(values.iter()), |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    bodies
-        .iter()
-        .map(|b| serde_json::from_str(b).map_err(internal))
-        .collect()
+    bodies.iter().map(|b| super::encoding::decode(b)).collect()
 }
 
 pub(crate) fn candidate(
@@ -398,7 +450,7 @@ pub(crate) fn candidate(
     conn.prepare_cached("SELECT body FROM candidates WHERE tenant = ?1 AND id = ?2")?
         .query_row(params![tenant.as_str(), id], |r| r.get::<_, String>(0))
         .optional()?
-        .map(|b| serde_json::from_str(&b).map_err(internal))
+        .map(|b| super::encoding::decode(&b))
         .transpose()
 }
 

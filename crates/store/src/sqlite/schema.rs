@@ -16,6 +16,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0003_pipeline_reads.sql",
         include_str!("../../migrations/0003_pipeline_reads.sql"),
     ),
+    (
+        "0004_tenant_keys_and_erasure.sql",
+        include_str!("../../migrations/0004_tenant_keys_and_erasure.sql"),
+    ),
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

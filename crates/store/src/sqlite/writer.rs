@@ -9,7 +9,7 @@ use evalmint_model::{FeedbackId, ScopeSet, TenantId, TraceId, ValidFeedback};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::rows::{feedback_row, internal, nanos};
+use super::rows::{feedback_row, internal, nanos, system_time};
 use crate::{
     ApiKey, BlobStore, Clock, FeedbackReceipt, IngestBatch, IngestReceipt, Result, StoreError,
 };
@@ -70,6 +70,8 @@ pub(crate) struct Writer {
     pub blobs: BlobStore,
     pub clock: Arc<dyn Clock>,
     pub inline_result_max: usize,
+    /// A blob stored more recently than this is never removed (see [`BlobStore`]).
+    pub blob_grace: jiff::SignedDuration,
 }
 
 impl Writer {
@@ -131,38 +133,62 @@ impl Writer {
             finishes.push(done);
         }
         let released = std::mem::take(&mut context.released_blobs);
+        let now = context.now;
         let commit = tx.commit().map_err(|e| {
             tracing::error!(error = %e, "group commit failed");
             internal(e)
         });
         if commit.is_ok() {
-            self.collect_garbage(&released);
+            let removed =
+                remove_unreferenced(&self.conn, &self.blobs, &released, now, self.blob_grace);
+            if let Err(e) = removed {
+                tracing::warn!(error = %e, "could not remove unreferenced blobs");
+            }
         }
         for done in finishes {
             done(commit.clone());
         }
     }
+}
 
-    /// Removes blobs that no row references any more. Runs on the writer, so no write can add a
-    /// reference between the check and the removal.
-    fn collect_garbage(&self, digests: &[String]) {
-        for digest in digests {
-            let referenced = self
-                .conn
-                .query_row(
-                    "SELECT 1 FROM steps WHERE result_blob = ?1
-                     UNION ALL SELECT 1 FROM snapshot_queries WHERE result_blob = ?1 LIMIT 1",
-                    [digest],
-                    |_| Ok(()),
-                )
-                .optional();
-            if let Ok(None) = referenced
-                && let Err(e) = self.blobs.remove(digest)
-            {
-                tracing::warn!(error = %e, %digest, "could not remove an unreferenced blob");
+/// True when a step or a snapshot query references the blob.
+pub(crate) fn blob_referenced(conn: &Connection, digest: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM steps WHERE result_blob = ?1)
+                 OR EXISTS (SELECT 1 FROM snapshot_queries WHERE result_blob = ?1)",
+        )?
+        .query_row([digest], |r| r.get(0))?)
+}
+
+/// Removes the blobs among `digests` that no row references and that were last stored before
+/// `now - grace`; returns how many were removed. Runs on the writer after a commit, so no write
+/// of this store can add a reference between the check and the removal; the grace period covers
+/// a writer that stored a blob but has not committed the row that references it yet.
+pub(crate) fn remove_unreferenced(
+    conn: &Connection,
+    blobs: &BlobStore,
+    digests: &[String],
+    now: i64,
+    grace: jiff::SignedDuration,
+) -> Result<u64> {
+    let old_enough =
+        system_time(now.saturating_sub(i64::try_from(grace.as_nanos()).unwrap_or(i64::MAX)));
+    let mut removed = 0;
+    let mut seen = HashSet::new();
+    for digest in digests {
+        if !seen.insert(digest.as_str()) || blob_referenced(conn, digest)? {
+            continue;
+        }
+        match blobs.stored_at(digest).map_err(internal)? {
+            Some(stored) if stored <= old_enough => {
+                blobs.remove(digest).map_err(internal)?;
+                removed += 1;
             }
+            _ => {}
         }
     }
+    Ok(removed)
 }
 
 pub(crate) fn ingest(
@@ -172,6 +198,7 @@ pub(crate) fn ingest(
     batch: IngestBatch,
 ) -> Result<IngestReceipt> {
     let (now, blobs, inline_result_max) = (context.now, context.blobs, context.inline_result_max);
+    let mut released = Vec::new();
     let mut insert_step = conn.prepare_cached(
         "INSERT OR REPLACE INTO steps (tenant, trace_id, span_id, body, result_inline, result_blob)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -179,6 +206,9 @@ pub(crate) fn ingest(
     let mut touch_investigation = conn.prepare_cached(
         "INSERT INTO investigations (tenant, trace_id, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)
          ON CONFLICT (tenant, trace_id) DO UPDATE SET last_seen = excluded.last_seen",
+    )?;
+    let mut replaced_blob = conn.prepare_cached(
+        "SELECT result_blob FROM steps WHERE tenant = ?1 AND trace_id = ?2 AND span_id = ?3",
     )?;
     let mut join_waiting_feedback = conn.prepare_cached(
         "UPDATE feedback SET investigation_id = ?3
@@ -197,12 +227,34 @@ pub(crate) fn ingest(
     for (trace_id, mut step) in batch.steps {
         let result = step.tool_call.as_mut().and_then(|call| call.result.take());
         let (inline, blob) = match result {
-            Some(text) if text.len() > inline_result_max => {
-                (None, Some(blobs.put(text.as_bytes()).map_err(internal)?))
-            }
+            Some(text) if text.len() > inline_result_max => (
+                None,
+                Some(
+                    blobs
+                        .put(text.as_bytes(), system_time(now))
+                        .map_err(internal)?,
+                ),
+            ),
             other => (other, None),
         };
-        let body = serde_json::to_string(&step).map_err(internal)?;
+        // A re-sent span with a different result leaves its old blob without this reference.
+        let previous: Option<String> = replaced_blob
+            .query_row(
+                params![
+                    tenant.as_str(),
+                    &trace_id.as_bytes()[..],
+                    &step.span_id.as_bytes()[..]
+                ],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        if let Some(previous) = previous
+            && Some(&previous) != blob.as_ref()
+        {
+            released.push(previous);
+        }
+        let body = super::encoding::encode(&step)?;
         insert_step.execute(params![
             tenant.as_str(),
             &trace_id.as_bytes()[..],
@@ -227,6 +279,7 @@ pub(crate) fn ingest(
             super::pipeline::wake_label_job(conn, tenant.as_str(), &trace_id.as_bytes()[..], now)?;
         }
     }
+    context.released_blobs.append(&mut released);
     let mut feedback_created = 0;
     for feedback in batch.feedback {
         match insert_feedback(conn, tenant, feedback, now) {
@@ -279,10 +332,11 @@ pub(crate) fn insert_feedback(
         (None, None) => None,
     };
     let id = FeedbackId::from_uuid(uuid::Uuid::now_v7());
-    let body = serde_json::to_string(&feedback).map_err(internal)?;
+    let body = super::encoding::encode(&feedback)?;
     conn.prepare_cached(
-        "INSERT INTO feedback (id, tenant, investigation_id, span_id, received_at, body, idempotency_key)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO feedback
+             (id, tenant, investigation_id, span_id, received_at, body, idempotency_key, user_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
         &id.as_uuid().as_bytes()[..],
@@ -292,6 +346,7 @@ pub(crate) fn insert_feedback(
         now,
         body,
         feedback.idempotency_key,
+        feedback.user_id,
     ])?;
     if let Some(trace) = joined {
         super::pipeline::enqueue_label_job(conn, tenant, trace, now)?;
@@ -309,14 +364,18 @@ pub(crate) fn insert_feedback(
 pub(crate) fn insert_key(conn: &Connection, key: ApiKey, secret_sha256: &[u8]) -> Result<ApiKey> {
     let existing = conn
         .query_row(
-            "SELECT id FROM api_keys WHERE secret_sha256 = ?1",
+            "SELECT tenant FROM api_keys WHERE secret_sha256 = ?1",
             [secret_sha256],
             |r| r.get::<_, String>(0),
         )
         .optional()?;
-    if existing.is_some() {
+    match existing {
         // The operator's key is already registered; keep the original record.
-        return Ok(key);
+        Some(tenant) if tenant == key.tenant.as_str() => return Ok(key),
+        // A secret names one tenant's key; registering it for another would hand that tenant's
+        // data to whoever holds it.
+        Some(_) => return Err(StoreError::KeyTaken),
+        None => {}
     }
     conn.execute(
         "INSERT INTO api_keys (id, tenant, name, scopes, secret_sha256, created_at)
