@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use evalmint_model::{
-    AgentInfo, FeedbackOrigin, FeedbackSubmission, ScopeSet, SignalSource, SpanId, Step, StepKind,
-    StepStatus, TenantId, Timestamp, ToolCall, TraceId, ValidFeedback,
+    AgentInfo, FeedbackId, FeedbackOrigin, FeedbackSubmission, ScopeSet, SignalSource, SpanId,
+    Step, StepKind, StepStatus, TenantId, Timestamp, ToolCall, TraceId, ValidFeedback,
 };
 use evalmint_store::{
     CandidateQuery, CaptureOrder, CaptureOutcome, FeedbackLabelState, FeedbackReceipt, FullStore,
@@ -611,6 +611,465 @@ async fn captures_are_claimed_by_deadline_or_arrival_and_wake_their_job(f: Fixtu
     assert_eq!(stats.feedback_pending, 1);
 }
 
+fn all_routes(limit: usize) -> CandidateQuery {
+    CandidateQuery {
+        routes: vec![],
+        audit_only: false,
+        limit,
+    }
+}
+
+fn drafted(trace_id: TraceId, statement: &str, feedback: &[FeedbackId]) -> LabelOutcome {
+    let mut label = candidate(trace_id);
+    label.ground_truth = Some(evalmint_model::GroundTruth {
+        statement: statement.into(),
+        components: vec![],
+        category: None,
+        onset: None,
+        causal_chain: vec![],
+        evidence: vec![],
+    });
+    label.provenance.feedback_ids = feedback.to_vec();
+    LabelOutcome {
+        result: Ok(Box::new(label)),
+        excluded: vec![],
+    }
+}
+
+/// Runs every due label job once with `draft`, which sees the job and the feedback ids of its
+/// investigation; returns how many jobs ran.
+async fn run_label_jobs(
+    store: &dyn FullStore,
+    draft: impl Fn(&evalmint_store::LabelJob, &[FeedbackId]) -> LabelOutcome,
+) -> usize {
+    let jobs = store
+        .claim_label_jobs(SignedDuration::from_secs(60), 100)
+        .await
+        .unwrap();
+    for job in &jobs {
+        let ids: Vec<FeedbackId> = match store.investigation(&job.tenant, job.trace_id).await {
+            Ok(Some(investigation)) => investigation.feedback.iter().map(|fb| fb.id).collect(),
+            _ => vec![],
+        };
+        store.finish_label_job(job, draft(job, &ids)).await.unwrap();
+    }
+    jobs.len()
+}
+
+async fn tenants_sharing_a_trace_id_both_get_their_own_label(f: Fixture) {
+    // Trace ids travel in `traceparent` headers across organisations: two tenants can name the
+    // same one, and the candidate id derived from it must not collide.
+    let (acme, globex) = (tenant("acme"), tenant("globex"));
+    let body = r#"{"investigation_id":"0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b","verdict":"down","correction":"x"}"#;
+    let theirs = f
+        .store
+        .submit_feedback(&globex, feedback(body))
+        .await
+        .unwrap();
+    let ours = f
+        .store
+        .submit_feedback(&acme, feedback(body))
+        .await
+        .unwrap();
+    for who in [&globex, &acme] {
+        f.store
+            .ingest(who, batch(trace(11), vec![step(1, None, StepKind::Agent)]))
+            .await
+            .unwrap();
+    }
+    // Globex's job first, then acme's: both must be stored.
+    let lease = SignedDuration::from_secs(60);
+    let mut jobs = f.store.claim_label_jobs(lease, 10).await.unwrap();
+    assert_eq!(jobs.len(), 2);
+    jobs.sort_by_key(|j| j.tenant != globex);
+    for job in &jobs {
+        let statement = format!("{} statement", job.tenant);
+        let ids = [if job.tenant == acme {
+            ours.feedback().id
+        } else {
+            theirs.feedback().id
+        }];
+        f.store
+            .finish_label_job(job, drafted(job.trace_id, &statement, &ids))
+            .await
+            .unwrap();
+    }
+    let id = format!("cand-{}-v1", trace(11));
+    for (who, fb) in [(&acme, &ours), (&globex, &theirs)] {
+        assert_eq!(
+            f.store
+                .feedback_label_state(who, fb.feedback().id)
+                .await
+                .unwrap(),
+            Some(FeedbackLabelState::Candidate(id.clone())),
+            "{who}'s feedback is not blocked"
+        );
+        let label = f.store.candidate(who, &id).await.unwrap().unwrap();
+        assert_eq!(
+            label.ground_truth.unwrap().statement,
+            format!("{who} statement"),
+            "each tenant reads its own label under the shared id"
+        );
+        let listed = f.store.candidates(who, all_routes(10)).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].provenance.feedback_ids, [fb.feedback().id]);
+    }
+    assert!(
+        f.store
+            .claim_label_jobs(lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing is left to retry"
+    );
+}
+
+async fn a_key_secret_names_one_tenant_only(f: Fixture) {
+    let admin = ScopeSet::parse_list("admin").unwrap();
+    let acme_key = f
+        .store
+        .ensure_api_key(&tenant("acme"), "boot", admin, "shared-secret")
+        .await
+        .unwrap();
+    assert!(matches!(
+        f.store
+            .ensure_api_key(&tenant("globex"), "boot", admin, "shared-secret")
+            .await,
+        Err(StoreError::KeyTaken)
+    ));
+    assert_eq!(
+        f.store.authenticate("shared-secret").await.unwrap(),
+        Some(acme_key),
+        "the secret still opens acme's key only"
+    );
+}
+
+async fn erasing_a_user_withdraws_or_redrafts_the_labels_built_on_their_feedback(f: Fixture) {
+    let (acme, globex) = (tenant("acme"), tenant("globex"));
+    let on = |trace_hex: &str, user: &str, text: &str| {
+        feedback(&format!(
+            r#"{{"investigation_id":"{trace_hex}","verdict":"down","correction":"{text}","user_id":"{user}"}}"#
+        ))
+    };
+    let only = "0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c";
+    let shared = "0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d";
+    let mine_only = f
+        .store
+        .submit_feedback(&acme, on(only, "u-1", "secret a"))
+        .await
+        .unwrap();
+    let mine_shared = f
+        .store
+        .submit_feedback(&acme, on(shared, "u-1", "secret b"))
+        .await
+        .unwrap();
+    let someone_else = f
+        .store
+        .submit_feedback(&acme, on(shared, "u-2", "kept"))
+        .await
+        .unwrap();
+    // The same user id in another tenant is another person's.
+    let foreign = f
+        .store
+        .submit_feedback(&globex, on(only, "u-1", "theirs"))
+        .await
+        .unwrap();
+    // A large frozen result makes the withdrawn snapshot hold a blob.
+    for (who, n) in [(&acme, 12), (&acme, 13), (&globex, 12)] {
+        f.store
+            .ingest(who, batch(trace(n), vec![step(1, None, StepKind::Agent)]))
+            .await
+            .unwrap();
+    }
+    let jobs = f
+        .store
+        .claim_label_jobs(SignedDuration::from_secs(60), 10)
+        .await
+        .unwrap();
+    for job in &jobs {
+        f.store
+            .plan_snapshot(&job.tenant, job.trace_id, vec![snapshot_query("big", 48)])
+            .await
+            .unwrap();
+    }
+    let tasks = f
+        .store
+        .claim_captures(
+            CaptureOrder::EarliestDeadline,
+            SignedDuration::from_secs(60),
+            10,
+        )
+        .await
+        .unwrap();
+    for (n, task) in tasks.into_iter().enumerate() {
+        f.store
+            .record_capture(
+                task,
+                CaptureOutcome {
+                    status: evalmint_model::CaptureStatus::Captured,
+                    result: Some(format!("{n}{}", "r".repeat(100)).into_bytes()),
+                    truncated: false,
+                    error: None,
+                    retry_at: None,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    for job in &jobs {
+        let ids: Vec<FeedbackId> = f
+            .store
+            .investigation(&job.tenant, job.trace_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .feedback
+            .iter()
+            .map(|fb| fb.id)
+            .collect();
+        f.store
+            .finish_label_job(job, drafted(job.trace_id, "draft", &ids))
+            .await
+            .unwrap();
+    }
+    let labels_before = f.store.candidates(&acme, all_routes(10)).await.unwrap();
+    assert_eq!(labels_before.len(), 2);
+
+    let erasure = f
+        .store
+        .erase_user_feedback(&acme, "u-1", "key_ops")
+        .await
+        .unwrap();
+    assert_eq!(erasure.feedback_erased, 2);
+    assert_eq!(erasure.labels_withdrawn, 1, "trace 12 rested only on u-1");
+    assert_eq!(
+        erasure.labels_redrafted, 1,
+        "trace 13 rested on u-1 and u-2"
+    );
+    assert_eq!(erasure.queries_removed, 1, "the withdrawn label's snapshot");
+    assert_eq!(erasure.blobs_released, 1);
+    assert_eq!(erasure.requested_by, "key_ops");
+    assert_eq!(
+        erasure.user_id_sha256,
+        evalmint_store::user_id_sha256("u-1")
+    );
+    assert_eq!(f.store.erasures(&acme).await.unwrap(), [erasure]);
+    assert!(f.store.erasures(&globex).await.unwrap().is_empty());
+
+    for gone in [mine_only.feedback().id, mine_shared.feedback().id] {
+        assert!(f.store.feedback(&acme, gone).await.unwrap().is_none());
+        assert!(
+            f.store
+                .feedback_label_state(&acme, gone)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    assert!(
+        f.store
+            .candidates(&acme, all_routes(10))
+            .await
+            .unwrap()
+            .is_empty(),
+        "no label that read the erased feedback is served while the other is re-drafted"
+    );
+    assert!(f.store.snapshot(&acme, trace(12)).await.unwrap().is_empty());
+    assert_eq!(
+        f.store.snapshot(&acme, trace(13)).await.unwrap().len(),
+        1,
+        "kept for the re-draft"
+    );
+    assert_eq!(
+        f.store
+            .feedback_label_state(&acme, someone_else.feedback().id)
+            .await
+            .unwrap(),
+        Some(FeedbackLabelState::Pending)
+    );
+    // The other tenant's u-1 is untouched.
+    assert!(
+        f.store
+            .feedback(&globex, foreign.feedback().id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        f.store
+            .candidates(&globex, all_routes(10))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // The re-draft reads only what is left, under a new version number.
+    assert_eq!(
+        run_label_jobs(&*f.store, |job, ids| drafted(job.trace_id, "redraft", ids)).await,
+        1
+    );
+    let after = f.store.candidates(&acme, all_routes(10)).await.unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].investigation_id, trace(13));
+    assert_eq!(
+        after[0].version, 2,
+        "a withdrawn version number is never reused"
+    );
+    assert_eq!(
+        after[0].provenance.feedback_ids,
+        [someone_else.feedback().id]
+    );
+    assert_eq!(
+        f.store
+            .feedback_label_state(&acme, someone_else.feedback().id)
+            .await
+            .unwrap(),
+        Some(FeedbackLabelState::Candidate(after[0].id.clone()))
+    );
+    // The withdrawn snapshot's blob goes once nothing references it and the grace has passed.
+    f.clock.advance(SignedDuration::from_hours(1));
+    assert_eq!(f.store.collect_garbage().await.unwrap(), 1);
+    // Erasing a user without feedback is recorded too, and counts nothing.
+    let nothing = f
+        .store
+        .erase_user_feedback(&acme, "u-404", "key_ops")
+        .await
+        .unwrap();
+    assert_eq!((nothing.feedback_erased, nothing.labels_withdrawn), (0, 0));
+    assert_eq!(f.store.erasures(&acme).await.unwrap().len(), 2);
+}
+
+async fn a_draft_that_read_erased_feedback_is_dropped_and_redone(f: Fixture) {
+    let acme = tenant("acme");
+    let body = |user: &str| {
+        feedback(&format!(
+            r#"{{"investigation_id":"0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e","rating":1,"user_id":"{user}"}}"#
+        ))
+    };
+    let erased = f.store.submit_feedback(&acme, body("u-1")).await.unwrap();
+    let kept = f.store.submit_feedback(&acme, body("u-2")).await.unwrap();
+    let job = f
+        .store
+        .claim_label_jobs(SignedDuration::from_secs(60), 1)
+        .await
+        .unwrap()
+        .remove(0);
+    // The worker drafted from both feedbacks; the erasure lands before it stores the draft.
+    f.store
+        .erase_user_feedback(&acme, "u-1", "key_ops")
+        .await
+        .unwrap();
+    f.store
+        .finish_label_job(
+            &job,
+            drafted(
+                trace(14),
+                "quotes u-1",
+                &[erased.feedback().id, kept.feedback().id],
+            ),
+        )
+        .await
+        .unwrap();
+    assert!(
+        f.store
+            .candidates(&acme, all_routes(10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        f.store
+            .feedback_label_state(&acme, kept.feedback().id)
+            .await
+            .unwrap(),
+        Some(FeedbackLabelState::Pending)
+    );
+    assert_eq!(
+        run_label_jobs(&*f.store, |job, ids| drafted(job.trace_id, "clean", ids)).await,
+        1
+    );
+    assert_eq!(
+        f.store
+            .feedback_label_state(&acme, kept.feedback().id)
+            .await
+            .unwrap(),
+        Some(FeedbackLabelState::Candidate(format!(
+            "cand-{}-v1",
+            trace(14)
+        )))
+    );
+}
+
+async fn a_replaced_step_result_is_collected_after_the_grace_period(f: Fixture) {
+    let acme = tenant("acme");
+    let (first, second) = ("a".repeat(200), "b".repeat(200));
+    f.store
+        .ingest(&acme, batch(trace(15), vec![tool_step(2, first.clone())]))
+        .await
+        .unwrap();
+    // Another investigation stores the same content: one blob, two references.
+    f.store
+        .ingest(&acme, batch(trace(16), vec![tool_step(2, first.clone())]))
+        .await
+        .unwrap();
+    f.store
+        .ingest(&acme, batch(trace(15), vec![tool_step(2, second.clone())]))
+        .await
+        .unwrap();
+    f.clock.advance(SignedDuration::from_hours(1));
+    assert_eq!(
+        f.store.collect_garbage().await.unwrap(),
+        0,
+        "trace 16 still reads it"
+    );
+    f.store
+        .ingest(&acme, batch(trace(16), vec![tool_step(2, second.clone())]))
+        .await
+        .unwrap();
+    // The first result lost its last reference and was stored an hour ago: it was removed right
+    // after the commit that released it, so there is nothing left to collect.
+    assert_eq!(f.store.collect_garbage().await.unwrap(), 0);
+    // A result replaced within the grace period waits for a later collection.
+    let third = "c".repeat(200);
+    f.store
+        .ingest(&acme, batch(trace(15), vec![tool_step(2, third.clone())]))
+        .await
+        .unwrap();
+    f.store
+        .ingest(&acme, batch(trace(15), vec![tool_step(2, second.clone())]))
+        .await
+        .unwrap();
+    assert_eq!(
+        f.store.collect_garbage().await.unwrap(),
+        0,
+        "within the grace period"
+    );
+    f.clock.advance(SignedDuration::from_hours(1));
+    assert_eq!(
+        f.store.collect_garbage().await.unwrap(),
+        1,
+        "the third result's blob"
+    );
+    assert_eq!(
+        f.store.collect_garbage().await.unwrap(),
+        0,
+        "the live blob stays"
+    );
+    for n in [15, 16] {
+        let investigation = f
+            .store
+            .investigation(&acme, trace(n))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            investigation.tool_calls().next().unwrap().result.as_deref(),
+            Some(second.as_str())
+        );
+    }
+}
+
 use evalmint_store::Clock;
 
 macro_rules! suite {
@@ -635,6 +1094,11 @@ suite!(sqlite:
     api_keys_authenticate_by_secret_only,
     feedback_enqueues_one_label_job_that_reruns_when_more_feedback_arrives,
     captures_are_claimed_by_deadline_or_arrival_and_wake_their_job,
+    tenants_sharing_a_trace_id_both_get_their_own_label,
+    a_key_secret_names_one_tenant_only,
+    erasing_a_user_withdraws_or_redrafts_the_labels_built_on_their_feedback,
+    a_draft_that_read_erased_feedback_is_dropped_and_redone,
+    a_replaced_step_result_is_collected_after_the_grace_period,
 );
 
 #[tokio::test]
@@ -666,4 +1130,178 @@ async fn sqlite_data_survives_reopening() {
         .unwrap()
         .unwrap();
     assert_eq!(investigation.feedback[0].id, id);
+}
+
+fn file_time(t: Timestamp) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.as_second().try_into().unwrap())
+}
+
+fn sqlite_with_clock(dir: &std::path::Path, clock: Arc<ManualClock>) -> SqliteStore {
+    SqliteStore::open(
+        dir,
+        SqliteOptions {
+            inline_result_max: 64,
+            clock,
+            ..SqliteOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn sqlite_blob_collection_spares_blobs_whose_rows_are_not_committed_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(start()));
+    let store = sqlite_with_clock(dir.path(), clock.clone());
+    let blobs = evalmint_store::BlobStore::open(dir.path().join("blobs")).unwrap();
+    let acme = tenant("acme");
+    let old = "o".repeat(200);
+    store
+        .ingest(&acme, batch(trace(17), vec![tool_step(2, old.clone())]))
+        .await
+        .unwrap();
+    let old_digest = evalmint_store::BlobStore::digest(old.as_bytes());
+    assert!(blobs.stored_at(&old_digest).unwrap().is_some());
+    clock.advance(SignedDuration::from_hours(1));
+    store
+        .ingest(&acme, batch(trace(17), vec![tool_step(2, "n".repeat(200))]))
+        .await
+        .unwrap();
+    assert_eq!(
+        blobs.stored_at(&old_digest).unwrap(),
+        None,
+        "the replaced result's file is gone"
+    );
+
+    // A writer that has stored its blob but not yet committed the row that references it.
+    let in_flight = blobs
+        .put(b"a result whose row is on its way", file_time(clock.now()))
+        .unwrap();
+    assert_eq!(store.collect_garbage().await.unwrap(), 0);
+    assert!(blobs.stored_at(&in_flight).unwrap().is_some());
+    clock.advance(SignedDuration::from_mins(5));
+    // Storing the same content again (another writer) restarts its grace period.
+    blobs
+        .put(b"a result whose row is on its way", file_time(clock.now()))
+        .unwrap();
+    clock.advance(SignedDuration::from_mins(6));
+    assert_eq!(store.collect_garbage().await.unwrap(), 0);
+    // A writer that never committed (it crashed): its blob goes once the grace period is over.
+    clock.advance(SignedDuration::from_mins(5));
+    assert_eq!(store.collect_garbage().await.unwrap(), 1);
+    assert_eq!(blobs.stored_at(&in_flight).unwrap(), None);
+    let live = store
+        .investigation(&acme, trace(17))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        live.tool_calls().next().unwrap().result.as_deref(),
+        Some("n".repeat(200).as_str())
+    );
+}
+
+/// A database written by the previous schema (migration 0003) keeps its data and gains the
+/// per-tenant keys: a label id another tenant already holds no longer blocks this one.
+#[tokio::test]
+async fn sqlite_migration_keeps_existing_rows_and_unblocks_colliding_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let acme = tenant("acme");
+    let globex = tenant("globex");
+    let trace_id = trace(18);
+    let acme_feedback = uuid::Uuid::now_v7();
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("evalmint.db")).unwrap();
+        for sql in [
+            include_str!("../migrations/0001_init.sql"),
+            include_str!("../migrations/0002_label_pipeline.sql"),
+            include_str!("../migrations/0003_pipeline_reads.sql"),
+        ] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        let mut globex_label = candidate(trace_id);
+        globex_label.id = format!("cand-{trace_id}-v1");
+        globex_label.version = 1;
+        conn.execute(
+            "INSERT INTO candidates (id, tenant, trace_id, version, current, route, audit, created_at, body)
+             VALUES (?1, 'globex', ?2, 1, 1, 'admit', 0, 0, ?3)",
+            rusqlite::params![
+                globex_label.id,
+                &trace_id.as_bytes()[..],
+                serde_json::to_string(&globex_label).unwrap()
+            ],
+        )
+        .unwrap();
+        // Acme's feedback on the same trace id, stuck pending by the collision; its body is in
+        // the unversioned format of that time.
+        let body = feedback(&format!(
+            r#"{{"investigation_id":"{trace_id}","verdict":"down","correction":"c","user_id":"u-9"}}"#
+        ));
+        conn.execute(
+            "INSERT INTO feedback (id, tenant, investigation_id, received_at, body)
+             VALUES (?1, 'acme', ?2, 0, ?3)",
+            rusqlite::params![
+                &acme_feedback.as_bytes()[..],
+                &trace_id.as_bytes()[..],
+                serde_json::to_string(&body).unwrap()
+            ],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO label_jobs (tenant, trace_id, state, due_at, first_queued_at, attempts)
+             VALUES ('acme', ?1, 'pending', 0, 0, 7)",
+            [&trace_id.as_bytes()[..]],
+        )
+        .unwrap();
+    }
+    let clock = Arc::new(ManualClock::new(start()));
+    let store: Arc<dyn FullStore> = Arc::new(sqlite_with_clock(dir.path(), clock));
+    let id = FeedbackId::from_uuid(acme_feedback);
+    assert_eq!(
+        store
+            .feedback(&acme, id)
+            .await
+            .unwrap()
+            .unwrap()
+            .body
+            .user_id
+            .as_deref(),
+        Some("u-9")
+    );
+    assert_eq!(
+        store
+            .candidate(&globex, &format!("cand-{trace_id}-v1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        1
+    );
+    store
+        .ingest(&acme, batch(trace_id, vec![step(1, None, StepKind::Agent)]))
+        .await
+        .unwrap();
+    assert_eq!(
+        run_label_jobs(&*store, |job, ids| drafted(job.trace_id, "acme's", ids)).await,
+        1
+    );
+    assert_eq!(
+        store.feedback_label_state(&acme, id).await.unwrap(),
+        Some(FeedbackLabelState::Candidate(format!("cand-{trace_id}-v1")))
+    );
+    // The user id column was filled from the stored bodies: erasure finds the old row.
+    let erasure = store
+        .erase_user_feedback(&acme, "u-9", "key_ops")
+        .await
+        .unwrap();
+    assert_eq!((erasure.feedback_erased, erasure.labels_withdrawn), (1, 1));
+    assert_eq!(
+        store
+            .candidates(&globex, all_routes(10))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
