@@ -819,3 +819,115 @@ async fn labels_and_the_review_queue_are_served_per_tenant() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
     }
 }
+
+fn delete(uri: &str, key: &str) -> Request<Body> {
+    Request::delete(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {key}"))
+        .body(Body::empty())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn erasing_a_user_deletes_their_feedback_and_labels_and_says_what_went() {
+    use evalmint_store::PipelineStore;
+    let h = Harness::new().await;
+    let other = key(&h.store, "globex", "admin").await;
+    h.send(post("/v1/traces", &h.admin, "application/json", fixture()))
+        .await;
+    let mut ids = Vec::new();
+    for (who, idem) in [(&h.admin, "e1"), (&h.admin, "e2"), (&other, "e1")] {
+        let (status, created) = h
+            .json(post(
+                "/api/v1/feedback",
+                who,
+                "application/json",
+                feedback_body(idem, "down"),
+            ))
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    for job in h
+        .labels
+        .claim_label_jobs(jiff::SignedDuration::from_secs(60), 10)
+        .await
+        .unwrap()
+    {
+        let mut label = candidate(job.trace_id, evalmint_model::Route::Admit);
+        label.provenance.feedback_ids = h
+            .store
+            .investigation(&job.tenant, job.trace_id)
+            .await
+            .unwrap()
+            .map(|i| i.feedback.iter().map(|f| f.id).collect())
+            .unwrap_or_default();
+        let outcome = evalmint_store::LabelOutcome {
+            result: Ok(Box::new(label)),
+            excluded: vec![],
+        };
+        h.labels.finish_label_job(&job, outcome).await.unwrap();
+    }
+
+    let reviewer = key(&h.store, "acme", "review").await;
+    let (status, _) = h
+        .json(delete("/api/v1/feedback?user_id=u-17", &reviewer))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "erasure needs the admin scope"
+    );
+    for bad in [
+        "/api/v1/feedback",
+        "/api/v1/feedback?user_id=",
+        "/api/v1/feedback?user_id=u-17&colour=red",
+    ] {
+        let (status, body) = h.json(delete(bad, &h.admin)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+
+    let (status, erased) = h
+        .json(delete("/api/v1/feedback?user_id=u-17", &h.admin))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // The fixture's trace carries feedback of its own (an evaluation event), without a user id:
+    // the label it shares with u-17's feedback is drafted again without u-17.
+    assert_eq!(erased["feedback_erased"], 2);
+    assert_eq!(
+        erased["user_id_sha256"],
+        evalmint_store::user_id_sha256("u-17")
+    );
+    let withdrawn = erased["labels_withdrawn"].as_u64().unwrap();
+    let redrafted = erased["labels_redrafted"].as_u64().unwrap();
+    assert_eq!(withdrawn + redrafted, 1, "{erased}");
+    assert!(
+        !erased.to_string().contains("payments-db"),
+        "no erased text"
+    );
+    for id in &ids[..2] {
+        let (status, _) = h
+            .json(get(&format!("/api/v1/feedback/{id}"), &h.admin))
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+    let (_, labels) = h.json(get("/api/v1/labels?route=all", &h.admin)).await;
+    for label in labels["labels"].as_array().unwrap() {
+        for fb in label["provenance"]["feedback_ids"].as_array().unwrap() {
+            assert!(!ids[..2].contains(&fb.as_str().unwrap().to_owned()));
+        }
+    }
+    // Globex's u-17 is someone else.
+    let (status, _) = h
+        .json(get(&format!("/api/v1/feedback/{}", ids[2]), &other))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, theirs) = h.json(get("/api/v1/labels", &other)).await;
+    assert_eq!(theirs["labels"].as_array().unwrap().len(), 1);
+    let audit = h
+        .labels
+        .erasures(&TenantId::new("acme").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(serde_json::to_value(&audit[0]).unwrap(), erased);
+}
