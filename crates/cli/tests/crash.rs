@@ -3,61 +3,10 @@
 //! directory, and every request that was acknowledged must be readable — and every acknowledged
 //! feedback must end in exactly one candidate or one explicit non-candidate state.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const KEY: &str = "em_crash_test_admin";
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start(data: &std::path::Path) -> Server {
-    start_with(data, None).await
-}
-
-/// Starts `evalmint serve`, optionally with a pipeline configuration file.
-async fn start_with(data: &std::path::Path, config: Option<&std::path::Path>) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_evalmint"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
-        .arg(data)
-        .env("EVALMINT_ADMIN_KEY", KEY)
-        .env("EVALMINT_LOG", "warn")
-        .envs(config.map(|c| ("EVALMINT_CONFIG", c.as_os_str())))
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    let client = reqwest::Client::new();
-    for _ in 0..200 {
-        if client
-            .get(format!("{}/healthz", server.url))
-            .send()
-            .await
-            .is_ok()
-        {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("server did not start");
-}
+mod support;
+use support::{KEY, start, start_with};
 
 fn trace_hex(i: usize) -> String {
     format!("{:032x}", 0x00c0_ffee_0000_0000_u128 + i as u128)

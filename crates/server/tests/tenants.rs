@@ -282,7 +282,7 @@ async fn label_everything(world: &World, owned: &[Owned; 2]) {
         shutdown.clone(),
     );
     let mut pending = usize::MAX;
-    for _ in 0..2000 {
+    for _ in 0..240 {
         pending = 0;
         for (tenant, mine) in owned.iter().enumerate() {
             for id in &mine.feedback {
