@@ -7,9 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use evalmint_model::{
-    CaptureStatus, QueryOrigin, SignalSource, SnapshotQuery, TenantId, TimeWindow, TraceId,
-};
+use evalmint_model::{SignalSource, SnapshotQuery, TenantId, TimeWindow, TraceId};
 use evalmint_pipeline::capture::Capturer;
 use evalmint_pipeline::config::{Config, Connector, Source};
 use evalmint_pipeline::metrics::PipelineMetrics;
