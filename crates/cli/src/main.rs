@@ -124,3 +124,45 @@ fn init_tracing() {
         .with_writer(std::io::stderr)
         .init();
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every place that reads a duration — CLI flags, `evalmint.toml`, the simulator's API —
+    /// accepts and refuses the same forms, with the same values.
+    #[test]
+    fn durations_read_alike_everywhere() {
+        let forms = [
+            "30s",
+            "15m",
+            "2h",
+            "7d",
+            "1w",
+            "1h30m",
+            "1h 30m",
+            "90min",
+            "15",
+            "",
+            "abc",
+            "0s",
+            "-5m",
+            "3 parsecs",
+        ];
+        for text in forms {
+            let cli = super::positive_duration(text).ok();
+            let sim = evalmint_sim::telemetry::parse_duration_secs(text)
+                .ok()
+                .map(jiff::SignedDuration::from_secs);
+            let config = evalmint_pipeline::config::Config::parse(&format!(
+                "[pipeline]\ntrace_wait = {text:?}\n"
+            ))
+            .ok()
+            .map(|c| c.trace_wait);
+            assert_eq!(cli, sim, "{text:?}: CLI and simulator disagree");
+            assert_eq!(cli, config, "{text:?}: CLI and configuration disagree");
+        }
+        assert_eq!(
+            super::positive_duration("1h30m"),
+            Ok(jiff::SignedDuration::from_mins(90))
+        );
+    }
+}

@@ -99,8 +99,48 @@ async fn acknowledged_feedback_and_spans_survive_sigkill() {
     }
 }
 
+/// What one SIGKILL trial of the label pipeline saw.
+#[derive(Debug, Default)]
+struct TrialFigures {
+    accepted: usize,
+    terminal: usize,
+    /// Accepted feedback that was unreadable after the restart or never left `pending`.
+    lost: Vec<String>,
+}
+
+/// Every acknowledged feedback ends in one label state across SIGKILL, over as many trials as
+/// `EVALMINT_CRASH_TRIALS` says (1 by default, so `cargo test` stays quick). Each trial kills at a
+/// different point. Run many with
+/// `EVALMINT_CRASH_TRIALS=100 cargo test -p evalmint-cli --test crash label_state -- --nocapture`;
+/// the figures are printed at the end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_feedback_ends_in_one_label_state_across_sigkill() {
+    let trials: usize = std::env::var("EVALMINT_CRASH_TRIALS")
+        .ok()
+        .map(|t| t.parse().expect("EVALMINT_CRASH_TRIALS is a number"))
+        .unwrap_or(1);
+    let started = std::time::Instant::now();
+    let mut total = TrialFigures::default();
+    for trial in 0..trials {
+        let figures = label_state_trial(trial).await;
+        total.accepted += figures.accepted;
+        total.terminal += figures.terminal;
+        total.lost.extend(figures.lost);
+    }
+    eprintln!(
+        "crash trials: {trials}; accepted feedback: {}; terminal: {}; lost: {}; time: {:.1} s",
+        total.accepted,
+        total.terminal,
+        total.lost.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(total.lost.is_empty(), "lost feedback: {:?}", total.lost);
+    assert_eq!(total.accepted, total.terminal);
+}
+
+/// One trial: a pipeline with work in flight is killed with SIGKILL after a trial-dependent
+/// stretch of feedback, restarted, and every acknowledged feedback is followed to its end.
+async fn label_state_trial(trial: usize) -> TrialFigures {
     let data = tempfile::tempdir().unwrap();
     // The metrics source refuses connections: every capture retries with backoff for seconds
     // before it falls back to the recorded result, so the kill lands while work is in flight.
@@ -167,7 +207,9 @@ async fn every_acknowledged_feedback_ends_in_one_label_state_across_sigkill() {
         assert_eq!(response.status(), 201);
         let created: serde_json::Value = response.json().await.unwrap();
         acknowledged.push(created["id"].as_str().unwrap().to_owned());
-        if started.elapsed() > Duration::from_millis(400) && i > investigations / 2 {
+        // Each trial kills at another point: after 100 ms to 1.3 s of feedback.
+        let stretch = Duration::from_millis(100 + (trial as u64 * 131) % 1200);
+        if started.elapsed() > stretch && i > investigations / 4 {
             break;
         }
     }
@@ -190,33 +232,44 @@ async fn every_acknowledged_feedback_ends_in_one_label_state_across_sigkill() {
     );
 
     let restarted = start_with(data.path(), Some(&config)).await;
+    let mut figures = TrialFigures {
+        accepted: acknowledged.len(),
+        ..TrialFigures::default()
+    };
     let mut states = Vec::new();
     for id in &acknowledged {
         let mut state = serde_json::Value::Null;
         for _ in 0..600 {
-            let feedback: serde_json::Value = client
+            let response = client
                 .get(format!("{}/api/v1/feedback/{id}", restarted.url))
                 .bearer_auth(KEY)
                 .send()
                 .await
-                .unwrap()
-                .json()
-                .await
                 .unwrap();
+            if response.status() != 200 {
+                break;
+            }
+            let feedback: serde_json::Value = response.json().await.unwrap();
             state = feedback["label"].clone();
             if state["state"] != "pending" {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        states.push(state);
-    }
-    for (id, state) in acknowledged.iter().zip(&states) {
         match state["state"].as_str() {
-            Some("candidate") => assert!(state["detail"].as_str().unwrap().starts_with("cand-")),
-            Some("not_candidate") => assert!(!state["detail"].as_str().unwrap().is_empty()),
-            other => panic!("feedback {id} ended in {other:?}"),
+            Some("candidate") => {
+                assert!(state["detail"].as_str().unwrap().starts_with("cand-"));
+                figures.terminal += 1;
+            }
+            Some("not_candidate") => {
+                assert!(!state["detail"].as_str().unwrap().is_empty());
+                figures.terminal += 1;
+            }
+            other => figures
+                .lost
+                .push(format!("trial {trial}: feedback {id} ended in {other:?}")),
         }
+        states.push(state);
     }
     let opted_out = states
         .iter()
@@ -254,4 +307,5 @@ async fn every_acknowledged_feedback_ends_in_one_label_state_across_sigkill() {
         total, candidates,
         "each candidate state points at a stored candidate"
     );
+    figures
 }

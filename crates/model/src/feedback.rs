@@ -152,8 +152,14 @@ impl FeedbackSubmission {
         let mut bad =
             |field: &'static str, message: String| errors.push(FieldError { field, message });
 
+        // A present id must be a real one: a blank id would store feedback that names nothing
+        // and so could never be joined to a trace or labelled.
         let investigation_id = match self.investigation_id.as_deref().map(str::trim) {
-            None | Some("") => None,
+            None => None,
+            Some("") => {
+                bad("investigation_id", "must not be blank".to_owned());
+                None
+            }
             Some(s) => match s.to_ascii_lowercase().parse::<TraceId>() {
                 Ok(id) => Some(id),
                 Err(e) => {
@@ -163,7 +169,11 @@ impl FeedbackSubmission {
             },
         };
         let span_id = match self.span_id.as_deref().map(str::trim) {
-            None | Some("") => None,
+            None => None,
+            Some("") => {
+                bad("span_id", "must not be blank".to_owned());
+                None
+            }
             Some(s) => match s.to_ascii_lowercase().parse::<SpanId>() {
                 Ok(id) => Some(id),
                 Err(e) => {
@@ -328,6 +338,34 @@ mod tests {
         let only_rating = submission(r#"{"span_id": "0102030405060708", "rating": 5}"#)
             .validate(FeedbackOrigin::Api);
         assert!(only_rating.is_ok());
+    }
+
+    #[test]
+    fn blank_ids_are_refused_naming_the_field() {
+        for (json, field) in [
+            (
+                r#"{"investigation_id": "  ", "verdict": "up"}"#,
+                "investigation_id",
+            ),
+            (
+                r#"{"investigation_id": "", "verdict": "up"}"#,
+                "investigation_id",
+            ),
+            (r#"{"span_id": "", "verdict": "up"}"#, "span_id"),
+            (r#"{"span_id": "\t", "rating": 3}"#, "span_id"),
+        ] {
+            let errors = submission(json).validate(FeedbackOrigin::Api).unwrap_err();
+            let fields: Vec<_> = errors.iter().map(|e| e.field).collect();
+            assert_eq!(fields, [field], "{json}");
+            assert_eq!(errors[0].message, "must not be blank");
+        }
+        // A blank span id next to a good trace id is still an error, not silently dropped.
+        let errors = submission(
+            r#"{"investigation_id": "5b8efff798038103d269b633813fc60c", "span_id": " ", "verdict": "up"}"#,
+        )
+        .validate(FeedbackOrigin::Api)
+        .unwrap_err();
+        assert_eq!(errors[0].field, "span_id");
     }
 
     #[test]

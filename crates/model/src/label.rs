@@ -187,6 +187,41 @@ pub struct SnapshotQuery {
     pub last_error: Option<String>,
 }
 
+impl SnapshotQuery {
+    /// A query just planned: an agent query, pending, never attempted, with no arguments, window,
+    /// entities or step. Set the rest with struct update syntax.
+    pub fn pending(
+        id: String,
+        source_name: String,
+        signal: SignalSource,
+        tool_name: String,
+        query: String,
+        deadline: Timestamp,
+        planned_at: Timestamp,
+    ) -> Self {
+        SnapshotQuery {
+            id,
+            source_name,
+            signal,
+            tool_name,
+            query,
+            arguments: None,
+            window: None,
+            entities: Vec::new(),
+            origin: QueryOrigin::Agent,
+            step: None,
+            deadline,
+            planned_at,
+            status: CaptureStatus::Pending,
+            captured_at: None,
+            result_digest: None,
+            result_truncated: false,
+            attempts: 0,
+            last_error: None,
+        }
+    }
+}
+
 /// A score in [0, 1] with the reason for every point given or withheld.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Score {

@@ -28,23 +28,12 @@ pub use label::{
 /// A point in time with nanosecond precision, UTC.
 pub type Timestamp = jiff::Timestamp;
 
-/// Parses a duration such as `30s`, `15m`, `2h`, `7d` or `1w`.
+/// Parses a duration such as `30s`, `15m`, `2h`, `7d`, `1w` or `1h30m` (humantime's grammar: a
+/// number with a unit, repeated). The one duration grammar of evalmint: configuration, CLI flags
+/// and tool-call arguments all go through it. A bare number has no unit and is refused.
 pub fn parse_duration(text: &str) -> Option<jiff::SignedDuration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (digits, unit) = text.split_at(split);
-    let amount: i64 = digits.parse().ok()?;
-    let seconds = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => return None,
-    };
-    Some(jiff::SignedDuration::from_secs(
-        amount.checked_mul(seconds)?,
-    ))
+    let std = humantime::parse_duration(text.trim()).ok()?;
+    jiff::SignedDuration::try_from(std).ok()
 }
 
 #[cfg(test)]
@@ -61,8 +50,20 @@ mod tests {
             parse_duration("14d"),
             Some(jiff::SignedDuration::from_hours(336))
         );
-        assert_eq!(parse_duration("15"), None);
-        assert_eq!(parse_duration("3y"), None);
-        assert_eq!(parse_duration("m"), None);
+        assert_eq!(
+            parse_duration("1h30m"),
+            Some(jiff::SignedDuration::from_mins(90))
+        );
+        assert_eq!(
+            parse_duration(" 1h 30m "),
+            Some(jiff::SignedDuration::from_mins(90))
+        );
+        assert_eq!(
+            parse_duration("1w"),
+            Some(jiff::SignedDuration::from_hours(168))
+        );
+        for refused in ["15", "m", "", "3 parsecs", "-5m"] {
+            assert_eq!(parse_duration(refused), None, "{refused:?}");
+        }
     }
 }

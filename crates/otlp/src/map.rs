@@ -40,20 +40,41 @@ pub struct MappedBatch {
     pub rejected_spans: usize,
     /// Up to a few distinct reasons, for the partial-success message.
     pub rejection_reasons: Vec<String>,
+    /// Evaluation events and annotations that carried a verdict or score but were invalid as
+    /// feedback (their span was kept).
+    pub rejected_feedback: usize,
+    pub feedback_rejection_reasons: Vec<String>,
 }
 
 impl MappedBatch {
+    /// The partial-success message: why spans were rejected, and how many trace-borne feedback
+    /// records were rejected and why (the span count stays the spans' own, as OTLP defines it).
     pub fn rejection_message(&self) -> String {
-        self.rejection_reasons.join("; ")
+        let mut parts = self.rejection_reasons.clone();
+        if self.rejected_feedback > 0 {
+            parts.push(format!(
+                "{} feedback record(s) rejected: {}",
+                self.rejected_feedback,
+                self.feedback_rejection_reasons.join("; ")
+            ));
+        }
+        parts.join("; ")
     }
 
     fn reject(&mut self, reason: String) {
         self.rejected_spans += 1;
-        if self.rejection_reasons.len() < MAX_REJECTION_MESSAGES
-            && !self.rejection_reasons.contains(&reason)
-        {
-            self.rejection_reasons.push(reason);
-        }
+        remember(&mut self.rejection_reasons, reason);
+    }
+
+    fn reject_feedback(&mut self, reason: String) {
+        self.rejected_feedback += 1;
+        remember(&mut self.feedback_rejection_reasons, reason);
+    }
+}
+
+fn remember(reasons: &mut Vec<String>, reason: String) {
+    if reasons.len() < MAX_REJECTION_MESSAGES && !reasons.contains(&reason) {
+        reasons.push(reason);
     }
 }
 
@@ -71,11 +92,16 @@ pub fn map_request(request: &ExportTraceServiceRequest) -> MappedBatch {
                 match map_span(span, &resource) {
                     Ok((trace_id, step)) => {
                         let attrs = Attributes::new(&span.attributes, &resource);
-                        batch.feedback.extend(
-                            evaluation_events(trace_id, step.span_id, &span.events)
-                                .chain(annotations(trace_id, step.span_id, &attrs))
-                                .map(|feedback| MappedFeedback { trace_id, feedback }),
-                        );
+                        let found = evaluation_events(trace_id, step.span_id, &span.events)
+                            .chain(annotations(trace_id, step.span_id, &attrs));
+                        for feedback in found {
+                            match feedback {
+                                Ok(feedback) => {
+                                    batch.feedback.push(MappedFeedback { trace_id, feedback })
+                                }
+                                Err(reason) => batch.reject_feedback(reason),
+                            }
+                        }
                         batch.steps.push(MappedStep { trace_id, step });
                     }
                     Err(reason) => batch.reject(reason),
@@ -290,8 +316,14 @@ struct Evaluation {
 }
 
 impl Evaluation {
-    /// A feedback record when the evaluation carries a verdict or a usable score.
-    fn into_feedback(self, trace_id: TraceId, span_id: SpanId) -> Option<ValidFeedback> {
+    /// A feedback record when the evaluation carries a verdict or a usable score; `None` when it
+    /// carries neither (it is not user feedback); an error naming what is wrong when it does but
+    /// is invalid (too long an explanation, too long a key).
+    fn into_feedback(
+        self,
+        trace_id: TraceId,
+        span_id: SpanId,
+    ) -> Option<Result<ValidFeedback, String>> {
         let verdict = self
             .label
             .as_deref()
@@ -303,7 +335,11 @@ impl Evaluation {
             s if (1.0..=5.0).contains(&s) && s.fract() == 0.0 => Some(s as i64),
             _ => None,
         });
-        FeedbackSubmission {
+        if verdict.is_none() && rating.is_none() {
+            return None;
+        }
+        let key = self.key.clone();
+        let valid = FeedbackSubmission {
             investigation_id: Some(trace_id.to_hex()),
             span_id: Some(span_id.to_hex()),
             verdict: verdict.map(|v| v.as_str().to_owned()),
@@ -314,8 +350,15 @@ impl Evaluation {
             idempotency_key: Some(self.key),
             metadata: Map::new(),
         }
-        .validate(self.origin)
-        .ok()
+        .validate(self.origin);
+        Some(valid.map_err(|errors| {
+            let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            let mut name: String = key.chars().take(80).collect();
+            if name.len() < key.len() {
+                name.push('…');
+            }
+            format!("{name}: {}", errors.join(", "))
+        }))
     }
 }
 
@@ -323,7 +366,7 @@ fn evaluation_events<'a>(
     trace_id: TraceId,
     span_id: SpanId,
     events: &'a [Event],
-) -> impl Iterator<Item = ValidFeedback> + 'a {
+) -> impl Iterator<Item = Result<ValidFeedback, String>> + 'a {
     let empty = HashMap::new();
     events
         .iter()
@@ -346,7 +389,11 @@ fn evaluation_events<'a>(
         })
 }
 
-fn annotations(trace_id: TraceId, span_id: SpanId, attrs: &Attributes<'_>) -> Vec<ValidFeedback> {
+fn annotations(
+    trace_id: TraceId,
+    span_id: SpanId,
+    attrs: &Attributes<'_>,
+) -> Vec<Result<ValidFeedback, String>> {
     let mut by_name: BTreeMap<&str, Evaluation> = BTreeMap::new();
     for key in attrs.keys_with_prefix("annotation.") {
         let Some((name, field)) = key["annotation.".len()..].rsplit_once('.') else {

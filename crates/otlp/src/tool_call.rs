@@ -154,35 +154,49 @@ fn normalise(mut names: Vec<String>) -> Vec<String> {
     names
 }
 
-/// Values of `label="value"` / `label=~"value"` matchers for entity-like labels.
+/// Values of `label="value"` / `label=~"value"` matchers for entity-like labels, read from the
+/// parsed PromQL expression; a regex that is more than a literal names no single entity. A query
+/// that is not PromQL yields none (its entities come from the arguments).
 fn label_matcher_values(query: &str) -> Vec<String> {
-    let mut values = Vec::new();
-    let mut rest = query;
-    while let Some(eq) = rest.find('=') {
-        let label: String = rest[..eq]
-            .chars()
-            .rev()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        let after = rest[eq + 1..].trim_start_matches('~');
-        if let Some(quoted) = after.strip_prefix('"')
-            && let Some(close) = quoted.find('"')
+    let Ok(expr) = promql_parser::parser::parse(query) else {
+        return Vec::new();
+    };
+    let mut collect = EntityMatchers(Vec::new());
+    let Ok(_) = promql_parser::util::walk_expr(&mut collect, &expr);
+    collect.0
+}
+
+/// Collects entity values from the selectors of a PromQL expression.
+struct EntityMatchers(Vec<String>);
+
+impl promql_parser::util::ExprVisitor for EntityMatchers {
+    type Error = std::convert::Infallible;
+
+    fn pre_visit(&mut self, expr: &promql_parser::parser::Expr) -> Result<bool, Self::Error> {
+        use promql_parser::label::MatchOp;
+        use promql_parser::parser::Expr;
+        let selector = match expr {
+            Expr::VectorSelector(selector) => selector,
+            Expr::MatrixSelector(matrix) => &matrix.vs,
+            _ => return Ok(true),
+        };
+        let matchers = &selector.matchers;
+        for matcher in matchers
+            .matchers
+            .iter()
+            .chain(matchers.or_matchers.iter().flatten())
         {
-            if ENTITY_LABELS.contains(&label.to_ascii_lowercase().as_str()) {
-                let value = &quoted[..close];
-                if !value.contains(['*', '|', '(', '[']) {
-                    values.push(value.to_owned());
-                }
+            let literal = match &matcher.op {
+                MatchOp::Equal => true,
+                MatchOp::Re(_) => !matcher.value.contains(['*', '|', '(', '[', '+', '?', '.']),
+                MatchOp::NotEqual | MatchOp::NotRe(_) => false,
+            };
+            if literal && ENTITY_LABELS.contains(&matcher.name.to_ascii_lowercase().as_str()) {
+                self.0.push(matcher.value.clone());
             }
-            rest = &quoted[close + 1..];
-            continue;
         }
-        rest = &rest[eq + 1..];
+        Ok(true)
     }
-    values
 }
 
 /// RFC 3339 text, or Unix seconds / milliseconds as a number or numeric string.
@@ -225,6 +239,14 @@ mod tests {
     fn label_matchers_name_entities_but_not_patterns() {
         let q = r#"histogram_quantile(0.99, rate(http_duration_bucket{service="checkout", namespace=~"prod", pod=~"api-.*", code!="200"}[5m]))"#;
         assert_eq!(label_matcher_values(q), ["checkout", "prod"]);
+    }
+
+    #[test]
+    fn label_matchers_are_read_from_the_expression_not_from_look_alike_text() {
+        // `service="x"` inside a string literal or a label name ending in `service` is no matcher.
+        let q = r#"label_replace(up{backend_service="a", job="api"}, "dst", "service=\"fake\"", "src", "(.*)") or on(pod) rate(errors_total{pod="api-1"}[5m])"#;
+        assert_eq!(label_matcher_values(q), ["api", "api-1"]);
+        assert!(label_matcher_values("level:warn service=\"checkout\" |= timeout").is_empty());
     }
 
     #[test]

@@ -196,3 +196,64 @@ fn openinference_agent_trace() {
     "#]],
     );
 }
+
+/// An evaluation event that is feedback but invalid is not dropped silently: its span is kept and
+/// the response's partial success counts and names it.
+#[test]
+fn invalid_evaluation_events_are_reported_in_partial_success() {
+    let event = |name: &str, explanation: &str| {
+        serde_json::json!({
+            "name": "gen_ai.evaluation.result",
+            "timeUnixNano": "1772366400000000000",
+            "attributes": [
+                {"key": "gen_ai.evaluation.name", "value": {"stringValue": name}},
+                {"key": "gen_ai.evaluation.score.label", "value": {"stringValue": "incorrect"}},
+                {"key": "gen_ai.evaluation.explanation", "value": {"stringValue": explanation}}
+            ]
+        })
+    };
+    let export = serde_json::json!({"resourceSpans": [{"scopeSpans": [{"spans": [{
+        "traceId": "5b8efff798038103d269b633813fc60c",
+        "spanId": "0102030405060708",
+        "name": "invoke_agent",
+        "startTimeUnixNano": "1772366400000000000",
+        "endTimeUnixNano": "1772366401000000000",
+        "events": [
+            event("user_feedback", "it was the database"),
+            event("user_feedback", &"x".repeat(10_001)),
+            event(&"n".repeat(300), "fine"),
+            // Neither verdict nor score: not feedback, not an error.
+            {"name": "gen_ai.evaluation.result", "timeUnixNano": "1772366400000000000", "attributes": [
+                {"key": "gen_ai.evaluation.name", "value": {"stringValue": "relevance"}},
+                {"key": "gen_ai.evaluation.score.label", "value": {"stringValue": "relevant"}}
+            ]}
+        ]
+    }]}]}]});
+    let request = decode_request(export.to_string().as_bytes(), Encoding::Json).unwrap();
+    let batch = map_request(&request);
+    assert_eq!(batch.steps.len(), 1, "the span is kept");
+    assert_eq!(batch.feedback.len(), 1);
+    assert_eq!(batch.rejected_spans, 0);
+    assert_eq!(batch.rejected_feedback, 2);
+    let message = batch.rejection_message();
+    assert!(
+        message.starts_with("2 feedback record(s) rejected: "),
+        "{message}"
+    );
+    assert!(
+        message.contains("correction: longer than 10000 characters"),
+        "{message}"
+    );
+    assert!(
+        message.contains("idempotency_key: must be 1-256 characters"),
+        "{message}"
+    );
+
+    let response: serde_json::Value = serde_json::from_slice(&evalmint_otlp::encode_response(
+        batch.rejected_spans,
+        &message,
+        Encoding::Json,
+    ))
+    .unwrap();
+    assert_eq!(response["partialSuccess"]["errorMessage"], message.as_str());
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use evalmint_model::{
-    CaptureStatus, Investigation, QueryOrigin, SnapshotQuery, StepKind, TimeWindow, Timestamp,
+    CaptureStatus, Investigation, SnapshotQuery, StepKind, TimeWindow, Timestamp,
 };
 use evalmint_store::{CaptureOrder, CaptureOutcome, CaptureTask, Clock, FullStore};
 use jiff::SignedDuration;
@@ -19,11 +19,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Connector, Source};
 use crate::metrics::PipelineMetrics;
+use crate::redact;
 
 /// How long recorded-only queries are considered capturable: the trace itself is the source.
 const RECORDED_LIFETIME: SignedDuration = SignedDuration::from_hours(24 * 14);
-/// Largest result kept from a live capture; longer results are cut and marked truncated.
+/// Largest result kept from a live capture; longer results are cut while they stream and marked
+/// truncated.
 const MAX_RESULT_BYTES: usize = 8 * 1024 * 1024;
+/// How much of a source's error body is kept in a query's `last_error`.
+const MAX_ERROR_EXCERPT_BYTES: usize = 300;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const CLAIM_BATCH: usize = 64;
 const LEASE: SignedDuration = SignedDuration::from_secs(60);
@@ -71,54 +75,149 @@ pub fn plan_agent_queries(
         };
         let source = config.source_for(&call.tool_name, call.source);
         let source_name = source.map_or("recorded", |s| s.name.as_str());
-        let text = call.arguments.as_deref().unwrap_or(&call.query);
-        let id = query_id(source_name, &call.tool_name, text, call.window);
-        if planned.iter().any(|q| q.id == id) {
-            continue;
-        }
-        planned.push(SnapshotQuery {
-            id,
-            source_name: source_name.to_owned(),
-            signal: call.source,
-            tool_name: call.tool_name.clone(),
-            query: call.query.clone(),
+        let mut query = SnapshotQuery {
             arguments: call.arguments.clone(),
             window: call.window,
             entities: call.entities.clone(),
-            origin: QueryOrigin::Agent,
             step: Some(step.span_id),
-            deadline: deadline(source, call.window, step.started_at),
-            planned_at: now,
-            status: CaptureStatus::Pending,
-            captured_at: None,
-            result_digest: None,
-            result_truncated: false,
-            attempts: 0,
-            last_error: None,
-        });
+            ..SnapshotQuery::pending(
+                String::new(),
+                source_name.to_owned(),
+                call.source,
+                call.tool_name.clone(),
+                call.query.clone(),
+                deadline(source, call.window, step.started_at),
+                now,
+            )
+        };
+        redact_query(&mut query);
+        let text = query.arguments.as_deref().unwrap_or(&query.query);
+        query.id = query_id(source_name, &query.tool_name, text, query.window);
+        if planned.iter().any(|q| q.id == query.id) {
+            continue;
+        }
+        planned.push(query);
     }
     planned
+}
+
+/// The wait before retry number `attempts + 1`: 200 ms doubling, at most 51.2 s.
+pub(crate) fn backoff(attempts: u32) -> SignedDuration {
+    SignedDuration::from_millis(200 * (1_i64 << attempts.min(8)))
+}
+
+/// A transport error as stored: named by source, redacted (URLs carry the query's arguments).
+fn redact_error(source: &str, error: &reqwest::Error) -> String {
+    redact::redact(&format!("{source}: {error}")).text
+}
+
+/// Redacts everything a query carries that came from the agent or a source: query text,
+/// arguments (value by value when JSON), entity names and the last error. Planning applies it
+/// before a query is stored, so captures replay the redacted query.
+pub(crate) fn redact_query(query: &mut SnapshotQuery) {
+    query.query = redact::redact(&query.query).text;
+    if let Some(arguments) = &mut query.arguments {
+        match serde_json::from_str::<serde_json::Value>(arguments) {
+            Ok(mut value) => {
+                if redact::redact_json(&mut value) > 0 {
+                    *arguments = value.to_string();
+                }
+            }
+            Err(_) => *arguments = redact::redact(arguments).text,
+        }
+    }
+    for entity in &mut query.entities {
+        *entity = redact::redact(entity).text;
+    }
+    if let Some(error) = &mut query.last_error {
+        *error = redact::redact(error).text;
+    }
 }
 
 /// Keeps secrets and personal data out of the snapshot: JSON results are redacted value by
 /// value (keys and structure stay), anything else as text.
 fn redact_result(bytes: Vec<u8>) -> Vec<u8> {
     if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&bytes) {
-        if crate::redact::redact_json(&mut value) == 0 {
+        if redact::redact_json(&mut value) == 0 {
             return bytes;
         }
         return serde_json::to_vec(&value).unwrap_or(bytes);
     }
-    crate::redact::redact(&String::from_utf8_lossy(&bytes))
+    redact::redact(&String::from_utf8_lossy(&bytes))
         .text
         .into_bytes()
 }
 
-/// Why one attempt failed, and whether trying again can help.
+/// Why one attempt failed, and whether trying again can help. Messages are redacted: sources
+/// echo requests (and whatever secrets they carried) in their error bodies.
 #[derive(Debug)]
 enum FetchError {
     Retryable(String),
     Permanent(String),
+}
+
+/// Why a query could not be captured live. Decides the status when the trace recorded no
+/// result: data that expired is `expired`, a source that failed is `failed`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Miss {
+    /// The query has no live source (recorded-only, or its source is no longer configured).
+    NoSource,
+    /// The data had expired before the feedback arrived: no scheduler could have captured it.
+    ExpiredBeforeFeedback,
+    /// The deadline passed before capture.
+    ExpiredBeforeCapture,
+    /// The source failed and the deadline falls before the next retry.
+    ExpiresBeforeRetry(String),
+    /// The source failed for good, or every attempt was used.
+    Failed(String),
+}
+
+impl Miss {
+    /// The status of a query that missed and has no recorded result to stand in.
+    fn status(&self) -> CaptureStatus {
+        match self {
+            Miss::ExpiredBeforeFeedback
+            | Miss::ExpiredBeforeCapture
+            | Miss::ExpiresBeforeRetry(_) => CaptureStatus::Expired,
+            Miss::NoSource | Miss::Failed(_) => CaptureStatus::Failed,
+        }
+    }
+
+    /// The reason stored with the query; `None` for a recorded-only query that stands in as
+    /// designed.
+    fn reason(&self) -> Option<String> {
+        match self {
+            Miss::NoSource => None,
+            Miss::ExpiredBeforeFeedback => {
+                Some("the source's data had expired before the feedback arrived".to_owned())
+            }
+            Miss::ExpiredBeforeCapture => {
+                Some("the source's data expired before capture".to_owned())
+            }
+            Miss::ExpiresBeforeRetry(error) => {
+                Some(format!("{error}; the data expires before a retry"))
+            }
+            Miss::Failed(error) => Some(error.clone()),
+        }
+    }
+}
+
+/// Reads a response body up to `cap` bytes while it streams, so an oversized answer never sits
+/// in memory whole. Returns the bytes kept and whether the body was longer.
+async fn read_capped(
+    response: &mut reqwest::Response,
+    cap: usize,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = cap - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Ok((body, true));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, false))
 }
 
 /// Re-runs queries against their sources until shutdown.
@@ -131,6 +230,7 @@ pub struct Capturer {
     limits: HashMap<String, Arc<Semaphore>>,
     metrics: Arc<PipelineMetrics>,
     poll: Duration,
+    max_result_bytes: usize,
 }
 
 impl Capturer {
@@ -159,7 +259,14 @@ impl Capturer {
             limits,
             metrics,
             poll: Duration::from_millis(100),
+            max_result_bytes: MAX_RESULT_BYTES,
         }
+    }
+
+    /// Caps live results at `bytes` instead of the default 8 MiB.
+    pub fn with_max_result_bytes(mut self, bytes: usize) -> Self {
+        self.max_result_bytes = bytes;
+        self
     }
 
     /// Claims and captures due queries until `shutdown`.
@@ -206,7 +313,7 @@ impl Capturer {
     }
 
     /// One attempt at one query, decided entirely here: capture, retry later, or fall back.
-    async fn capture(&self, task: &CaptureTask) -> CaptureOutcome {
+    pub(crate) async fn capture(&self, task: &CaptureTask) -> CaptureOutcome {
         let query = &task.query;
         let now = self.clock.now();
         let source = self
@@ -215,26 +322,18 @@ impl Capturer {
             .iter()
             .find(|s| s.name == query.source_name);
         let Some(source) = source.filter(|s| s.connector != Connector::Recorded) else {
-            return self.fall_back(task, None).await;
+            return self.fall_back(task, Miss::NoSource).await;
         };
         if query.deadline <= query.planned_at {
             self.metrics.expired_before_feedback(&source.name);
-            let reason = "the source's data had expired before the feedback arrived";
-            return self.fall_back(task, Some(reason.to_owned())).await;
+            return self.fall_back(task, Miss::ExpiredBeforeFeedback).await;
         }
         if now >= query.deadline {
             self.metrics.ttl_miss(&source.name);
-            return self
-                .fall_back(
-                    task,
-                    Some("the source's data expired before capture".to_owned()),
-                )
-                .await;
+            return self.fall_back(task, Miss::ExpiredBeforeCapture).await;
         }
         match self.fetch(source, query).await {
-            Ok(mut bytes) => {
-                let truncated = bytes.len() > MAX_RESULT_BYTES;
-                bytes.truncate(MAX_RESULT_BYTES);
+            Ok((bytes, truncated)) => {
                 let bytes = redact_result(bytes);
                 let slack = query.deadline.duration_since(self.clock.now());
                 self.metrics.captured(&source.name, slack);
@@ -249,16 +348,10 @@ impl Capturer {
             Err(FetchError::Retryable(error))
                 if query.attempts + 1 < self.config.capture_attempts =>
             {
-                let backoff = SignedDuration::from_millis(200 * (1_i64 << query.attempts.min(8)));
-                let retry_at = now.checked_add(backoff).unwrap_or(now);
+                let retry_at = now.checked_add(backoff(query.attempts)).unwrap_or(now);
                 if retry_at >= query.deadline {
                     self.metrics.ttl_miss(&source.name);
-                    return self
-                        .fall_back(
-                            task,
-                            Some(format!("{error}; the data expires before a retry")),
-                        )
-                        .await;
+                    return self.fall_back(task, Miss::ExpiresBeforeRetry(error)).await;
                 }
                 CaptureOutcome {
                     status: CaptureStatus::Pending,
@@ -269,13 +362,13 @@ impl Capturer {
                 }
             }
             Err(FetchError::Retryable(error) | FetchError::Permanent(error)) => {
-                self.fall_back(task, Some(error)).await
+                self.fall_back(task, Miss::Failed(error)).await
             }
         }
     }
 
     /// The result recorded in the trace, or an explicit `expired` / `failed` without one.
-    async fn fall_back(&self, task: &CaptureTask, reason: Option<String>) -> CaptureOutcome {
+    async fn fall_back(&self, task: &CaptureTask, miss: Miss) -> CaptureOutcome {
         let recorded = match task.query.step {
             Some(span) => match self.store.investigation(&task.tenant, task.trace_id).await {
                 Ok(Some(investigation)) => investigation
@@ -288,7 +381,7 @@ impl Capturer {
             },
             None => None,
         };
-        let expired = reason.as_deref().is_some_and(|r| r.contains("expire"));
+        let reason = miss.reason();
         match recorded {
             Some((result, truncated)) => CaptureOutcome {
                 status: CaptureStatus::Recorded,
@@ -298,11 +391,7 @@ impl Capturer {
                 retry_at: None,
             },
             None => CaptureOutcome {
-                status: if expired {
-                    CaptureStatus::Expired
-                } else {
-                    CaptureStatus::Failed
-                },
+                status: miss.status(),
                 result: None,
                 truncated: false,
                 error: Some(
@@ -313,7 +402,13 @@ impl Capturer {
         }
     }
 
-    async fn fetch(&self, source: &Source, query: &SnapshotQuery) -> Result<Vec<u8>, FetchError> {
+    /// One request to the source: the body (at most [`MAX_RESULT_BYTES`], read while it streams)
+    /// and whether it was cut.
+    async fn fetch(
+        &self,
+        source: &Source,
+        query: &SnapshotQuery,
+    ) -> Result<(Vec<u8>, bool), FetchError> {
         let arguments: serde_json::Map<String, serde_json::Value> = query
             .arguments
             .as_deref()
@@ -363,15 +458,9 @@ impl Capturer {
                 self.client.get(endpoint).query(&params)
             }
         };
-        let response = request
-            .send()
-            .await
-            .map_err(|e| FetchError::Retryable(format!("{}: {e}", source.name)))?;
+        let failed = |e: reqwest::Error| FetchError::Retryable(redact_error(&source.name, &e));
+        let mut response = request.send().await.map_err(failed)?;
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| FetchError::Retryable(format!("{}: {e}", source.name)))?;
         if status.is_server_error() || status.as_u16() == 429 {
             return Err(FetchError::Retryable(format!(
                 "{} answered {status}",
@@ -379,12 +468,17 @@ impl Capturer {
             )));
         }
         if !status.is_success() {
-            let text = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+            let (excerpt, _) = read_capped(&mut response, MAX_ERROR_EXCERPT_BYTES)
+                .await
+                .unwrap_or_default();
+            let excerpt = redact::redact(&String::from_utf8_lossy(&excerpt)).text;
             return Err(FetchError::Permanent(format!(
-                "{} answered {status}: {text}",
+                "{} answered {status}: {excerpt}",
                 source.name
             )));
         }
-        Ok(body.to_vec())
+        read_capped(&mut response, self.max_result_bytes)
+            .await
+            .map_err(failed)
     }
 }

@@ -545,24 +545,16 @@ mod tests {
     #[test]
     fn topology_and_signals_are_read_from_results_by_shape() {
         let query = |id: &str| SnapshotQuery {
-            id: id.into(),
-            source_name: "s".into(),
-            signal: SignalSource::Metrics,
-            tool_name: "t".into(),
-            query: "rate(http_errors_total[5m])".into(),
-            arguments: None,
-            window: None,
-            entities: vec![],
-            origin: evalmint_model::QueryOrigin::Agent,
-            step: None,
-            deadline: Timestamp::UNIX_EPOCH,
-            planned_at: Timestamp::UNIX_EPOCH,
             status: evalmint_model::CaptureStatus::Captured,
-            captured_at: None,
-            result_digest: None,
-            result_truncated: false,
-            attempts: 0,
-            last_error: None,
+            ..SnapshotQuery::pending(
+                id.into(),
+                "s".into(),
+                SignalSource::Metrics,
+                "t".into(),
+                "rate(http_errors_total[5m])".into(),
+                Timestamp::UNIX_EPOCH,
+                Timestamp::UNIX_EPOCH,
+            )
         };
         let topology = serde_json::json!({"data": {"services": [
             {"name": "checkout", "kind": "frontend", "calls": ["payments"], "callers": [], "pods": ["checkout-7f9c"]},

@@ -15,3 +15,6 @@ pub mod noise;
 pub mod redact;
 pub mod score;
 pub mod worker;
+
+#[cfg(test)]
+mod pipeline_tests;

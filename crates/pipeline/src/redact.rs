@@ -780,6 +780,41 @@ fn locate_ipv6(text: &str, captures: &Captures) -> Option<Range<usize>> {
     (!parsed.is_unspecified() && !parsed.is_loopback()).then_some(span)
 }
 
+/// One value of every sensitive kind, each in text that carries it the way tool calls, source
+/// errors and user text do: `(secret, text)`. Redacting `text` must leave no trace of `secret`.
+/// Tests across the pipeline plant these and look for them in what gets stored.
+#[cfg(test)]
+pub(crate) const CORPUS: &[(&str, &str)] = &[
+    (
+        "jane.doe+oncall@example.co.uk",
+        "paged jane.doe+oncall@example.co.uk",
+    ),
+    ("10.0.3.17", "connect to 10.0.3.17:5432 failed"),
+    ("7946 0958", "call +44 20 7946 0958 now"),
+    ("4111 1111 1111 1111", "card 4111 1111 1111 1111 declined"),
+    (
+        "abc123def456ghi789",
+        "Authorization: Bearer abc123def456ghi789",
+    ),
+    (
+        "AKIAIOSFODNN7EXAMPLE",
+        "AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE",
+    ),
+    (
+        "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+        "jwt eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U end",
+    ),
+    (
+        "MIIEowIBAAKCAQEA7",
+        "key:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7\n-----END RSA PRIVATE KEY-----",
+    ),
+    (
+        "s3cr3t",
+        "postgres://admin:s3cr3t@payments-db:5432/payments",
+    ),
+    ("hunter2", "password=hunter2 ok"),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -838,6 +873,18 @@ mod tests {
             "findings do not describe the output"
         );
         assert_eq!(redact(&redacted.text).text, redacted.text, "not idempotent");
+    }
+
+    #[test]
+    fn the_corpus_is_redacted_whole() {
+        for (secret, text) in CORPUS {
+            assert!(text.contains(secret));
+            let redacted = redact(text).text;
+            assert!(
+                !redacted.contains(secret),
+                "{secret:?} survives in {redacted:?}"
+            );
+        }
     }
 
     #[test]

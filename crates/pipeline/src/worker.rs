@@ -14,7 +14,7 @@ use evalmint_store::{Clock, FullStore, LabelJob, LabelOutcome};
 use jiff::SignedDuration;
 use tokio_util::sync::CancellationToken;
 
-use crate::capture::plan_agent_queries;
+use crate::capture::{plan_agent_queries, redact_query};
 use crate::config::Config;
 use crate::draft::{self, Draft};
 use crate::evidence::Evidence;
@@ -25,6 +25,8 @@ const LEASE: SignedDuration = SignedDuration::from_secs(120);
 const CLAIM_BATCH: usize = 8;
 /// How long a job waiting for captures sleeps unless a finished capture wakes it first.
 const CAPTURE_WAIT: SignedDuration = SignedDuration::from_secs(30);
+/// How often feedback waiting for its trace is checked against its deadline.
+const UNJOINED_SWEEP: Duration = Duration::from_secs(30);
 
 /// The metadata key with which a user opts one feedback out of label creation.
 pub const OPT_OUT_KEY: &str = "label_opt_out";
@@ -69,7 +71,14 @@ impl LabelWorker {
     }
 
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut last_sweep: Option<tokio::time::Instant> = None;
         while !shutdown.is_cancelled() {
+            if last_sweep.is_none_or(|at| at.elapsed() >= UNJOINED_SWEEP) {
+                last_sweep = Some(tokio::time::Instant::now());
+                if let Err(e) = self.end_unjoined_feedback().await {
+                    tracing::warn!(error = %e, "ending feedback whose trace never arrived failed");
+                }
+            }
             let jobs = match self.store.claim_label_jobs(LEASE, CLAIM_BATCH).await {
                 Ok(jobs) => jobs,
                 Err(e) => {
@@ -92,6 +101,25 @@ impl LabelWorker {
             }
             while running.join_next().await.is_some() {}
         }
+    }
+
+    /// Ends feedback that named only a span whose trace has not arrived within `trace_wait`: a
+    /// label job exists only once feedback is joined to its trace, so without this deadline such
+    /// feedback would stay pending forever. Returns how many ended.
+    pub async fn end_unjoined_feedback(&self) -> evalmint_store::Result<u64> {
+        let wait = self.config.trace_wait;
+        let Ok(cutoff) = self.clock.now().checked_sub(wait) else {
+            return Ok(0);
+        };
+        let reason = format!("its trace never arrived within {wait:#}");
+        let ended = self.store.end_unjoined_feedback(cutoff, &reason).await?;
+        if ended > 0 {
+            tracing::info!(
+                ended,
+                "feedback whose trace never arrived ended as not_candidate"
+            );
+        }
+        Ok(ended)
     }
 
     /// Runs one job once and stores its decision; failures are retried with backoff.
@@ -132,7 +160,10 @@ impl LabelWorker {
         }
         let Some(investigation) = self.store.investigation(&job.tenant, job.trace_id).await? else {
             if now.duration_since(job.first_queued_at) > self.config.trace_wait {
-                return Ok(not_candidate("the investigation's trace never arrived"));
+                return Ok(not_candidate(&format!(
+                    "its trace never arrived within {:#}",
+                    self.config.trace_wait
+                )));
             }
             let backoff = SignedDuration::from_millis(250 * (1 << job.attempts.min(7)));
             return Ok(Step::Wait(
@@ -206,8 +237,18 @@ impl LabelWorker {
                 }
             }
         }
-        let scores = score::score(&draft, &evidence);
+        let mut scores = score::score(&draft, &evidence);
         let route = score::route(&draft, &scores, &self.config.thresholds);
+        // Reasons quote the draft, which quotes the user's words.
+        for score in [
+            &mut scores.specificity,
+            &mut scores.accuracy,
+            &mut scores.thoroughness,
+        ] {
+            for reason in &mut score.reasons {
+                *reason = redact::redact(reason).text;
+            }
+        }
         let audit = route == Route::Admit
             && score::sampled_for_audit(
                 &format!("{}/{}", job.tenant, job.trace_id),
@@ -219,17 +260,24 @@ impl LabelWorker {
             version: 0,
             trigger: investigation.trigger.clone().map(|mut t| {
                 t.text = redact::redact(&t.text).text;
+                t.monitor = t.monitor.map(|m| redact::redact(&m).text);
                 t
             }),
             ground_truth: draft.ground_truth.clone().map(|mut truth| {
                 truth.statement = redact::redact(&truth.statement).text;
-                for link in &mut truth.causal_chain {
-                    *link = redact::redact(link).text;
+                for text in truth.causal_chain.iter_mut().chain(&mut truth.components) {
+                    *text = redact::redact(text).text;
                 }
                 truth
             }),
             segments: segments(&job.tenant, &investigation, &consenting, &draft),
-            snapshot,
+            snapshot: snapshot
+                .into_iter()
+                .map(|mut query| {
+                    redact_query(&mut query);
+                    query
+                })
+                .collect(),
             scores,
             route,
             audit,
@@ -280,7 +328,7 @@ fn segments(
     let mut push = |facet: &str, value: String| {
         segments.push(Segment {
             facet: facet.to_owned(),
-            value,
+            value: redact::redact(&value).text,
         })
     };
     if let Some(truth) = &draft.ground_truth {

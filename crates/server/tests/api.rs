@@ -386,6 +386,22 @@ async fn malformed_feedback_is_refused_with_the_reason() {
             "invalid_request",
             "outside 1-5",
         ),
+        // Blank ids would store feedback that names nothing and never reaches a label state.
+        (
+            r#"{"investigation_id": "  ", "verdict": "up"}"#,
+            "invalid_request",
+            "investigation_id: must not be blank",
+        ),
+        (
+            r#"{"investigation_id": "", "verdict": "up"}"#,
+            "invalid_request",
+            "investigation_id: must not be blank",
+        ),
+        (
+            r#"{"span_id": "", "verdict": "up"}"#,
+            "invalid_request",
+            "span_id: must not be blank",
+        ),
     ];
     for (body, code, needle) in cases {
         let (status, error) = h

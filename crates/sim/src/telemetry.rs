@@ -111,34 +111,13 @@ impl Default for Retention {
 #[error("invalid duration {0:?}: expected a number with a unit s, m, h, d or w (e.g. 15m, 7d)")]
 pub struct DurationError(String);
 
-/// Parses `30s`, `15m`, `2h`, `7d`, `1w` (and combinations like `1h30m`) into seconds.
+/// Parses a positive duration (`30s`, `15m`, `2h`, `7d`, `1w`, `1h30m`) into whole seconds, with
+/// evalmint's one duration grammar ([`evalmint_model::parse_duration`]).
 pub fn parse_duration_secs(text: &str) -> Result<i64, DurationError> {
-    let bad = || DurationError(text.to_string());
-    let mut total: i64 = 0;
-    let mut digits = String::new();
-    for c in text.trim().chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 7 * 86_400,
-            _ => return Err(bad()),
-        };
-        let n: i64 = digits.parse().map_err(|_| bad())?;
-        total = total
-            .checked_add(n.checked_mul(unit).ok_or_else(bad)?)
-            .ok_or_else(bad)?;
-        digits.clear();
-    }
-    if !digits.is_empty() || total <= 0 {
-        return Err(bad());
-    }
-    Ok(total)
+    evalmint_model::parse_duration(text)
+        .map(|d| d.as_secs())
+        .filter(|secs| *secs > 0)
+        .ok_or_else(|| DurationError(text.to_string()))
 }
 
 /// An error answer of the telemetry API: a status and a Prometheus-style body.

@@ -262,6 +262,10 @@ pub trait PipelineStore: Send + Sync + 'static {
     /// lease then belongs to a worker that died.
     async fn release_leases(&self) -> Result<u64>;
 
+    /// Ends feedback that named only a span, received before `received_before`, whose trace
+    /// never arrived: it becomes `not_candidate` with `reason`. Returns how many ended.
+    async fn end_unjoined_feedback(&self, received_before: Timestamp, reason: &str) -> Result<u64>;
+
     /// Releases a job to run again at `due_at` (waiting for its trace or its captures).
     async fn defer_label_job(
         &self,

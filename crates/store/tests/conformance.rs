@@ -372,26 +372,15 @@ async fn api_keys_authenticate_by_secret_only(f: Fixture) {
 }
 
 fn snapshot_query(id: &str, deadline_hours: i64) -> evalmint_model::SnapshotQuery {
-    evalmint_model::SnapshotQuery {
-        id: id.into(),
-        source_name: "prom".into(),
-        signal: SignalSource::Metrics,
-        tool_name: "query_metrics".into(),
-        query: "up".into(),
-        arguments: None,
-        window: None,
-        entities: vec![],
-        origin: evalmint_model::QueryOrigin::Agent,
-        step: None,
-        deadline: start() + SignedDuration::from_hours(deadline_hours),
-        planned_at: start(),
-        status: evalmint_model::CaptureStatus::Pending,
-        captured_at: None,
-        result_digest: None,
-        result_truncated: false,
-        attempts: 0,
-        last_error: None,
-    }
+    evalmint_model::SnapshotQuery::pending(
+        id.into(),
+        "prom".into(),
+        SignalSource::Metrics,
+        "query_metrics".into(),
+        "up".into(),
+        start() + SignedDuration::from_hours(deadline_hours),
+        start(),
+    )
 }
 
 fn candidate(trace_id: TraceId) -> evalmint_model::CandidateLabel {

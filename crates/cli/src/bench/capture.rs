@@ -7,9 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use evalmint_model::{
-    CaptureStatus, QueryOrigin, SignalSource, SnapshotQuery, TenantId, TimeWindow, TraceId,
-};
+use evalmint_model::{SignalSource, SnapshotQuery, TenantId, TimeWindow, TraceId};
 use evalmint_pipeline::capture::Capturer;
 use evalmint_pipeline::config::{Config, Connector, Source};
 use evalmint_pipeline::metrics::PipelineMetrics;
@@ -154,24 +152,18 @@ async fn race(
                 let service = &services[(n as usize) % services.len()];
                 let query = format!("cpu_usage_ratio{{service=\"{service}\"}}");
                 SnapshotQuery {
-                    id: format!("q-{q}"),
-                    source_name: "sim-metrics".into(),
-                    signal: SignalSource::Metrics,
-                    tool_name: "query_metrics".into(),
                     arguments: Some(serde_json::json!({"query": query, "step": "60s"}).to_string()),
-                    query,
                     window: TimeWindow::new(start, start + SignedDuration::from_mins(30)),
                     entities: vec![service.clone()],
-                    origin: QueryOrigin::Agent,
-                    step: None,
-                    deadline,
-                    planned_at,
-                    status: CaptureStatus::Pending,
-                    captured_at: None,
-                    result_digest: None,
-                    result_truncated: false,
-                    attempts: 0,
-                    last_error: None,
+                    ..SnapshotQuery::pending(
+                        format!("q-{q}"),
+                        "sim-metrics".into(),
+                        SignalSource::Metrics,
+                        "query_metrics".into(),
+                        query,
+                        deadline,
+                        planned_at,
+                    )
                 }
             })
             .collect();

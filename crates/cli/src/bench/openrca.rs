@@ -36,6 +36,7 @@ pub(crate) struct OpenRcaArgs {
     json: bool,
 }
 
+#[derive(Debug)]
 struct Row {
     system: &'static str,
     instruction: String,
@@ -47,16 +48,28 @@ struct Row {
     passed: bool,
 }
 
-fn read_rows(path: &Path, system: &'static str) -> anyhow::Result<Vec<Row>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let records = parse_csv(&text);
-    let header = records.first().context("empty CSV")?;
-    let column = |name: &str| {
+/// The rows of one OpenRCA CSV file, and the records that could not be read, each as
+/// `"path line N: reason"`.
+fn read_rows(path: &Path, system: &'static str) -> anyhow::Result<(Vec<Row>, Vec<String>)> {
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    read_csv(file, system, &path.display().to_string())
+}
+
+fn read_csv(
+    input: impl std::io::Read,
+    system: &'static str,
+    name: &str,
+) -> anyhow::Result<(Vec<Row>, Vec<String>)> {
+    let mut reader = csv::Reader::from_reader(input);
+    let header = reader
+        .headers()
+        .with_context(|| format!("reading the header of {name}"))?
+        .clone();
+    let column = |wanted: &str| {
         header
             .iter()
-            .position(|h| h == name)
-            .with_context(|| format!("no {name} column"))
+            .position(|h| h == wanted)
+            .with_context(|| format!("{name} has no {wanted} column"))
     };
     let (instruction, prediction, groundtruth, score) = (
         column("instruction")?,
@@ -65,7 +78,16 @@ fn read_rows(path: &Path, system: &'static str) -> anyhow::Result<Vec<Row>> {
         column("score")?,
     );
     let mut rows = Vec::new();
-    for record in records.iter().skip(1).filter(|r| r.len() == header.len()) {
+    let mut bad = Vec::new();
+    for record in reader.records() {
+        let record = match record {
+            Ok(record) => record,
+            Err(e) => {
+                let line = e.position().map_or(0, csv::Position::line);
+                bad.push(format!("{name} line {line}: {e}"));
+                continue;
+            }
+        };
         let truth: std::collections::HashMap<&str, &str> = record[groundtruth]
             .lines()
             .filter_map(|l| l.split_once(": "))
@@ -78,7 +100,7 @@ fn read_rows(path: &Path, system: &'static str) -> anyhow::Result<Vec<Row>> {
         };
         rows.push(Row {
             system,
-            instruction: record[instruction].clone(),
+            instruction: record[instruction].to_owned(),
             predicted_component: field(&first, "root cause component"),
             predicted_reason: field(&first, "root cause reason"),
             true_component: truth.get("component").copied().unwrap_or("").to_owned(),
@@ -87,39 +109,7 @@ fn read_rows(path: &Path, system: &'static str) -> anyhow::Result<Vec<Row>> {
             passed: record[score].parse::<f64>().unwrap_or(0.0) >= 1.0,
         });
     }
-    Ok(rows)
-}
-
-/// RFC 4180 CSV: quoted fields may hold commas, newlines and doubled quotes.
-fn parse_csv(text: &str) -> Vec<Vec<String>> {
-    let mut records = Vec::new();
-    let mut record = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                field.push('"');
-                chars.next();
-            }
-            (true, '"') => quoted = false,
-            (true, c) => field.push(c),
-            (false, '"') => quoted = true,
-            (false, ',') => record.push(std::mem::take(&mut field)),
-            (false, '\n') => {
-                record.push(std::mem::take(&mut field));
-                records.push(std::mem::take(&mut record));
-            }
-            (false, '\r') => {}
-            (false, c) => field.push(c),
-        }
-    }
-    if !field.is_empty() || !record.is_empty() {
-        record.push(field);
-        records.push(record);
-    }
-    records
+    Ok((rows, bad))
 }
 
 fn correction(row: &Row, index: usize) -> String {
@@ -151,8 +141,13 @@ pub(crate) async fn run(args: OpenRcaArgs) -> anyhow::Result<()> {
             args.data.display()
         );
     }
-    let mut rows = read_rows(&args.data.join("agent-Bank.csv"), "Bank")?;
-    rows.extend(read_rows(&args.data.join("agent-Telecom.csv"), "Telecom")?);
+    let (mut rows, mut bad_rows) = read_rows(&args.data.join("agent-Bank.csv"), "Bank")?;
+    let (telecom, telecom_bad) = read_rows(&args.data.join("agent-Telecom.csv"), "Telecom")?;
+    rows.extend(telecom);
+    bad_rows.extend(telecom_bad);
+    for bad in &bad_rows {
+        tracing::warn!("skipping an unreadable row: {bad}");
+    }
 
     let data = tempfile::tempdir()?;
     let store = Arc::new(SqliteStore::open(data.path(), SqliteOptions::default())?);
@@ -295,6 +290,7 @@ pub(crate) async fn run(args: OpenRcaArgs) -> anyhow::Result<()> {
     }
     let figures = serde_json::json!({
         "rows": rows.len(),
+        "unreadable_rows": bad_rows.len(),
         "passed_rows": rows.iter().filter(|r| r.passed).count(),
         "candidates": candidates.len(),
         "component_right": component_right,
@@ -317,4 +313,31 @@ pub(crate) async fn run(args: OpenRcaArgs) -> anyhow::Result<()> {
         .collect();
     print!("{}", table::render(&["measure", "value"], &rows));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_of_the_wrong_length_are_reported_not_dropped() {
+        let text = "instruction,prediction,groundtruth,score\n\
+                    \"find it, please\",\"{\"\"1\"\": {\"\"root cause component\"\": \"\"db\"\"}}\",\"component: db\nreason: disk\",1.0\n\
+                    too,short\n\
+                    \"b\",\"{}\",\"component: app\",0.0\n";
+        let (rows, bad) = read_csv(text.as_bytes(), "Bank", "agent-Bank.csv").unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].instruction, "find it, please");
+        assert_eq!(rows[0].predicted_component, "db");
+        assert_eq!(rows[0].true_reason, "disk");
+        assert!(rows[0].passed && !rows[1].passed);
+        assert_eq!(bad.len(), 1);
+        assert!(bad[0].starts_with("agent-Bank.csv line 4: "), "{}", bad[0]);
+    }
+
+    #[test]
+    fn a_file_without_the_needed_columns_is_an_error() {
+        let error = read_csv("a,b\n1,2\n".as_bytes(), "Bank", "x.csv").unwrap_err();
+        assert_eq!(error.to_string(), "x.csv has no instruction column");
+    }
 }

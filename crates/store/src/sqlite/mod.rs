@@ -483,6 +483,20 @@ impl PipelineStore for SqliteStore {
         .await
     }
 
+    async fn end_unjoined_feedback(&self, received_before: Timestamp, reason: &str) -> Result<u64> {
+        let reason = reason.to_owned();
+        self.write_patiently(move |conn, _| {
+            let ended = conn
+                .prepare_cached(
+                    "UPDATE feedback SET label_state = 'not_candidate', label_detail = ?2
+                     WHERE investigation_id IS NULL AND label_state = 'pending' AND received_at < ?1",
+                )?
+                .execute(rusqlite::params![nanos(received_before), reason])?;
+            Ok(ended as u64)
+        })
+        .await
+    }
+
     async fn defer_label_job(
         &self,
         job: &LabelJob,
