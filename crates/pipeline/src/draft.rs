@@ -178,6 +178,16 @@ const RULED_OUT_BEFORE: &[&str] = &[
     "instead of ",
     "not in ",
 ];
+/// Phrases between a negation and a name that affirm the name after all.
+const POSITIVE_LEADS: &[&str] = &[
+    "it was ",
+    "it's ",
+    "it is ",
+    "root cause",
+    "caused by",
+    "because of",
+    "due to",
+];
 /// Phrases that reject the agent's answer without naming it.
 const REJECTS_ANSWER: &[&str] = &[
     "wrong component",
@@ -216,21 +226,35 @@ fn occurrences(haystack: &str, needle: &str) -> Vec<usize> {
 /// Characters that end a clause, for deciding what a negation covers.
 const CLAUSE_BREAKS: [char; 8] = [';', ',', '.', '(', ':', '—', '–', '\n'];
 
+/// How far a negation reaches around a mention, in bytes: a clause, not a paragraph.
+const CLAUSE_REACH: usize = 240;
+
+/// The nearest character boundary at or before `at`.
+fn boundary_before(text: &str, mut at: usize) -> usize {
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
 /// The clause around a mention: from the previous to the next clause break or `but`.
 fn ruled_out(text: &str, start: usize, end: usize) -> bool {
-    let before = &text[..start];
+    let reach_start = boundary_before(text, start.saturating_sub(CLAUSE_REACH));
+    let reach_end = boundary_before(text, (end + CLAUSE_REACH).min(text.len()));
+    let before = &text[reach_start..start];
     let clause_start = before.rfind(CLAUSE_BREAKS).map_or(0, |i| {
         i + before[i..].chars().next().map_or(1, char::len_utf8)
     });
     let lead = before[clause_start..].rsplit(" but ").next().unwrap_or("");
     let lead = lead.rsplit(" - ").next().unwrap_or(lead);
-    if RULED_OUT_BEFORE
-        .iter()
-        .any(|cue| lead.trim_start().starts_with(cue.trim_start()) || lead.ends_with(cue))
-    {
+    // "not checkout" and "wasn't really checkout" rule out; "not sure it was checkout" does not.
+    let affirmed = POSITIVE_LEADS.iter().any(|cue| lead.contains(cue));
+    if RULED_OUT_BEFORE.iter().any(|cue| {
+        lead.ends_with(cue) || (!affirmed && lead.trim_start().starts_with(cue.trim_start()))
+    }) {
         return true;
     }
-    let after = &text[end..];
+    let after = &text[end..reach_end];
     let clause_end = after
         .find([';', ',', '.', ')', '—', '–', '\n'])
         .unwrap_or(after.len());
