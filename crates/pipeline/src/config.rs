@@ -550,6 +550,52 @@ mod tests {
     }
 
     #[test]
+    fn the_taxonomy_is_configured_and_checked_in_evalmint_toml() {
+        let config = Config::parse(
+            r#"
+            [[taxonomy.category]]
+            name = "resource.gpu"
+            phrases = [["cuda out of memory", 4.0]]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            config
+                .taxonomy
+                .category_of("CUDA out of memory")
+                .unwrap()
+                .as_str(),
+            "resource.gpu"
+        );
+        assert!(
+            config
+                .taxonomy
+                .get(&evalmint_model::Category::RESOURCE_CPU)
+                .is_some(),
+            "the shipped categories stay"
+        );
+        let error = Config::parse(
+            r#"
+            [taxonomy]
+            colour = "red"
+            "#,
+        )
+        .unwrap_err();
+        assert!(error.problems[0].contains("colour"), "{error}");
+        let error = Config::parse(
+            r#"
+            [[taxonomy.category]]
+            name = "GPU!"
+            "#,
+        )
+        .unwrap_err();
+        assert!(
+            error.problems[0].starts_with("taxonomy.category[0].name"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn the_llm_section_is_off_unless_enabled() {
         let config = Config::parse(
             r#"

@@ -648,8 +648,8 @@ pub fn draft(
     if let Some(workload) = recognised.as_ref().and_then(|r| r.workload.clone()) {
         components.push(workload.clone());
         entities.push(EntityRef {
+            provenance: known.get(&workload).map_or(provenance, |e| e.provenance),
             name: workload,
-            provenance,
         });
     }
     components.push(component.clone());

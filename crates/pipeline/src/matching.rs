@@ -357,7 +357,7 @@ pub fn mentions(text: &str, catalog: &Catalog, taxonomy: &Taxonomy) -> Vec<Menti
             covered[index] = true;
             found.push(Mention {
                 entity: word.text.to_owned(),
-                workload: None,
+                workload: instance_of(word.text, catalog),
                 provenance: EntityProvenance::OpenVocabulary,
                 how: How::OpenVocabulary,
                 start: word.start,
@@ -367,6 +367,34 @@ pub fn mentions(text: &str, catalog: &Catalog, taxonomy: &Taxonomy) -> Vec<Menti
     }
     found.sort_by_key(|m| m.start);
     found
+}
+
+/// The workload an unknown instance name belongs to: a catalog name followed by instance
+/// suffixes with digits (`checkout-7d9f8c6b5-x2k4q`, `payments-db-1`), the usual shape of pod,
+/// replica and stateful-set names. `cart-redis` is another component, not an instance of `cart`.
+fn instance_of(name: &str, catalog: &Catalog) -> Option<String> {
+    let lower = name.to_lowercase();
+    let names = catalog
+        .entries()
+        .iter()
+        .flat_map(|e| std::iter::once(&e.name).chain(e.workload.as_ref()));
+    names
+        .filter(|workload| {
+            let workload = workload.to_lowercase();
+            lower
+                .strip_prefix(&workload)
+                .and_then(|rest| rest.strip_prefix('-'))
+                .is_some_and(|rest| {
+                    let parts: Vec<&str> = rest.split('-').collect();
+                    parts.iter().any(|p| p.bytes().any(|b| b.is_ascii_digit()))
+                        && parts.iter().all(|p| {
+                            (1..=10).contains(&p.len())
+                                && p.bytes().all(|b| b.is_ascii_alphanumeric())
+                        })
+                })
+        })
+        .max_by_key(|workload| workload.len())
+        .cloned()
 }
 
 /// Names with the shape of an identifier: parts joined by `-`, `_` or `.`, or letters with digits
@@ -501,10 +529,21 @@ mod tests {
             names("payments was slow"),
             [("payments".into(), "catalog_exact")]
         );
-        // A longer identifier is its own name, not a catalog name with a suffix.
+        // A longer identifier is its own name, not a catalog name with a suffix; with an
+        // instance's suffix, it belongs to that workload.
+        let found = mentions("payments-db-2 died", &catalog(), &Taxonomy::default());
+        assert_eq!(found[0].entity, "payments-db-2");
+        assert_eq!(found[0].how, How::OpenVocabulary);
+        assert_eq!(found[0].workload.as_deref(), Some("payments-db"));
+        let found = mentions(
+            "checkout-7d9f8c6b5-x2k4q and cart-redis",
+            &catalog(),
+            &Taxonomy::default(),
+        );
+        assert_eq!(found[0].workload.as_deref(), Some("checkout"));
         assert_eq!(
-            names("payments-db-2 died")[0],
-            ("payments-db-2".into(), "open_vocabulary")
+            (found[1].entity.as_str(), found[1].workload.as_deref()),
+            ("cart-redis", None)
         );
         // Short names tolerate no typo.
         assert!(names("cert expired").iter().all(|(n, _)| n != "cart"));
