@@ -1,88 +1,94 @@
 //! Evaluation labels in the making: the world snapshot a label needs (queries with their frozen
 //! results), the ground truth drafted from feedback, its confidence scores and where it was routed.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::Timestamp;
+use crate::catalog::EntityProvenance;
 use crate::ids::{FeedbackId, SpanId, TraceId};
 use crate::investigation::{SignalSource, TimeWindow, Trigger};
 
-/// The root-cause taxonomy. Names are stable: they appear in labels, segments and reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Category {
-    #[serde(rename = "resource.memory")]
-    ResourceMemory,
-    #[serde(rename = "resource.cpu")]
-    ResourceCpu,
-    #[serde(rename = "resource.disk")]
-    ResourceDisk,
-    #[serde(rename = "resource.connection_pool")]
-    ResourceConnectionPool,
-    #[serde(rename = "bad_deploy")]
-    BadDeploy,
-    #[serde(rename = "config_change")]
-    ConfigChange,
-    #[serde(rename = "dependency_failure")]
-    DependencyFailure,
-    #[serde(rename = "network.latency")]
-    NetworkLatency,
-    #[serde(rename = "network.loss")]
-    NetworkLoss,
-    #[serde(rename = "network.dns")]
-    NetworkDns,
-    #[serde(rename = "traffic_spike")]
-    TrafficSpike,
-    #[serde(rename = "cert_expiry")]
-    CertExpiry,
-    #[serde(rename = "queue_backlog")]
-    QueueBacklog,
-    #[serde(rename = "data_issue")]
-    DataIssue,
-    #[serde(rename = "infrastructure")]
-    Infrastructure,
-}
+/// A root-cause category: a validated name from the taxonomy (`resource.memory`,
+/// `network.loss`, …). The taxonomy itself — descriptions, phrases, parents — is configuration
+/// (see the pipeline's `taxonomy`); this type only guarantees a well-formed, stable name, so
+/// stored labels, segments and reports keep their meaning when the taxonomy grows.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Category(Cow<'static, str>);
+
+/// Why a string is not a category name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{0:?} is not a category name: use 1-64 lowercase letters, digits and `_`, in `.`-separated parts"
+)]
+pub struct InvalidCategory(pub String);
 
 impl Category {
-    pub const ALL: [Category; 15] = [
-        Category::ResourceMemory,
-        Category::ResourceCpu,
-        Category::ResourceDisk,
-        Category::ResourceConnectionPool,
-        Category::BadDeploy,
-        Category::ConfigChange,
-        Category::DependencyFailure,
-        Category::NetworkLatency,
-        Category::NetworkLoss,
-        Category::NetworkDns,
-        Category::TrafficSpike,
-        Category::CertExpiry,
-        Category::QueueBacklog,
-        Category::DataIssue,
-        Category::Infrastructure,
-    ];
+    pub const RESOURCE_MEMORY: Category = Category::builtin("resource.memory");
+    pub const RESOURCE_CPU: Category = Category::builtin("resource.cpu");
+    pub const RESOURCE_DISK: Category = Category::builtin("resource.disk");
+    pub const RESOURCE_CONNECTION_POOL: Category = Category::builtin("resource.connection_pool");
+    pub const BAD_DEPLOY: Category = Category::builtin("bad_deploy");
+    pub const CONFIG_CHANGE: Category = Category::builtin("config_change");
+    pub const DEPENDENCY_FAILURE: Category = Category::builtin("dependency_failure");
+    pub const NETWORK_LATENCY: Category = Category::builtin("network.latency");
+    pub const NETWORK_LOSS: Category = Category::builtin("network.loss");
+    pub const NETWORK_DNS: Category = Category::builtin("network.dns");
+    pub const TRAFFIC_SPIKE: Category = Category::builtin("traffic_spike");
+    pub const CERT_EXPIRY: Category = Category::builtin("cert_expiry");
+    pub const QUEUE_BACKLOG: Category = Category::builtin("queue_backlog");
+    pub const DATA_ISSUE: Category = Category::builtin("data_issue");
+    pub const INFRASTRUCTURE: Category = Category::builtin("infrastructure");
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Category::ResourceMemory => "resource.memory",
-            Category::ResourceCpu => "resource.cpu",
-            Category::ResourceDisk => "resource.disk",
-            Category::ResourceConnectionPool => "resource.connection_pool",
-            Category::BadDeploy => "bad_deploy",
-            Category::ConfigChange => "config_change",
-            Category::DependencyFailure => "dependency_failure",
-            Category::NetworkLatency => "network.latency",
-            Category::NetworkLoss => "network.loss",
-            Category::NetworkDns => "network.dns",
-            Category::TrafficSpike => "traffic_spike",
-            Category::CertExpiry => "cert_expiry",
-            Category::QueueBacklog => "queue_backlog",
-            Category::DataIssue => "data_issue",
-            Category::Infrastructure => "infrastructure",
+    /// A name known to be valid at compile time.
+    const fn builtin(name: &'static str) -> Self {
+        Category(Cow::Borrowed(name))
+    }
+
+    /// Validates a category name.
+    pub fn new(name: &str) -> Result<Self, InvalidCategory> {
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name.split('.').all(|part| {
+                !part.is_empty()
+                    && part
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            });
+        if valid {
+            Ok(Category(Cow::Owned(name.to_owned())))
+        } else {
+            Err(InvalidCategory(name.to_owned()))
         }
     }
 
-    pub fn parse(s: &str) -> Option<Self> {
-        Category::ALL.into_iter().find(|c| c.as_str() == s)
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The category named `name`, if it is a valid name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Category::new(name).ok()
+    }
+}
+
+impl std::fmt::Display for Category {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for Category {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Category {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Category::new(&name).map_err(serde::de::Error::custom)
     }
 }
 
@@ -250,6 +256,20 @@ pub struct GroundTruth {
     pub causal_chain: Vec<String>,
     /// Snapshot query ids that support the statement.
     pub evidence: Vec<String>,
+    /// The user's (or the confirmed agent's) own words for the reason, verbatim beside the
+    /// category.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Where each component's name was recognised; an `open_vocabulary` entity is unverified.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entities: Vec<EntityRef>,
+}
+
+/// A component of a ground truth with the path by which its name was recognised.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntityRef {
+    pub name: String,
+    pub provenance: EntityProvenance,
 }
 
 /// Where a candidate went.

@@ -21,8 +21,8 @@ pub use investigation::{
     Trigger, TriggerKind,
 };
 pub use label::{
-    CandidateLabel, CaptureStatus, Category, GroundTruth, Provenance, QueryOrigin, Route, Score,
-    Scores, Segment, SnapshotQuery,
+    CandidateLabel, CaptureStatus, Category, EntityRef, GroundTruth, InvalidCategory, Provenance,
+    QueryOrigin, Route, Score, Scores, Segment, SnapshotQuery,
 };
 
 /// A point in time with nanosecond precision, UTC.

@@ -9,6 +9,8 @@ use evalmint_model::{SignalSource, TenantId};
 use jiff::SignedDuration;
 use serde::Deserialize;
 
+use crate::taxonomy::{RawTaxonomy, Taxonomy};
+
 /// How a source is queried.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Connector {
@@ -89,6 +91,8 @@ pub struct Config {
     pub noise_queries: usize,
     /// The LLM drafter; `None` (the default) when `[llm]` is absent or not enabled.
     pub llm: Option<LlmConfig>,
+    /// The root-cause categories drafting chooses from (`[taxonomy]`; the shipped one by default).
+    pub taxonomy: Taxonomy,
 }
 
 impl Default for Config {
@@ -106,6 +110,7 @@ impl Default for Config {
             capture_attempts: 5,
             noise_queries: 6,
             llm: None,
+            taxonomy: Taxonomy::default(),
         }
     }
 }
@@ -156,6 +161,8 @@ struct RawConfig {
     pipeline: RawPipeline,
     #[serde(default)]
     llm: Option<RawLlm>,
+    #[serde(default)]
+    taxonomy: Option<RawTaxonomy>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -273,6 +280,9 @@ impl RawConfig {
         }
         if let Some(llm) = self.llm {
             config.llm = llm.validate(&mut problems);
+        }
+        if let Some(taxonomy) = self.taxonomy {
+            config.taxonomy = taxonomy.validate(&mut problems);
         }
         if problems.is_empty() {
             Ok(config)
@@ -536,6 +546,52 @@ mod tests {
         assert!(
             Config::parse("[pipeline]\nspecifity = 0.5").is_err(),
             "typos are errors"
+        );
+    }
+
+    #[test]
+    fn the_taxonomy_is_configured_and_checked_in_evalmint_toml() {
+        let config = Config::parse(
+            r#"
+            [[taxonomy.category]]
+            name = "resource.gpu"
+            phrases = [["cuda out of memory", 4.0]]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            config
+                .taxonomy
+                .category_of("CUDA out of memory")
+                .unwrap()
+                .as_str(),
+            "resource.gpu"
+        );
+        assert!(
+            config
+                .taxonomy
+                .get(&evalmint_model::Category::RESOURCE_CPU)
+                .is_some(),
+            "the shipped categories stay"
+        );
+        let error = Config::parse(
+            r#"
+            [taxonomy]
+            colour = "red"
+            "#,
+        )
+        .unwrap_err();
+        assert!(error.problems[0].contains("colour"), "{error}");
+        let error = Config::parse(
+            r#"
+            [[taxonomy.category]]
+            name = "GPU!"
+            "#,
+        )
+        .unwrap_err();
+        assert!(
+            error.problems[0].starts_with("taxonomy.category[0].name"),
+            "{error}"
         );
     }
 

@@ -415,6 +415,11 @@ impl Evidence {
         None
     }
 
+    /// Instances (pods, replicas) the topology lists, with the entity each belongs to.
+    pub fn instances(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.pods.iter()
+    }
+
     pub fn kind_of(&self, entity: &str) -> Option<&str> {
         self.kinds.get(entity).map(String::as_str)
     }

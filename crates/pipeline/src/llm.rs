@@ -13,13 +13,16 @@
 use std::fmt;
 use std::time::Duration;
 
-use evalmint_model::{Category, Feedback, GroundTruth, Investigation, Timestamp};
+use evalmint_model::{
+    Category, EntityProvenance, EntityRef, Feedback, GroundTruth, Investigation, Timestamp,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::config::LlmConfig;
 use crate::draft::{Basis, Draft, Method};
 use crate::evidence::{EntitySignals, Evidence};
 use crate::redact::redact;
+use crate::taxonomy::Taxonomy;
 
 /// The version of the prompt templates below; bump it whenever either changes.
 pub const PROMPT_VERSION: &str = "draft-v1";
@@ -114,6 +117,8 @@ pub struct LlmClient {
     url: String,
     model: String,
     api_key: Option<ApiKey>,
+    /// The categories an answer may use.
+    taxonomy: Taxonomy,
 }
 
 impl LlmClient {
@@ -144,7 +149,14 @@ impl LlmClient {
             url: format!("{}/chat/completions", config.endpoint),
             model: config.model.clone(),
             api_key: api_key.map(ApiKey),
+            taxonomy: Taxonomy::default(),
         })
+    }
+
+    /// Uses the configured taxonomy instead of the shipped one.
+    pub fn with_taxonomy(mut self, taxonomy: Taxonomy) -> Self {
+        self.taxonomy = taxonomy;
+        self
     }
 
     /// For `Provenance.drafter`; [`PROMPT_VERSION`] goes into `drafter_version`.
@@ -163,7 +175,7 @@ impl LlmClient {
             messages: [
                 ChatMessage {
                     role: "system",
-                    content: system_prompt(),
+                    content: system_prompt(&self.taxonomy),
                 },
                 ChatMessage {
                     role: "user",
@@ -228,7 +240,7 @@ pub async fn draft_with_llm(
     }
     let request = client.request(investigation, feedback, evidence);
     let content = client.complete(&request).await?;
-    let truth = check_answer(&content, evidence, investigation.ended_at)
+    let truth = check_answer(&content, evidence, &client.taxonomy, investigation.ended_at)
         .map_err(|problems| invalid(problems.join("; ")))?;
     Ok(merge(deterministic, truth))
 }
@@ -350,10 +362,11 @@ fn fill(template: &str, values: &[(&str, &str)]) -> String {
     out
 }
 
-fn system_prompt() -> String {
-    let categories: Vec<String> = Category::ALL
+fn system_prompt(taxonomy: &Taxonomy) -> String {
+    let categories: Vec<String> = taxonomy
+        .categories()
         .iter()
-        .map(|c| format!("  {}", c.as_str()))
+        .map(|c| format!("  {}", c.category.as_str()))
         .collect();
     fill(SYSTEM_PROMPT, &[("categories", &categories.join("\n"))])
 }
@@ -535,6 +548,7 @@ fn evidence_summary(evidence: &Evidence) -> String {
 fn check_answer(
     content: &str,
     evidence: &Evidence,
+    taxonomy: &Taxonomy,
     not_after: Timestamp,
 ) -> Result<GroundTruth, Vec<String>> {
     let answer: Answer = serde_json::from_str(content.trim())
@@ -556,7 +570,7 @@ fn check_answer(
         problems.push(format!("more than {MAX_COMPONENTS} components"));
     }
 
-    let category = Category::parse(answer.category.trim());
+    let category = Category::parse(answer.category.trim()).filter(|c| taxonomy.get(c).is_some());
     if category.is_none() {
         problems.push(format!(
             "category {:?} is not in the taxonomy",
@@ -615,6 +629,8 @@ fn check_answer(
         onset,
         causal_chain,
         evidence: support,
+        reason: None,
+        entities: Vec::new(),
     })
 }
 
@@ -622,8 +638,23 @@ fn check_answer(
 /// conflicts describe the deterministic choice, so they stay when the model agrees on the main
 /// component; otherwise the method is re-read from the feedback and the disagreement is a
 /// conflict.
-fn merge(deterministic: &Draft, truth: GroundTruth) -> Draft {
+fn merge(deterministic: &Draft, mut truth: GroundTruth) -> Draft {
     let mut draft = deterministic.clone();
+    truth.reason = deterministic.reading.reason.clone();
+    // The model may only name entities of the evidence, so they are known by a tool call unless
+    // the reading knew them otherwise.
+    truth.entities = truth
+        .components
+        .iter()
+        .map(|name| EntityRef {
+            name: name.clone(),
+            provenance: deterministic
+                .reading
+                .recognised
+                .get(name)
+                .map_or(EntityProvenance::ToolCall, |r| r.provenance),
+        })
+        .collect();
     let chosen = truth.components[0].clone();
     let previous = deterministic
         .ground_truth
@@ -851,7 +882,12 @@ mod tests {
     }
 
     fn check(answer: &str, expect: Expect) {
-        let actual = match check_answer(answer, &evidence(), at("2026-01-01T14:20:00Z")) {
+        let actual = match check_answer(
+            answer,
+            &evidence(),
+            &Taxonomy::default(),
+            at("2026-01-01T14:20:00Z"),
+        ) {
             Ok(truth) => format!("{truth:#?}"),
             Err(problems) => format!("rejected: {}", problems.join("; ")),
         };
@@ -873,7 +909,9 @@ mod tests {
                         "payments",
                     ],
                     category: Some(
-                        ResourceConnectionPool,
+                        Category(
+                            "resource.connection_pool",
+                        ),
                     ),
                     onset: Some(
                         2026-01-01T14:05:00Z,
@@ -887,6 +925,8 @@ mod tests {
                         "q-db-conns",
                         "q-logs",
                     ],
+                    reason: None,
+                    entities: [],
                 }"#]],
         );
         check(
@@ -899,11 +939,15 @@ mod tests {
                         "ledger",
                     ],
                     category: Some(
-                        DependencyFailure,
+                        Category(
+                            "dependency_failure",
+                        ),
                     ),
                     onset: None,
                     causal_chain: [],
                     evidence: [],
+                    reason: None,
+                    entities: [],
                 }"#]],
         );
         check(
@@ -948,7 +992,13 @@ mod tests {
     fn a_model_that_disagrees_with_the_feedback_is_a_conflict_not_an_override() {
         let evidence = evidence();
         let fb = feedback("it was the payments-db connection pool, not checkout");
-        let deterministic = draft::draft(&investigation(), &[&fb], &evidence);
+        let deterministic = draft::draft(
+            &investigation(),
+            &[&fb],
+            &evidence,
+            &Default::default(),
+            &Taxonomy::default(),
+        );
         assert_eq!(
             deterministic.ground_truth.as_ref().unwrap().components,
             ["payments-db"]
@@ -957,6 +1007,7 @@ mod tests {
             r#"{"components": ["checkout"], "category": "bad_deploy", "onset": null,
                 "statement": "checkout v2.4.1 was a bad deploy", "causal_chain": []}"#,
             &evidence,
+            &Taxonomy::default(),
             at("2026-01-01T14:20:00Z"),
         )
         .unwrap();
@@ -1046,7 +1097,13 @@ mod tests {
         let evidence = evidence();
         let investigation = investigation();
         let fb = feedback(CORRECTION);
-        let deterministic = draft::draft(&investigation, &[&fb], &evidence);
+        let deterministic = draft::draft(
+            &investigation,
+            &[&fb],
+            &evidence,
+            &Default::default(),
+            &Taxonomy::default(),
+        );
 
         let client =
             LlmClient::with_api_key(&config(&endpoint, "canned"), Some("test-key".into())).unwrap();
@@ -1055,7 +1112,7 @@ mod tests {
             .unwrap();
         let truth = drafted.ground_truth.as_ref().unwrap();
         assert_eq!(truth.components, ["payments-db"]);
-        assert_eq!(truth.category, Some(Category::ResourceConnectionPool));
+        assert_eq!(truth.category, Some(Category::RESOURCE_CONNECTION_POOL));
         assert_eq!(truth.onset, Some(at("2026-01-01T14:05:00Z")));
         assert_eq!(truth.evidence, ["q-db-conns", "q-logs"]);
         assert_eq!(
@@ -1063,7 +1120,7 @@ mod tests {
             "the model agrees"
         );
 
-        let scores = score::score(&drafted, &evidence);
+        let scores = score::score(&drafted, &evidence, &Taxonomy::default());
         let route = score::route(&drafted, &scores, &Config::default().thresholds);
         assert_eq!(route, Route::Admit, "{scores:#?}");
 
@@ -1093,7 +1150,13 @@ mod tests {
         let mut thumbs_down = feedback("x");
         thumbs_down.body.correction = None;
         thumbs_down.body.verdict = Some(Verdict::Down);
-        let nothing = draft::draft(&investigation, &[&thumbs_down], &evidence);
+        let nothing = draft::draft(
+            &investigation,
+            &[&thumbs_down],
+            &evidence,
+            &Default::default(),
+            &Taxonomy::default(),
+        );
         assert!(matches!(
             draft_with_llm(
                 &client,

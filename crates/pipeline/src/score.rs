@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::config::Thresholds;
 use crate::draft::{Basis, Draft, Method, evidence_category};
 use crate::evidence::Evidence;
+use crate::taxonomy::Taxonomy;
 
 struct Tally {
     value: f64,
@@ -37,7 +38,7 @@ impl Tally {
 }
 
 /// Scores a draft against the snapshot's evidence.
-pub fn score(draft: &Draft, evidence: &Evidence) -> Scores {
+pub fn score(draft: &Draft, evidence: &Evidence, taxonomy: &Taxonomy) -> Scores {
     let mut specificity = Tally::new();
     let mut accuracy = Tally::new();
     let mut thoroughness = Tally::new();
@@ -56,15 +57,25 @@ pub fn score(draft: &Draft, evidence: &Evidence) -> Scores {
         };
     };
     let component = &truth.components[0];
-    let signals = evidence.signals.get(component);
+    let key = component.to_lowercase();
+    let signals = evidence.signals.get(&key);
+    let unverified: Vec<&str> = truth
+        .entities
+        .iter()
+        .filter(|e| !e.provenance.is_verified())
+        .map(|e| e.name.as_str())
+        .collect();
 
     // Specificity: a known entity, a mechanism, a time — and no hidden ambiguity.
-    if evidence.entities.contains(component) {
+    if unverified.is_empty() {
         specificity.add(0.35, format!("names a known entity ({component})"));
     } else {
-        specificity.add(0.1, format!("{component} is not a known entity"));
+        specificity.add(
+            0.2,
+            format!("names {component}, which no catalog knows (unverified)"),
+        );
     }
-    match truth.category {
+    match &truth.category {
         Some(c) => specificity.add(0.3, format!("states a mechanism ({})", c.as_str())),
         None => specificity.add(0.0, "no mechanism, only a place".to_owned()),
     }
@@ -107,8 +118,8 @@ pub fn score(draft: &Draft, evidence: &Evidence) -> Scores {
             format!("no anomaly, error or event on {component} in the snapshot"),
         );
     }
-    match (truth.category, evidence_category(evidence, component)) {
-        (Some(stated), Some(seen)) if stated == seen => {
+    match (&truth.category, evidence_category(evidence, taxonomy, &key)) {
+        (Some(stated), Some(seen)) if taxonomy.agrees(stated, &seen) => {
             accuracy.add(0.3, format!("the evidence agrees on {}", stated.as_str()))
         }
         (Some(stated), Some(seen)) => accuracy.add(
@@ -133,7 +144,7 @@ pub fn score(draft: &Draft, evidence: &Evidence) -> Scores {
             .signals
             .iter()
             .filter(|(e, s)| {
-                *e != component
+                **e != key
                     && s.strength() >= 0.5
                     && s.onset().is_some_and(|o| {
                         onset.duration_since(o) >= jiff::SignedDuration::from_mins(1)
@@ -159,7 +170,7 @@ pub fn score(draft: &Draft, evidence: &Evidence) -> Scores {
     }
     if let Some((blamed, count)) = signals
         .and_then(|s| s.blames.iter().max_by_key(|(_, n)| **n))
-        .filter(|(blamed, _)| *blamed != component)
+        .filter(|(blamed, _)| blamed.as_str() != key)
     {
         accuracy.add(
             -0.3,
@@ -169,10 +180,19 @@ pub fn score(draft: &Draft, evidence: &Evidence) -> Scores {
     for conflict in &draft.conflicts {
         accuracy.add(-0.3, conflict.clone());
     }
+    if !unverified.is_empty() {
+        accuracy.add(
+            -0.2,
+            format!(
+                "{} not confirmed by any catalog, trace or telemetry source",
+                unverified.join(", ")
+            ),
+        );
+    }
 
     // Thoroughness: a causal chain from the trigger to the cause, evidence across signal types.
     match draft.trigger_entity.as_deref() {
-        Some(t) if t == component => {
+        Some(t) if t.eq_ignore_ascii_case(component) => {
             thoroughness.add(0.4, "the cause is where the alert fired".to_owned())
         }
         Some(t) if truth.causal_chain.len() > 2 => {
@@ -199,10 +219,14 @@ pub fn score(draft: &Draft, evidence: &Evidence) -> Scores {
     }
 }
 
-/// Admit when every dimension reaches its threshold; without a ground truth, insufficient.
+/// Admit when every dimension reaches its threshold and every entity is verified; without a
+/// ground truth, insufficient. A name read only from the text always goes to a reviewer.
 pub fn route(draft: &Draft, scores: &Scores, thresholds: &Thresholds) -> Route {
     if draft.ground_truth.is_none() {
         return Route::Insufficient;
+    }
+    if draft.unverified() {
+        return Route::Review;
     }
     let confident = scores.specificity.value >= thresholds.specificity
         && scores.accuracy.value >= thresholds.accuracy

@@ -57,6 +57,7 @@ impl LabelWorker {
     ) -> Self {
         let llm = config.llm.as_ref().and_then(|llm| {
             crate::llm::LlmClient::new(llm)
+                .map(|client| client.with_taxonomy(config.taxonomy.clone()))
                 .inspect_err(|e| tracing::warn!(error = %e, "the LLM drafter is off"))
                 .ok()
         });
@@ -222,7 +223,16 @@ impl LabelWorker {
             }
         }
 
-        let mut draft = draft::draft(&investigation, &consenting, &evidence);
+        // The tenant's stored catalog joins here; the investigation's own entities are added by
+        // drafting itself.
+        let catalog = evalmint_model::Catalog::default();
+        let mut draft = draft::draft(
+            &investigation,
+            &consenting,
+            &evidence,
+            &catalog,
+            &self.config.taxonomy,
+        );
         let mut drafter = (draft::DRAFTER.to_owned(), draft::DRAFTER_VERSION.to_owned());
         if let Some(llm) = &self.llm {
             match crate::llm::draft_with_llm(llm, &investigation, &consenting, &evidence, &draft)
@@ -237,7 +247,7 @@ impl LabelWorker {
                 }
             }
         }
-        let mut scores = score::score(&draft, &evidence);
+        let mut scores = score::score(&draft, &evidence, &self.config.taxonomy);
         let route = score::route(&draft, &scores, &self.config.thresholds);
         // Reasons quote the draft, which quotes the user's words.
         for score in [
@@ -335,7 +345,7 @@ fn segments(
         for component in &truth.components {
             push("service", component.clone());
         }
-        if let Some(category) = truth.category {
+        if let Some(category) = &truth.category {
             push("category", category.as_str().to_owned());
         }
     }
@@ -364,6 +374,9 @@ fn segments(
     origins.dedup();
     for origin in origins {
         push("origin", origin.to_owned());
+    }
+    if let Some(recognition) = draft.recognition() {
+        push("recognition", recognition.to_owned());
     }
     push(
         "difficulty",

@@ -725,10 +725,12 @@ fn candidate(trace: TraceId, route: evalmint_model::Route) -> evalmint_model::Ca
         ground_truth: Some(evalmint_model::GroundTruth {
             statement: "payments-db: connection pool exhaustion".into(),
             components: vec!["payments-db".into()],
-            category: Some(evalmint_model::Category::ResourceConnectionPool),
+            category: Some(evalmint_model::Category::RESOURCE_CONNECTION_POOL),
             onset: None,
             causal_chain: vec![],
             evidence: vec![],
+            reason: None,
+            entities: vec![],
         }),
         snapshot: vec![],
         segments: vec![],

@@ -45,6 +45,9 @@ pub struct FeedbackRateArgs {
     /// Weight of corrections with the wrong onset time.
     #[arg(long, default_value_t = FeedbackRates::default().wrong_time)]
     pub style_wrong_time: f64,
+    /// Weight of corrections that name the root cause by a pod, a host, another spelling or a typo.
+    #[arg(long, default_value_t = FeedbackRates::default().named)]
+    pub style_named: f64,
     /// Weight of a verdict without any text.
     #[arg(long, default_value_t = FeedbackRates::default().no_text)]
     pub style_no_text: f64,
@@ -63,6 +66,7 @@ impl FeedbackRateArgs {
             partial: self.style_partial,
             mistaken: self.style_mistaken,
             wrong_time: self.style_wrong_time,
+            named: self.style_named,
             no_text: self.style_no_text,
         };
         let problems: Vec<String> = [
@@ -73,6 +77,7 @@ impl FeedbackRateArgs {
             ("before-trace", rates.before_trace),
             ("style-precise", rates.precise),
             ("style-vague", rates.vague),
+            ("style-named", rates.named),
             ("style-partial", rates.partial),
             ("style-mistaken", rates.mistaken),
             ("style-wrong-time", rates.wrong_time),

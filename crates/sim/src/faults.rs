@@ -72,20 +72,20 @@ impl FaultKind {
 
     pub fn category(self) -> Category {
         match self {
-            FaultKind::OomKill | FaultKind::MemoryLeak => Category::ResourceMemory,
-            FaultKind::CpuSaturation => Category::ResourceCpu,
-            FaultKind::BadDeploy => Category::BadDeploy,
-            FaultKind::ConfigChange => Category::ConfigChange,
-            FaultKind::ConnectionPoolExhaustion => Category::ResourceConnectionPool,
-            FaultKind::SlowDependency => Category::DependencyFailure,
-            FaultKind::PacketLoss => Category::NetworkLoss,
-            FaultKind::DnsFailure => Category::NetworkDns,
-            FaultKind::DiskFull => Category::ResourceDisk,
-            FaultKind::CertificateExpiry => Category::CertExpiry,
-            FaultKind::ConsumerLag => Category::QueueBacklog,
-            FaultKind::TrafficSpike => Category::TrafficSpike,
-            FaultKind::DataCorruption => Category::DataIssue,
-            FaultKind::NodeFailure => Category::Infrastructure,
+            FaultKind::OomKill | FaultKind::MemoryLeak => Category::RESOURCE_MEMORY,
+            FaultKind::CpuSaturation => Category::RESOURCE_CPU,
+            FaultKind::BadDeploy => Category::BAD_DEPLOY,
+            FaultKind::ConfigChange => Category::CONFIG_CHANGE,
+            FaultKind::ConnectionPoolExhaustion => Category::RESOURCE_CONNECTION_POOL,
+            FaultKind::SlowDependency => Category::DEPENDENCY_FAILURE,
+            FaultKind::PacketLoss => Category::NETWORK_LOSS,
+            FaultKind::DnsFailure => Category::NETWORK_DNS,
+            FaultKind::DiskFull => Category::RESOURCE_DISK,
+            FaultKind::CertificateExpiry => Category::CERT_EXPIRY,
+            FaultKind::ConsumerLag => Category::QUEUE_BACKLOG,
+            FaultKind::TrafficSpike => Category::TRAFFIC_SPIKE,
+            FaultKind::DataCorruption => Category::DATA_ISSUE,
+            FaultKind::NodeFailure => Category::INFRASTRUCTURE,
         }
     }
 

@@ -29,6 +29,8 @@ pub struct FeedbackRates {
     pub partial: f64,
     pub mistaken: f64,
     pub wrong_time: f64,
+    /// Names the root cause the way people do: a pod, a host, another spelling, a typo.
+    pub named: f64,
     pub no_text: f64,
 }
 
@@ -45,6 +47,7 @@ impl Default for FeedbackRates {
             partial: 0.15,
             mistaken: 0.08,
             wrong_time: 0.1,
+            named: 0.15,
             no_text: 0.12,
         }
     }
@@ -65,6 +68,9 @@ pub enum CorrectionStyle {
     Mistaken,
     /// Right component and mechanism, wrong onset.
     WrongTime,
+    /// Right component, named by one of its pods, its host, another spelling or with a typo —
+    /// names the agent's trace may never have contained.
+    Named,
 }
 
 impl CorrectionStyle {
@@ -77,6 +83,7 @@ impl CorrectionStyle {
             CorrectionStyle::Partial => "partial",
             CorrectionStyle::Mistaken => "mistaken",
             CorrectionStyle::WrongTime => "wrong_time",
+            CorrectionStyle::Named => "named",
         }
     }
 
@@ -174,6 +181,7 @@ pub fn plan_feedback(
                 (CorrectionStyle::Partial, rates.partial),
                 (CorrectionStyle::Mistaken, rates.mistaken),
                 (CorrectionStyle::WrongTime, rates.wrong_time),
+                (CorrectionStyle::Named, rates.named),
                 (CorrectionStyle::NoText, rates.no_text),
             ],
         )
@@ -201,9 +209,10 @@ pub fn plan_feedback(
     let correction = correction_text(world, incident, investigation, style, &mut rng);
     let mut tags = Vec::new();
     match style {
-        CorrectionStyle::Precise | CorrectionStyle::Partial | CorrectionStyle::Mistaken => {
-            tags.push("wrong-component".to_string())
-        }
+        CorrectionStyle::Precise
+        | CorrectionStyle::Partial
+        | CorrectionStyle::Mistaken
+        | CorrectionStyle::Named => tags.push("wrong-component".to_string()),
         CorrectionStyle::WrongTime => tags.push("wrong-cause".to_string()),
         CorrectionStyle::Confirm => tags.push("helpful".to_string()),
         CorrectionStyle::Vague if rng.chance(0.5) => tags.push("missing-evidence".to_string()),
@@ -235,6 +244,25 @@ pub fn plan_feedback(
         style,
         before_trace: rng.chance(rates.before_trace),
     })
+}
+
+/// The name as people write it: spaces or underscores for dashes, capitals, "database" for
+/// `-db`, or one pair of letters swapped in a long name.
+fn other_spelling(name: &str, rng: &mut SimRng) -> String {
+    let letters: Vec<char> = name.chars().collect();
+    match rng.range_i64(0, 3) {
+        0 if name.ends_with("-db") => format!("the {} database", &name[..name.len() - 3]),
+        1 if letters.len() >= 6 => {
+            let at = letters.len() / 2;
+            let mut swapped = letters.clone();
+            if swapped[at - 1].is_ascii_alphabetic() && swapped[at].is_ascii_alphabetic() {
+                swapped.swap(at - 1, at);
+            }
+            swapped.into_iter().collect()
+        }
+        2 => name.replace('-', "_").to_uppercase(),
+        _ => name.replace('-', " "),
+    }
 }
 
 fn correction_text(
@@ -343,6 +371,18 @@ fn correction_text(
                 format!("{suspect} was the cause, the rest followed"),
             ])
             .clone()
+        }
+        CorrectionStyle::Named => {
+            let pod = (!root.pods.is_empty()).then(|| rng.pick(&root.pods).clone());
+            let spelled = other_spelling(&root.name, rng);
+            match (rng.range_i64(0, 3), pod) {
+                (0, Some(pod)) => format!("{} {mechanism} from {onset}, not {blamed}", pod.name),
+                (1, Some(pod)) => format!(
+                    "{spelled} on {} ({}) — {mechanism} starting {onset}",
+                    pod.host, pod.name
+                ),
+                _ => format!("it was {spelled}: {mechanism}, around {onset}"),
+            }
         }
         CorrectionStyle::WrongTime => {
             let shift = rng.range_i64(30, 120) * 60 * if rng.chance(0.5) { 1 } else { -1 };

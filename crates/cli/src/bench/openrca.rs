@@ -1,10 +1,11 @@
 //! `evalmint bench openrca`: real RCA-agent runs from the OpenRCA benchmark (Bank and Telecom)
 //! through the label pipeline. Each row becomes an investigation (instruction → trigger, the
-//! agent's prediction → conclusion, the system's component inventory as a `list_services` result)
-//! and feedback: a thumbs-up where the agent passed, otherwise a correction phrased from the
-//! ground truth in one of several ways. Reports how many candidates — and how many admitted ones —
-//! match the true component and reason. OpenRCA ships no telemetry, so there is no live snapshot to
-//! confirm anything against.
+//! agent's own JSON answer → conclusion, and, unless `--no-inventory`, the system's component
+//! inventory as a `list_services` result) and feedback: a thumbs-up where the agent passed,
+//! otherwise a correction phrased from the ground truth in one of several ways. Reports how many
+//! candidates — and how many admitted ones — match the true component and reason. OpenRCA ships no
+//! telemetry, so there is no live snapshot to confirm anything against. Without the inventory,
+//! the pipeline knows only the names the trace itself carries, as with a plain OTLP trace.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -34,14 +35,17 @@ pub(crate) struct OpenRcaArgs {
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
+    /// Send no `list_services` result: the pipeline sees only the trigger and the conclusion.
+    #[arg(long)]
+    no_inventory: bool,
 }
 
 #[derive(Debug)]
 struct Row {
     system: &'static str,
     instruction: String,
+    prediction: String,
     predicted_component: String,
-    predicted_reason: String,
     true_component: String,
     true_reason: String,
     true_time: String,
@@ -101,8 +105,8 @@ fn read_csv(
         rows.push(Row {
             system,
             instruction: record[instruction].to_owned(),
+            prediction: record[prediction].to_owned(),
             predicted_component: field(&first, "root cause component"),
-            predicted_reason: field(&first, "root cause reason"),
             true_component: truth.get("component").copied().unwrap_or("").to_owned(),
             true_reason: truth.get("reason").copied().unwrap_or("").to_owned(),
             true_time: truth.get("datetime").copied().unwrap_or("").to_owned(),
@@ -114,23 +118,30 @@ fn read_csv(
 
 fn correction(row: &Row, index: usize) -> String {
     let time = row.true_time.get(11..16).unwrap_or("");
-    match index % 4 {
+    let predicted = if row.predicted_component.is_empty() {
+        "that"
+    } else {
+        &row.predicted_component
+    };
+    match index % 6 {
         0 => format!("it was {}: {}", row.true_component, row.true_reason),
         1 => format!(
             "{} on {} around {time}",
             row.true_reason, row.true_component
         ),
         2 => format!(
-            "not {}, the root cause was {} in {}",
-            if row.predicted_component.is_empty() {
-                "that"
-            } else {
-                &row.predicted_component
-            },
-            row.true_reason,
-            row.true_component
+            "not {predicted}, the root cause was {} in {}",
+            row.true_reason, row.true_component
         ),
-        _ => format!("{} ({})", row.true_component, row.true_reason),
+        3 => format!("{} ({})", row.true_component, row.true_reason),
+        4 => format!(
+            "Not {predicted} — it was {}: {}.",
+            row.true_component, row.true_reason
+        ),
+        _ => format!(
+            "It's {}. {}, began {time}.",
+            row.true_component, row.true_reason
+        ),
     }
 }
 
@@ -190,10 +201,8 @@ pub(crate) async fn run(args: OpenRcaArgs) -> anyhow::Result<()> {
                 monitor: None,
                 fired_at: None,
             });
-            agent.output = Some(format!(
-                "Root cause: {} — {}",
-                row.predicted_component, row.predicted_reason
-            ));
+            // The agent's answer as it wrote it: OpenRCA's JSON.
+            agent.output = Some(row.prediction.clone());
             let mut tool = step(2, StepKind::Tool)?;
             tool.tool_call = Some(ToolCall {
                 tool_name: "list_services".into(),
@@ -205,11 +214,16 @@ pub(crate) async fn run(args: OpenRcaArgs) -> anyhow::Result<()> {
                 result: Some(services.to_string()),
                 result_truncated: false,
             });
+            let steps = if args.no_inventory {
+                vec![(trace, agent)]
+            } else {
+                vec![(trace, agent), (trace, tool)]
+            };
             store
                 .ingest(
                     &tenant,
                     IngestBatch {
-                        steps: vec![(trace, agent), (trace, tool)],
+                        steps,
                         feedback: vec![],
                     },
                 )
@@ -264,18 +278,26 @@ pub(crate) async fn run(args: OpenRcaArgs) -> anyhow::Result<()> {
             },
         )
         .await?;
+    let taxonomy = evalmint_pipeline::taxonomy::Taxonomy::default();
     let (mut component_right, mut reason_right, mut both_right) = (0, 0, 0);
     let (mut admitted, mut admitted_right, mut review, mut insufficient) = (0, 0, 0, 0);
     for candidate in &candidates {
         let index = u128::from_be_bytes(*candidate.investigation_id.as_bytes()) as usize - 1;
         let row = &rows[index];
         let truth = candidate.ground_truth.as_ref();
-        let component_ok = truth
-            .and_then(|t| t.components.first())
-            .is_some_and(|c| c.eq_ignore_ascii_case(&row.true_component));
-        let reason_ok = truth.and_then(|t| t.category).is_some()
-            && truth.and_then(|t| t.category)
-                == evalmint_pipeline::lexicon::category_of(&row.true_reason);
+        let component_ok = truth.is_some_and(|t| {
+            t.components
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(&row.true_component))
+        });
+        // The true reason read through the same taxonomy; a more specific category agrees.
+        let reason_ok = match (
+            truth.and_then(|t| t.category.as_ref()),
+            taxonomy.category_of(&row.true_reason),
+        ) {
+            (Some(drafted), Some(true_category)) => taxonomy.agrees(drafted, &true_category),
+            _ => false,
+        };
         component_right += usize::from(component_ok);
         reason_right += usize::from(reason_ok);
         both_right += usize::from(component_ok && reason_ok);
@@ -288,18 +310,41 @@ pub(crate) async fn run(args: OpenRcaArgs) -> anyhow::Result<()> {
             Route::Insufficient => insufficient += 1,
         }
     }
+    let fraction = |n: usize| {
+        if candidates.is_empty() {
+            0.0
+        } else {
+            (n as f64 / candidates.len() as f64 * 1000.0).round() / 1000.0
+        }
+    };
+    // With nothing admitted, no admission was wrong.
+    let admitted_precision = if admitted == 0 {
+        1.0
+    } else {
+        (admitted_right as f64 / admitted as f64 * 1000.0).round() / 1000.0
+    };
     let figures = serde_json::json!({
+        "inventory": !args.no_inventory,
         "rows": rows.len(),
         "unreadable_rows": bad_rows.len(),
         "passed_rows": rows.iter().filter(|r| r.passed).count(),
         "candidates": candidates.len(),
-        "component_right": component_right,
-        "reason_right": reason_right,
-        "component_and_reason_right": both_right,
-        "admitted": admitted,
-        "admitted_right": admitted_right,
-        "review": review,
-        "insufficient": insufficient,
+        "component_right": fraction(component_right),
+        "category_right": fraction(reason_right),
+        "component_and_category_right": fraction(both_right),
+        "admitted": fraction(admitted),
+        "admitted_precision": admitted_precision,
+        "review": fraction(review),
+        "insufficient": fraction(insufficient),
+        "counts": {
+            "component_right": component_right,
+            "category_right": reason_right,
+            "component_and_category_right": both_right,
+            "admitted": admitted,
+            "admitted_right": admitted_right,
+            "review": review,
+            "insufficient": insufficient,
+        },
     });
     if args.json {
         println!("{figures}");
@@ -309,7 +354,13 @@ pub(crate) async fn run(args: OpenRcaArgs) -> anyhow::Result<()> {
         .as_object()
         .into_iter()
         .flatten()
-        .map(|(k, v)| vec![k.replace('_', " "), v.to_string()])
+        .flat_map(|(k, v)| match v.as_object() {
+            Some(inner) => inner
+                .iter()
+                .map(|(k2, v2)| vec![format!("{} ({k})", k2.replace('_', " ")), v2.to_string()])
+                .collect(),
+            None => vec![vec![k.replace('_', " "), v.to_string()]],
+        })
         .collect();
     print!("{}", table::render(&["measure", "value"], &rows));
     Ok(())

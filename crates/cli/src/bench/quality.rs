@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use evalmint_model::{Route, TenantId};
+use evalmint_model::{Category, Route, TenantId};
 use evalmint_pipeline::config::Config;
 use evalmint_sim::agent::AgentVersion;
 use evalmint_sim::telemetry::Retention;
@@ -141,6 +141,9 @@ pub(crate) async fn run(args: QualityArgs) -> anyhow::Result<()> {
         insufficient: u64,
         resolved_right: u64,
     }
+    // A more specific category than the truth's (`resource.cpu.container` for `resource.cpu`)
+    // counts as right.
+    let taxonomy = evalmint_pipeline::taxonomy::Taxonomy::default();
     let mut by_style: BTreeMap<String, Tally> = BTreeMap::new();
     let mut overall = Tally::default();
     let mut wrong_admissions = Vec::new();
@@ -155,7 +158,15 @@ pub(crate) async fn run(args: QualityArgs) -> anyhow::Result<()> {
         let (component_right, category_right) = match &candidate.ground_truth {
             Some(gt) => (
                 gt.components.first().map(String::as_str) == truth["root_component"].as_str(),
-                gt.category.map(|c| c.as_str()) == truth["category"].as_str(),
+                match (
+                    &gt.category,
+                    truth["category"].as_str().and_then(Category::parse),
+                ) {
+                    (Some(drafted), Some(true_category)) => {
+                        taxonomy.agrees(drafted, &true_category)
+                    }
+                    _ => false,
+                },
             ),
             None => (false, false),
         };
