@@ -1,6 +1,6 @@
 //! Real RCA-agent runs from the OpenRCA benchmark through the label pipeline (`evalmint bench
 //! openrca`). The data lives in `../shared/data/openrca` beside the checkout; the test skips with
-//! a message where it is absent.
+//! a message where it is absent, and fails instead under `EVALMINT_REQUIRE_ALL=1`.
 
 use std::path::Path;
 use std::process::Command;
@@ -9,8 +9,7 @@ use std::process::Command;
 fn openrca_runs_become_candidates_that_name_the_true_root_cause() {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/openrca");
     if !data.join("agent-Bank.csv").exists() {
-        eprintln!("skipping: no OpenRCA data at {}", data.display());
-        return;
+        return evalmint_testkit::skip(&format!("no OpenRCA data at {}", data.display()));
     }
     let output = Command::new(env!("CARGO_BIN_EXE_evalmint"))
         .args(["bench", "openrca", "--json", "--data"])
