@@ -160,6 +160,27 @@ pub fn writes_stdout(source: &str) -> Vec<(usize, String)> {
     matches_by_line(&lex(source).code, &STDOUT)
 }
 
+/// IO in code: files, sockets, processes, the environment, threads, async runtimes, or a clock
+/// read (the current time must come in as a value).
+pub fn does_io(source: &str) -> Vec<(usize, String)> {
+    static IO: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(
+            r"\b(std::(fs|net|io|env|process|thread)\b|tokio::|reqwest::|SystemTime|Instant::now|Timestamp::now|Zoned::now|now_v7)",
+        )
+        .unwrap()
+    });
+    matches_by_line(&lex(source).code, &IO)
+}
+
+/// Reading or decompressing a request body in full, which only the server's capped body
+/// reader may do.
+pub fn reads_bodies(source: &str) -> Vec<(usize, String)> {
+    static BODY: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"\b(to_bytes\s*\(|GzDecoder|read_to_end\s*\(|Json\s*<|\bBytes\s*[,)])").unwrap()
+    });
+    matches_by_line(&lex(source).code, &BODY)
+}
+
 fn matches_by_line(code: &str, pattern: &Regex) -> Vec<(usize, String)> {
     code.lines()
         .enumerate()
@@ -374,6 +395,22 @@ mod tests {
             [(1, "stdout()".to_owned())]
         );
         assert!(writes_stdout("fn f() { let my_stdout_buffer = 1; }").is_empty());
+    }
+
+    #[test]
+    fn io_is_found() {
+        let source = "use std::fs::File;\nfn f() { let t = Timestamp::now(); }\nfn g(now: Timestamp) {}\n// std::env is fine in a comment\n";
+        assert_eq!(
+            does_io(source),
+            [(1, "std::fs".to_owned()), (2, "Timestamp::now".to_owned())]
+        );
+    }
+
+    #[test]
+    fn uncapped_body_reads_are_found() {
+        let source = "async fn h(Json(v): Json<Value>) {}\nasync fn g(body: Bytes) {}\nfn d(b: &[u8]) { GzDecoder::new(b).read_to_end(&mut out); }\nasync fn capped(body: Body) { read_capped(body).await; }\n";
+        let lines: Vec<usize> = reads_bodies(source).into_iter().map(|(l, _)| l).collect();
+        assert_eq!(lines, [1, 2, 3, 3]);
     }
 
     #[test]

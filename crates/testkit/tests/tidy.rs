@@ -1,7 +1,8 @@
 //! The workspace's conventions, checked like any other behaviour over every crate: the intended
 //! dependency graph (written down in ARCHITECTURE.md), SQL only in `store`, HTTP crates only where
-//! they belong, no printing from library crates, a `//!` line on every module, and migrations
-//! numbered without gaps. The checks themselves are tested on bad samples in `src/tidy.rs`.
+//! they belong, `model` free of IO, request bodies read only through the server's capped reader,
+//! no printing from library crates, a `//!` line on every module, and migrations numbered without
+//! gaps. The checks themselves are tested on bad samples in `src/tidy.rs`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -230,4 +231,39 @@ fn migrations_are_numbered_contiguously() {
     assert!(!names.is_empty(), "no migrations in {}", dir.display());
     let problems = tidy::migration_problems(&names);
     assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// Findings of `check` in the files under `dir`, apart from `except`.
+fn findings(dir: &str, except: &[&str], check: fn(&str) -> Vec<(usize, String)>) -> Vec<String> {
+    SOURCES
+        .iter()
+        .filter(|s| s.path.starts_with(dir) && !except.contains(&s.path.as_str()))
+        .flat_map(|s| {
+            check(&s.text)
+                .into_iter()
+                .map(move |(line, what)| format!("{}:{line}: {what}", s.path))
+        })
+        .collect()
+}
+
+#[test]
+fn model_does_no_io() {
+    let offenders = findings("crates/model/src/", &[], tidy::does_io);
+    assert!(
+        offenders.is_empty(),
+        "IO or a clock read in model (pass values in instead): {offenders:#?}"
+    );
+}
+
+#[test]
+fn request_bodies_are_read_only_through_the_capped_reader() {
+    let offenders = findings(
+        "crates/server/src/",
+        &["crates/server/src/body.rs"],
+        tidy::reads_bodies,
+    );
+    assert!(
+        offenders.is_empty(),
+        "a request body read outside body::read_capped: {offenders:#?}"
+    );
 }
