@@ -20,7 +20,12 @@ fn each_protobuf_seed_is_its_json_fixture() {
             Encoding::Protobuf,
         )
         .unwrap();
-        assert_eq!(protobuf, json, "{} differs from its fixture", seed.display());
+        assert_eq!(
+            protobuf,
+            json,
+            "{} differs from its fixture",
+            seed.display()
+        );
         compared += 1;
     }
     assert_eq!(compared, 2);
