@@ -237,11 +237,20 @@ pub fn migration_problems(names: &[String]) -> Vec<String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Package {
     pub name: String,
-    /// `(dependency, kind)`, kind being `normal`, `dev` or `build`.
-    pub dependencies: Vec<(String, String)>,
+    pub dependencies: Vec<Dependency>,
     /// Whether the crate has a library target (as opposed to binaries only).
     pub is_library: bool,
     pub manifest_dir: std::path::PathBuf,
+}
+
+/// One dependency of a crate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependency {
+    pub name: String,
+    /// `normal`, `dev` or `build`.
+    pub kind: String,
+    /// Behind a cargo feature.
+    pub optional: bool,
 }
 
 /// The workspace's crates from `cargo metadata --format-version 1 --no-deps` output.
@@ -263,11 +272,10 @@ pub fn packages(metadata: &serde_json::Value) -> Vec<Package> {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|d| {
-                    (
-                        d["name"].as_str().unwrap_or_default().to_owned(),
-                        d["kind"].as_str().unwrap_or("normal").to_owned(),
-                    )
+                .map(|d| Dependency {
+                    name: d["name"].as_str().unwrap_or_default().to_owned(),
+                    kind: d["kind"].as_str().unwrap_or("normal").to_owned(),
+                    optional: d["optional"].as_bool().unwrap_or(false),
                 })
                 .collect(),
             is_library: p["targets"].as_array().into_iter().flatten().any(|t| {
@@ -296,6 +304,8 @@ pub struct DependencyRules<'a> {
     pub restricted: &'a [(&'a str, &'a [&'a str])],
     /// Workspace crates nothing may depend on, not even as a dev-dependency.
     pub leaves: &'a [&'a str],
+    /// `(crate, dependency)` edges that must stay behind a cargo feature.
+    pub optional: &'a [(&'a str, &'a str)],
 }
 
 /// Every dependency edge that breaks `rules`.
@@ -312,8 +322,22 @@ pub fn dependency_problems(packages: &[Package], rules: &DependencyRules<'_>) ->
             ));
             continue;
         };
-        for (dependency, kind) in &package.dependencies {
+        for Dependency {
+            name: dependency,
+            kind,
+            optional,
+        } in &package.dependencies
+        {
             let dependency = dependency.as_str();
+            let must_be_optional = rules
+                .optional
+                .contains(&(package.name.as_str(), dependency));
+            if must_be_optional && kind != "dev" && !optional {
+                problems.push(format!(
+                    "{} must depend on {dependency} only behind a feature",
+                    package.name
+                ));
+            }
             if rules.leaves.contains(&dependency) {
                 problems.push(format!(
                     "{} depends on {dependency} ({kind}), which nothing may depend on",
@@ -446,12 +470,18 @@ mod tests {
         );
     }
 
+    /// A crate with dependencies given as `(name, kind)`; a kind of `optional` is a normal
+    /// dependency behind a feature.
     fn package(name: &str, dependencies: &[(&str, &str)]) -> Package {
         Package {
             name: name.to_owned(),
             dependencies: dependencies
                 .iter()
-                .map(|(d, k)| ((*d).to_owned(), (*k).to_owned()))
+                .map(|(name, kind)| Dependency {
+                    name: (*name).to_owned(),
+                    kind: kind.replace("optional", "normal"),
+                    optional: *kind == "optional",
+                })
                 .collect(),
             is_library: true,
             manifest_dir: std::path::PathBuf::new(),
@@ -464,17 +494,18 @@ mod tests {
             workspace: &[("model", &[]), ("store", &["model"]), ("cli", &["store"])],
             restricted: &[("rusqlite", &["store"])],
             leaves: &["cli"],
+            optional: &[("cli", "store")],
         };
         let good = [
             package("model", &[("serde", "normal")]),
             package("store", &[("model", "normal"), ("rusqlite", "normal")]),
-            package("cli", &[("store", "normal"), ("rusqlite", "dev")]),
+            package("cli", &[("store", "optional"), ("rusqlite", "dev")]),
         ];
         assert!(dependency_problems(&good, &rules).is_empty());
         let bad = [
             package("model", &[("store", "normal")]),
             package("store", &[("cli", "dev")]),
-            package("cli", &[("rusqlite", "normal")]),
+            package("cli", &[("rusqlite", "normal"), ("store", "normal")]),
             package("new", &[]),
         ];
         assert_eq!(
@@ -483,6 +514,7 @@ mod tests {
                 "model may not depend on store (normal)",
                 "store depends on cli (dev), which nothing may depend on",
                 "cli may not depend on rusqlite (normal): only store may",
+                "cli must depend on store only behind a feature",
                 "new is not in the dependency rules: write down what it may depend on",
             ]
         );
@@ -497,8 +529,8 @@ mod tests {
                 "name": "store",
                 "manifest_path": "/w/crates/store/Cargo.toml",
                 "dependencies": [
-                    {"name": "model", "kind": null},
-                    {"name": "tempfile", "kind": "dev"}
+                    {"name": "model", "kind": null, "optional": true},
+                    {"name": "tempfile", "kind": "dev", "optional": false}
                 ],
                 "targets": [{"kind": ["lib"]}]
             }]
@@ -508,8 +540,16 @@ mod tests {
             [Package {
                 name: "store".to_owned(),
                 dependencies: vec![
-                    ("model".to_owned(), "normal".to_owned()),
-                    ("tempfile".to_owned(), "dev".to_owned())
+                    Dependency {
+                        name: "model".to_owned(),
+                        kind: "normal".to_owned(),
+                        optional: true
+                    },
+                    Dependency {
+                        name: "tempfile".to_owned(),
+                        kind: "dev".to_owned(),
+                        optional: false
+                    }
                 ],
                 is_library: true,
                 manifest_dir: "/w/crates/store".into(),

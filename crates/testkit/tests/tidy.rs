@@ -48,6 +48,7 @@ const RULES: DependencyRules<'static> = DependencyRules {
         ("rusqlite", &["evalmint-store"]),
     ],
     leaves: &["evalmint-cli"],
+    optional: &[],
 };
 
 /// Files that may print from a library crate, and why.
