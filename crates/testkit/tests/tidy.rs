@@ -48,7 +48,8 @@ const RULES: DependencyRules<'static> = DependencyRules {
         ("rusqlite", &["evalmint-store"]),
     ],
     leaves: &["evalmint-cli"],
-    optional: &[],
+    // The shipped binary leaves the simulator out (the `sim` feature of `cli`).
+    optional: &[("evalmint-cli", "evalmint-sim")],
 };
 
 /// Files that may print from a library crate, and why.
