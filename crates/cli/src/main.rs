@@ -1,6 +1,7 @@
 //! The `evalmint` binary: parses arguments, sets up logging, runs one command and decides the
 //! exit code in one place.
 
+#[cfg(feature = "sim")]
 mod bench;
 mod client;
 mod feedback;
@@ -45,11 +46,13 @@ enum Command {
         command: keys::KeysCommand,
     },
     /// The world simulator: incidents, telemetry, reference agents and users.
+    #[cfg(feature = "sim")]
     Sim {
         #[command(subcommand)]
         command: evalmint_sim::SimCommand,
     },
     /// Measure throughput and latency.
+    #[cfg(feature = "sim")]
     Bench {
         #[command(subcommand)]
         command: bench::BenchCommand,
@@ -85,7 +88,9 @@ fn main() -> ExitCode {
             Command::Labels { command } => labels::run(command).await,
             Command::Feedback { command } => feedback::run(command).await,
             Command::Keys { command } => keys::run(command).await,
+            #[cfg(feature = "sim")]
             Command::Sim { command } => evalmint_sim::run(command).await,
+            #[cfg(feature = "sim")]
             Command::Bench { command } => bench::run(command).await,
         }
     });

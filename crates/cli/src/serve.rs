@@ -106,6 +106,11 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let data_dir = args.data.dir;
     let pipeline_config = Arc::new(args.pipeline.load()?);
     let store = open_store(&data_dir)?;
+    let _pipeline_lock = if args.no_pipeline {
+        None
+    } else {
+        Some(lock_pipeline(&data_dir)?)
+    };
 
     if let Some(secret) =
         evalmint_server::bootstrap_admin_key(store.as_ref(), args.admin_key.as_deref()).await?
@@ -168,6 +173,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
 pub(crate) async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     let config = Arc::new(args.pipeline.load()?);
     let store = open_store(&args.data.dir)?;
+    let _pipeline_lock = lock_pipeline(&args.data.dir)?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     eprintln!("evalmint worker running on {}", args.data.dir.display());
@@ -181,6 +187,31 @@ pub(crate) async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     );
     while tasks.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Holds `DATA/worker.lock` for as long as this process runs the label pipeline. The pipeline
+/// releases every lease of the embedded store when it starts, taking them for a dead worker's;
+/// that is only right while no other process runs a pipeline on the same data directory. The
+/// operating system drops the lock when the process ends, however it ends.
+fn lock_pipeline(data_dir: &Path) -> anyhow::Result<std::fs::File> {
+    let path = data_dir.join("worker.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another evalmint process runs the label pipeline on {}: run one pipeline per data \
+             directory (`evalmint serve --no-pipeline` beside one `evalmint worker`)",
+            data_dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
 }
 
 async fn cancel_on_signal(shutdown: CancellationToken) {

@@ -1,6 +1,6 @@
 //! Real RCA-agent runs from the OpenRCA benchmark through the label pipeline (`evalmint bench
 //! openrca`). The data lives in `../shared/data/openrca` beside the checkout; the test skips with
-//! a message where it is absent.
+//! a message where it is absent, and fails instead under `EVALMINT_REQUIRE_ALL=1`.
 
 use std::path::Path;
 use std::process::Command;
@@ -25,8 +25,7 @@ fn bench(data: &Path, extra: &[&str]) -> serde_json::Value {
 fn openrca_runs_become_candidates_that_name_the_true_root_cause() {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/openrca");
     if !data.join("agent-Bank.csv").exists() {
-        eprintln!("skipping: no OpenRCA data at {}", data.display());
-        return;
+        return evalmint_testkit::skip(&format!("no OpenRCA data at {}", data.display()));
     }
     // With the system's inventory, and with only what a plain trace carries (trigger and answer):
     // a correction that names a component no one listed still drafts a ground truth.

@@ -1,7 +1,8 @@
 //! Capture against a real Prometheus (Debian's `prometheus` package) scraping the simulator: the
 //! agent's PromQL query is re-run through Prometheus's HTTP API and frozen, and a query whose data
 //! is older than the source's TTL falls back to the recorded result, marked as such. Skips with a
-//! message where the `prometheus` binary is not installed (`.ci/run` installs it).
+//! message where the `prometheus` binary is not installed, and fails there instead under
+//! `EVALMINT_REQUIRE_ALL=1` (`.ci/run` installs Prometheus and sets it).
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -73,10 +74,9 @@ async fn queries_are_captured_through_a_real_prometheus_before_their_ttl() {
         .output()
         .is_err()
     {
-        eprintln!(
-            "skipping: the `prometheus` binary is not installed (apt-get install prometheus)"
+        return evalmint_testkit::skip(
+            "the `prometheus` binary is not installed (apt-get install prometheus)",
         );
-        return;
     }
     let shutdown = CancellationToken::new();
 

@@ -1,5 +1,5 @@
 //! The evalmint HTTP API: OTLP/HTTP trace ingest, native investigations and feedback, API keys,
-//! health and self-metrics. Only this crate knows HTTP. [`app`] builds the router without a
+//! health and self-metrics. The only crate that serves the API. [`app`] builds the router without a
 //! socket, for tests; [`serve`] runs it until shutdown.
 
 mod auth;

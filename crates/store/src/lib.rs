@@ -91,8 +91,9 @@ pub struct NewApiKey {
     pub key: ApiKey,
 }
 
-/// Everything evalmint persists. Every method that touches tenant data takes the tenant, and no
-/// method returns another tenant's data.
+/// Everything evalmint persists. Every method on one tenant's data takes the tenant and never
+/// returns another tenant's data; `authenticate`, `api_key_count` and `expire_investigations`
+/// work across tenants by design.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Writes spans (upserting re-sent ones) and trace-borne feedback in one transaction. Feedback
@@ -248,7 +249,9 @@ pub struct PipelineStats {
 }
 
 /// The label pipeline's durable state: jobs, snapshots and candidates. Kept apart from [`Store`]
-/// so the ingest path's interface stays small; every store implements both.
+/// so the ingest path's interface stays small; every store implements both. The claims and
+/// `release_leases` hand out work across tenants (each job and task carries its tenant); every
+/// other method takes the tenant, or a job or task that names it.
 #[async_trait]
 pub trait PipelineStore: Send + Sync + 'static {
     /// Claims due label jobs for `lease`; a crashed worker's jobs become due again after it.
@@ -259,7 +262,8 @@ pub trait PipelineStore: Send + Sync + 'static {
     ) -> Result<Vec<LabelJob>>;
 
     /// Releases every lease: called when the only worker of an embedded store starts, since any
-    /// lease then belongs to a worker that died.
+    /// lease then belongs to a worker that died. The caller makes sure it is the only worker (the
+    /// CLI holds a lock file in the data directory).
     async fn release_leases(&self) -> Result<u64>;
 
     /// Ends feedback that named only a span, received before `received_before`, whose trace
