@@ -617,6 +617,8 @@ fn drafted(trace_id: TraceId, statement: &str, feedback: &[FeedbackId]) -> Label
         onset: None,
         causal_chain: vec![],
         evidence: vec![],
+        reason: None,
+        entities: vec![],
     });
     label.provenance.feedback_ids = feedback.to_vec();
     LabelOutcome {
