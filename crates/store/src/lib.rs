@@ -14,6 +14,7 @@ use evalmint_model::{
 
 pub use blob::BlobStore;
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use sqlite::engine;
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// What can go wrong in the store, by what the caller should do about it.

@@ -1,6 +1,7 @@
 //! The embedded store: SQLite in WAL mode in the data directory, a single writer thread for all
 //! writes and a small pool of read connections, both off the async threads.
 
+pub mod engine;
 mod pipeline;
 mod rows;
 mod schema;

@@ -2,7 +2,8 @@
 
 use rusqlite::Connection;
 
-/// Every migration, in order; the index plus one is the schema version it produces.
+/// Every migration, in order; the number its name starts with is the schema version it produces.
+/// Numbers are reserved per change, so a number can be missing until its change is merged.
 pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0001_init.sql",
@@ -18,13 +19,29 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The schema version a migration produces: the number its file name starts with.
+fn version_of(name: &str) -> i64 {
+    name.split('_')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("migration file names start with their number")
+}
+
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    migrate_before(conn, i64::MAX)
+}
+
+/// Applies the migrations older than version `before` that are not applied yet.
+pub(crate) fn migrate_before(conn: &mut Connection, before: i64) -> rusqlite::Result<()> {
     let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    let applied = usize::try_from(current).unwrap_or(0);
-    for (version, (_, sql)) in MIGRATIONS.iter().enumerate().skip(applied) {
+    for (name, sql) in MIGRATIONS {
+        let version = version_of(name);
+        if version <= current || version >= before {
+            continue;
+        }
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", version as i64 + 1)?;
+        tx.pragma_update(None, "user_version", version)?;
         tx.commit()?;
     }
     Ok(())
@@ -54,7 +71,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn migrations_are_numbered_contiguously_and_all_exist() {
+    fn migrations_are_numbered_in_order_and_all_exist() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
         let mut on_disk: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
@@ -63,10 +80,15 @@ mod tests {
         on_disk.sort();
         let listed: Vec<String> = MIGRATIONS.iter().map(|(n, _)| n.to_string()).collect();
         assert_eq!(on_disk, listed, "every migration file is listed, in order");
-        for (index, name) in listed.iter().enumerate() {
+        let versions: Vec<i64> = listed.iter().map(|n| version_of(n)).collect();
+        assert_eq!(versions[0], 1, "the first migration is 0001");
+        for (pair, names) in versions.windows(2).zip(listed.windows(2)) {
+            assert!(pair[0] < pair[1], "{} is out of sequence", names[1]);
+        }
+        for name in &listed {
             assert!(
-                name.starts_with(&format!("{:04}_", index + 1)),
-                "{name} is out of sequence"
+                name.starts_with(&format!("{:04}_", version_of(name))),
+                "{name} has no four-digit number"
             );
         }
     }
@@ -79,6 +101,6 @@ mod tests {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version as usize, MIGRATIONS.len());
+        assert_eq!(version, version_of(MIGRATIONS.last().unwrap().0));
     }
 }

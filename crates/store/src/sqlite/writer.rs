@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use evalmint_model::{FeedbackId, ScopeSet, TenantId, TraceId, ValidFeedback};
+use evalmint_model::{FeedbackId, ScopeSet, Step, TenantId, TraceId, ValidFeedback};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
@@ -165,6 +165,21 @@ impl Writer {
     }
 }
 
+/// A step as its row stores it: the step as JSON without its tool result, and the result apart
+/// (inline or in the blob store, by size).
+pub(crate) struct StepRow {
+    pub body: String,
+    pub result: Option<String>,
+}
+
+impl StepRow {
+    pub(crate) fn of(mut step: Step) -> Result<Self> {
+        let result = step.tool_call.as_mut().and_then(|call| call.result.take());
+        let body = serde_json::to_string(&step).map_err(internal)?;
+        Ok(StepRow { body, result })
+    }
+}
+
 pub(crate) fn ingest(
     conn: &Connection,
     context: &mut WriteContext<'_>,
@@ -194,27 +209,27 @@ pub(crate) fn ingest(
 
     let mut traces: HashSet<TraceId> = HashSet::new();
     let steps_written = batch.steps.len();
-    for (trace_id, mut step) in batch.steps {
-        let result = step.tool_call.as_mut().and_then(|call| call.result.take());
-        let (inline, blob) = match result {
+    for (trace_id, step) in batch.steps {
+        let span_id = step.span_id;
+        let row = StepRow::of(step)?;
+        let (inline, blob) = match row.result {
             Some(text) if text.len() > inline_result_max => {
                 (None, Some(blobs.put(text.as_bytes()).map_err(internal)?))
             }
             other => (other, None),
         };
-        let body = serde_json::to_string(&step).map_err(internal)?;
         insert_step.execute(params![
             tenant.as_str(),
             &trace_id.as_bytes()[..],
-            &step.span_id.as_bytes()[..],
-            body,
+            &span_id.as_bytes()[..],
+            row.body,
             inline,
             blob
         ])?;
         if feedback_awaits_trace {
             let joined = join_waiting_feedback.execute(params![
                 tenant.as_str(),
-                &step.span_id.as_bytes()[..],
+                &span_id.as_bytes()[..],
                 &trace_id.as_bytes()[..]
             ])?;
             if joined > 0 {
