@@ -18,7 +18,7 @@ pub(crate) struct EngineArgs {
     #[arg(long, default_value_t = 60_000)]
     rows: usize,
     /// Rows per transaction; repeat the option to measure several sizes.
-    #[arg(long, default_values_t = [600, 2_048, 6_000])]
+    #[arg(long, default_values_t = [600, 4_096, 6_000])]
     rows_per_commit: Vec<usize>,
     /// Insert the light spans' rows instead of agent spans' rows.
     #[arg(long)]

@@ -17,6 +17,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0003_pipeline_reads.sql",
         include_str!("../../migrations/0003_pipeline_reads.sql"),
     ),
+    (
+        "0005_steps_rowid.sql",
+        include_str!("../../migrations/0005_steps_rowid.sql"),
+    ),
 ];
 
 /// The schema version a migration produces: the number its file name starts with.
@@ -102,5 +106,41 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, version_of(MIGRATIONS.last().unwrap().0));
+    }
+
+    #[test]
+    fn steps_written_before_the_rowid_migration_survive_it() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_before(&mut conn, 5).unwrap();
+        for (trace, span) in [(1u8, 1u8), (1, 2), (2, 1)] {
+            conn.execute(
+                "INSERT INTO steps (tenant, trace_id, span_id, body, result_inline, result_blob)
+                 VALUES ('acme', ?1, ?2, '{}', 'result', NULL)",
+                rusqlite::params![vec![trace; 16], vec![span; 8]],
+            )
+            .unwrap();
+        }
+        migrate(&mut conn).unwrap();
+        let rows: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM steps WHERE tenant = 'acme' AND result_inline = 'result'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(rows, 3);
+        let rowid_table: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM pragma_table_list WHERE name = 'steps' AND wr = 0",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(rowid_table, 1, "steps is an ordinary rowid table");
+        let duplicate = conn.execute(
+            "INSERT INTO steps (tenant, trace_id, span_id, body) VALUES ('acme', ?1, ?2, '{}')",
+            rusqlite::params![vec![1u8; 16], vec![1u8; 8]],
+        );
+        assert!(duplicate.is_err(), "(tenant, trace, span) stays unique");
     }
 }
