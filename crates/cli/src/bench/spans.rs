@@ -35,13 +35,31 @@ impl SpanShape {
     }
 }
 
-/// The id of the `index`th benchmark trace; `run` keeps runs against one server apart.
+/// SplitMix64's finalizer: spreads consecutive numbers over the whole range, as real trace and
+/// span ids (random) are spread over the store's indexes.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The id of the `index`th benchmark trace, random-looking like a real one; `run` keeps runs
+/// against one server apart.
 pub(crate) fn trace_id(run: u8, index: usize) -> [u8; 16] {
+    let high = mix((u64::from(run) << 56) ^ index as u64);
+    let low = mix(high ^ index as u64);
     let mut id = [0u8; 16];
-    id[0] = 0xbe;
-    id[1] = run;
-    id[8..].copy_from_slice(&(index as u64 + 1).to_be_bytes());
+    id[..8].copy_from_slice(&high.to_be_bytes());
+    id[8..].copy_from_slice(&low.to_be_bytes());
     id
+}
+
+/// The id of the benchmark's `index`th span.
+fn span_id(run: u8, index: usize) -> [u8; 8] {
+    mix((u64::from(run) << 56) ^ (index as u64) ^ 0x5eed_0000_0000)
+        .max(1)
+        .to_be_bytes()
 }
 
 pub(crate) fn hex_trace_id(run: u8, index: usize) -> String {
@@ -78,14 +96,14 @@ pub(crate) fn encode_batch(shape: SpanShape, run: u8, first_span: usize, spans: 
             let position = global % per_trace;
             let start =
                 base_nanos + (trace as u64) * 60_000_000_000 + position as u64 * 1_000_000_000;
-            let root = ((trace * per_trace) as u64 + 1).to_be_bytes();
+            let root = span_id(run, trace * per_trace);
             let (name, attributes) = match shape {
                 SpanShape::Agent => agent_span(trace, position),
                 SpanShape::Light => light_span(trace, position),
             };
             Span {
                 trace_id: trace_id(run, trace).to_vec(),
-                span_id: (global as u64 + 1).to_be_bytes().to_vec(),
+                span_id: span_id(run, global).to_vec(),
                 parent_span_id: if position == 0 {
                     Vec::new()
                 } else {

@@ -21,7 +21,8 @@ use tokio::sync::oneshot;
 
 use self::rows::{feedback_row, internal, nanos, timestamp};
 use self::writer::{
-    BULK_ROWS_PER_COMMIT, Command, Lane, WhenFull, WriteContext, WriteQueue, Writer,
+    BULK_ROWS_PER_COMMAND, BULK_ROWS_PER_COMMIT, Command, Lane, WhenFull, WriteContext, WriteQueue,
+    Writer,
 };
 use crate::{
     ApiKey, BlobStore, CandidateQuery, CaptureOrder, CaptureOutcome, CaptureTask, Clock,
@@ -332,7 +333,7 @@ impl Store for SqliteStore {
         // feedback can commit between them. Only the first chunk may be refused as `Busy`; once
         // admitted, the batch waits for room. It is acknowledged after its last chunk commits.
         let mut receipt = IngestReceipt::default();
-        for (index, chunk) in chunks(batch, BULK_ROWS_PER_COMMIT).into_iter().enumerate() {
+        for (index, chunk) in chunks(batch, BULK_ROWS_PER_COMMAND).into_iter().enumerate() {
             let when_full = if index == 0 {
                 WhenFull::Refuse
             } else {
@@ -724,13 +725,13 @@ mod tests {
         let named_span = 1_000_000;
 
         let release = hold_writer(&store).await;
-        // A batch that is a whole commit's worth of rows, then one holding the span the
-        // feedback names, then the feedback: all waiting while the writer is busy.
+        // A span batch, then one holding the span the feedback names, then the feedback: all
+        // waiting while the writer is busy.
         let whole_commit = tokio::spawn({
             let (store, acme) = (store.clone(), acme.clone());
             async move {
                 store
-                    .ingest(&acme, steps(full, BULK_ROWS_PER_COMMIT as u64))
+                    .ingest(&acme, steps(full, BULK_ROWS_PER_COMMAND as u64))
                     .await
             }
         });
@@ -757,7 +758,7 @@ mod tests {
         assert_eq!(receipt.feedback().body.investigation_id, None);
         assert_eq!(
             whole_commit.await.unwrap().unwrap().steps_written,
-            BULK_ROWS_PER_COMMIT
+            BULK_ROWS_PER_COMMAND
         );
         assert_eq!(naming.await.unwrap().unwrap().steps_written, 1);
         // The span's arrival joined it afterwards.
@@ -775,7 +776,7 @@ mod tests {
         let store = store(dir.path(), 4 * BULK_ROWS_PER_COMMIT);
         let acme = TenantId::new("acme").unwrap();
         let trace = TraceId::from_bytes(&[5; 16]).unwrap();
-        let rows = 3 * BULK_ROWS_PER_COMMIT as u64;
+        let rows = 3 * BULK_ROWS_PER_COMMAND as u64;
 
         let release = hold_writer(&store).await;
         let ingest = tokio::spawn({
@@ -800,6 +801,67 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(stored.body.investigation_id, Some(trace));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn feedback_arriving_during_a_group_cuts_the_group_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path(), 4 * BULK_ROWS_PER_COMMIT);
+        let acme = TenantId::new("acme").unwrap();
+        let (first, named) = (
+            TraceId::from_bytes(&[4; 16]).unwrap(),
+            TraceId::from_bytes(&[3; 16]).unwrap(),
+        );
+        let named_span = 1_000_000;
+
+        let release = hold_writer(&store).await;
+        // Two small span batches that fit one group. While the writer runs the first, a
+        // feedback naming a span of the second is submitted.
+        let (feedback_sent, feedback) = oneshot::channel();
+        let interrupting = tokio::spawn({
+            let (store, acme) = (store.clone(), acme.clone());
+            let (runtime, submitter, queue) = (
+                tokio::runtime::Handle::current(),
+                store.clone(),
+                store.queue.clone(),
+            );
+            async move {
+                store
+                    .enqueue(Lane::Bulk, 1, WhenFull::Refuse, move |conn, context| {
+                        let written = writer::ingest(conn, context, &acme, steps(first, 1))?;
+                        let submitted = runtime.spawn(async move {
+                            submitter
+                                .submit_feedback(&acme, feedback_on_span(named_span))
+                                .await
+                        });
+                        while queue.queued().0 == 0 {
+                            std::thread::yield_now();
+                        }
+                        let _ = feedback_sent.send(submitted);
+                        Ok(written)
+                    })
+                    .await
+            }
+        });
+        until_queued(&store, 0, 1).await;
+        let naming = tokio::spawn({
+            let (store, acme) = (store.clone(), acme.clone());
+            async move { store.ingest(&acme, steps_from(named, named_span, 1)).await }
+        });
+        until_queued(&store, 0, 2).await;
+        release.send(()).unwrap();
+
+        // The writer committed after the first batch and let the feedback in before the second.
+        let receipt = feedback.await.unwrap().await.unwrap().unwrap();
+        assert_eq!(receipt.feedback().body.investigation_id, None);
+        assert_eq!(interrupting.await.unwrap().unwrap().steps_written, 1);
+        assert_eq!(naming.await.unwrap().unwrap().steps_written, 1);
+        let stored = store
+            .feedback(&acme, receipt.feedback().id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.body.investigation_id, Some(named));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,8 +4,10 @@
 //!
 //! Commands wait in two lanes. The prompt lane holds small writes someone is waiting on
 //! (feedback, keys, the pipeline's bookkeeping); the bulk lane holds span ingest and retention.
-//! Every group takes the whole prompt lane first and then bulk commands up to a budget of rows,
-//! so a feedback never waits behind more than one bounded span transaction.
+//! Every group takes the whole prompt lane first and then bulk commands up to a budget of rows.
+//! While it runs, the writer checks the prompt lane before each further bulk command and commits
+//! early when something waits there, so a feedback waits behind at most one bulk command (a
+//! bounded chunk of spans) and a commit, not behind a whole group.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -23,8 +25,12 @@ use crate::{
 const MAX_GROUP: usize = 512;
 
 /// Rows of bulk work (spans, trace-borne feedback) one group commit takes at most, unless a
-/// single command is larger. Ingest splits larger batches into chunks of this size.
+/// single command is larger.
 pub(crate) const BULK_ROWS_PER_COMMIT: usize = 4_096;
+
+/// Rows one bulk command writes at most: ingest splits larger batches into chunks of this size,
+/// which bounds how long a feedback can wait for the command the writer is in.
+pub(crate) const BULK_ROWS_PER_COMMAND: usize = 1_024;
 
 /// What a write may use besides its connection.
 pub(crate) struct WriteContext<'a> {
@@ -95,6 +101,7 @@ pub(crate) enum WhenFull {
 /// A command in its lane, holding its share of the lane's room until the writer takes it.
 struct Queued {
     command: Command,
+    lane: Lane,
     rows: usize,
     _room: OwnedSemaphorePermit,
 }
@@ -163,6 +170,7 @@ impl WriteQueue {
         };
         let queued = Queued {
             command,
+            lane,
             rows,
             _room: permit,
         };
@@ -194,6 +202,18 @@ impl WriteQueue {
         self.ready.notify_all();
     }
 
+    fn prompt_waiting(&self) -> bool {
+        !self.lock().prompt.is_empty()
+    }
+
+    /// Puts bulk commands a group did not get to back at the head of their lane, in order.
+    fn requeue_bulk(&self, rest: Vec<Queued>) {
+        let mut lanes = self.lock();
+        for queued in rest.into_iter().rev() {
+            lanes.bulk.push_front(queued);
+        }
+    }
+
     /// Drops every queued command, whose callers then see `Closed`.
     fn abandon(&self) {
         let mut lanes = self.lock();
@@ -205,7 +225,7 @@ impl WriteQueue {
     /// The next group to commit: every prompt command (up to [`MAX_GROUP`]), then bulk commands
     /// in arrival order up to [`BULK_ROWS_PER_COMMIT`] rows (at least one, so bulk work always
     /// moves). Blocks while both lanes are empty; `None` once closed and drained.
-    fn next_group(&self) -> Option<Vec<Command>> {
+    fn next_group(&self) -> Option<Vec<Queued>> {
         let mut lanes = self.lock();
         while lanes.prompt.is_empty() && lanes.bulk.is_empty() {
             if lanes.closed {
@@ -214,7 +234,7 @@ impl WriteQueue {
             lanes = self.ready.wait(lanes).unwrap_or_else(|e| e.into_inner());
         }
         let prompt = lanes.prompt.len().min(MAX_GROUP);
-        let mut group: Vec<Command> = lanes.prompt.drain(..prompt).map(|q| q.command).collect();
+        let mut group: Vec<Queued> = lanes.prompt.drain(..prompt).collect();
         let mut bulk_rows = 0;
         while let Some(next) = lanes.bulk.front() {
             let first = bulk_rows == 0;
@@ -223,7 +243,7 @@ impl WriteQueue {
                 break;
             }
             bulk_rows += next.rows.max(1);
-            group.extend(lanes.bulk.pop_front().map(|q| q.command));
+            group.extend(lanes.bulk.pop_front());
         }
         Some(group)
     }
@@ -248,11 +268,11 @@ impl Writer {
         }
         let _abandon = AbandonOnExit(queue);
         while let Some(group) = queue.next_group() {
-            self.commit_group(group);
+            self.commit_group(group, queue);
         }
     }
 
-    fn commit_group(&mut self, group: Vec<Command>) {
+    fn commit_group(&mut self, group: Vec<Queued>, queue: &WriteQueue) {
         let mut tx = match self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -261,8 +281,8 @@ impl Writer {
             Err(e) => {
                 tracing::error!(error = %e, "could not begin a write transaction");
                 let err = internal(e);
-                for command in group {
-                    (command.0)(Err(err.clone()));
+                for queued in group {
+                    (queued.command.0)(Err(err.clone()));
                 }
                 return;
             }
@@ -274,7 +294,18 @@ impl Writer {
             released_blobs: Vec::new(),
         };
         let mut finishes = Vec::with_capacity(group.len());
-        for command in group {
+        let mut bulk_done = false;
+        let mut pending = group.into_iter();
+        while let Some(queued) = pending.next() {
+            if queued.lane == Lane::Bulk {
+                if bulk_done && queue.prompt_waiting() {
+                    // Something prompt arrived: commit what is done and let it in first.
+                    queue.requeue_bulk(std::iter::once(queued).chain(pending).collect());
+                    break;
+                }
+                bulk_done = true;
+            }
+            let command = queued.command;
             let mut savepoint = match tx.savepoint() {
                 Ok(sp) => sp,
                 Err(e) => {
