@@ -246,20 +246,19 @@ impl ReadPool {
 /// Splits a batch into chunks of at most `rows` steps; trace-borne feedback rides with the last
 /// chunk, so it is stored only once every span of its request is.
 fn chunks(batch: IngestBatch, rows: usize) -> Vec<IngestBatch> {
-    let mut steps = batch.steps;
-    let mut chunks = Vec::with_capacity(steps.len().div_ceil(rows).max(1));
-    while steps.len() > rows {
-        let rest = steps.split_off(rows);
-        chunks.push(IngestBatch {
-            steps,
+    let count = batch.steps.len().div_ceil(rows).max(1);
+    // Each chunk gets a vector of its own size: splitting off the tail instead would copy the
+    // rest of the batch once per chunk and leave every chunk holding the whole capacity.
+    let mut steps = batch.steps.into_iter();
+    let mut chunks: Vec<IngestBatch> = (0..count)
+        .map(|_| IngestBatch {
+            steps: steps.by_ref().take(rows).collect(),
             feedback: Vec::new(),
-        });
-        steps = rest;
+        })
+        .collect();
+    if let Some(last) = chunks.last_mut() {
+        last.feedback = batch.feedback;
     }
-    chunks.push(IngestBatch {
-        steps,
-        feedback: batch.feedback,
-    });
     chunks
 }
 
