@@ -14,6 +14,7 @@ use evalmint_model::{
 
 pub use blob::BlobStore;
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use sqlite::engine;
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// The SHA-256 (hex) by which the erasure audit log names a user id.

@@ -1076,6 +1076,52 @@ macro_rules! suite {
     };
 }
 
+async fn a_batch_larger_than_one_commit_is_written_whole(f: Fixture) {
+    let acme = tenant("acme");
+    // Five thousand spans over twenty traces: more than any one commit takes.
+    let steps: Vec<(TraceId, Step)> = (0..5_000u32)
+        .map(|n| {
+            let trace_id = trace((n % 20) as u8 + 1);
+            let mut s = tool_step(1, format!("result {n}"));
+            s.span_id = SpanId::from_bytes(&(u64::from(n) + 1).to_be_bytes()).unwrap();
+            (trace_id, s)
+        })
+        .collect();
+    let last_span = steps.last().unwrap().1.span_id;
+    let receipt = f
+        .store
+        .ingest(
+            &acme,
+            IngestBatch {
+                steps,
+                feedback: vec![feedback(&format!(
+                    r#"{{"span_id": "{last_span}", "verdict": "down"}}"#
+                ))],
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(receipt.steps_written, 5_000);
+    assert_eq!(receipt.feedback_created, 1);
+    for n in 1..=20u8 {
+        let investigation = f
+            .store
+            .investigation(&acme, trace(n))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(investigation.steps.len(), 250, "trace {n}");
+    }
+    // The trace-borne feedback was stored with the last chunk, after the span it names.
+    let with_feedback = f
+        .store
+        .investigation(&acme, trace(20))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(with_feedback.feedback.len(), 1);
+}
+
 suite!(sqlite:
     spans_arriving_out_of_order_assemble_one_investigation,
     feedback_retries_are_idempotent_and_conflicts_refused,
@@ -1090,6 +1136,7 @@ suite!(sqlite:
     erasing_a_user_withdraws_or_redrafts_the_labels_built_on_their_feedback,
     a_draft_that_read_erased_feedback_is_dropped_and_redone,
     a_replaced_step_result_is_collected_after_the_grace_period,
+    a_batch_larger_than_one_commit_is_written_whole,
 );
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! `evalmint bench ingest`: posts OTLP protobuf batches and feedback over loopback HTTP to a
 //! server (by default a fresh `evalmint serve` child process with its own data directory) and
-//! reports throughput, latency percentiles and the server's peak memory.
+//! reports throughput, the server's CPU time per span, latency percentiles of writes and of
+//! investigation reads, and the server's peak memory.
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -9,19 +10,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use prost::Message;
 
+use self::spans::{SpanShape, encode_batch, hex_trace_id};
 use crate::table;
 
 pub(crate) mod capture;
+pub(crate) mod contention;
+pub(crate) mod engine;
 mod harness;
 pub(crate) mod latency;
 pub(crate) mod openrca;
 pub(crate) mod quality;
+mod spans;
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum BenchCommand {
@@ -35,6 +35,10 @@ pub(crate) enum BenchCommand {
     Openrca(crate::bench::openrca::OpenRcaArgs),
     /// Feedback-to-routed-candidate latency at a steady feedback rate.
     Latency(crate::bench::latency::LatencyArgs),
+    /// The SQLite engine alone inserting the rows the store writes for benchmark spans.
+    Sqlite(crate::bench::engine::EngineArgs),
+    /// Feedback latency while large trace exports saturate the writer.
+    Contention(crate::bench::contention::ContentionArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -49,9 +53,13 @@ pub(crate) struct IngestArgs {
     /// Spans to send in total.
     #[arg(long, default_value_t = 200_000)]
     spans: usize,
-    /// Spans per OTLP request.
-    #[arg(long, default_value_t = 500)]
-    batch_spans: usize,
+    /// Send the light spans of earlier runs (ten short spans a trace) instead of agent spans
+    /// (six spans a trace, about 880 bytes each with GenAI attributes and tool results).
+    #[arg(long)]
+    light: bool,
+    /// Spans per OTLP request [default: 600 (100 traces) for agent spans, 500 with --light].
+    #[arg(long)]
+    batch_spans: Option<usize>,
     /// Concurrent trace export requests.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
@@ -61,9 +69,14 @@ pub(crate) struct IngestArgs {
     /// Concurrent feedback requests (feedback comes from many browsers at once).
     #[arg(long, default_value_t = 64)]
     feedback_concurrency: usize,
+    /// Investigation reads (`GET /api/v1/investigations/{id}` of random stored traces) sampled
+    /// after the spans are in.
+    #[arg(long, default_value_t = 2_000)]
+    reads: usize,
+    /// Concurrent investigation reads.
+    #[arg(long, default_value_t = 4)]
+    read_concurrency: usize,
 }
-
-const SPANS_PER_TRACE: usize = 10;
 
 pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
@@ -72,6 +85,8 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Capture(args) => crate::bench::capture::run(args).await,
         BenchCommand::Openrca(args) => crate::bench::openrca::run(args).await,
         BenchCommand::Latency(args) => crate::bench::latency::run(args).await,
+        BenchCommand::Sqlite(args) => crate::bench::engine::run(args).await,
+        BenchCommand::Contention(args) => crate::bench::contention::run(args).await,
     }
 }
 
@@ -89,7 +104,8 @@ impl Drop for ChildServer {
 }
 
 impl ChildServer {
-    fn start(admin_key: &str) -> anyhow::Result<(Self, String)> {
+    /// Starts `evalmint serve` with `extra_args` on a free loopback port.
+    fn start(admin_key: &str, extra_args: &[&str]) -> anyhow::Result<(Self, String)> {
         let data = tempfile::tempdir()?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
@@ -97,6 +113,7 @@ impl ChildServer {
         let child = std::process::Command::new(std::env::current_exe()?)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
             .arg(data.path())
+            .args(extra_args)
             .env("EVALMINT_ADMIN_KEY", admin_key)
             .env("EVALMINT_LOG", "warn")
             .stdout(Stdio::null())
@@ -115,6 +132,30 @@ impl ChildServer {
         let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(kib * 1024)
     }
+
+    /// CPU time (user plus system) the server has used so far, from /proc (Linux).
+    fn cpu_time(&self) -> Option<Duration> {
+        process_cpu_time(&format!("/proc/{}/stat", self.child.id()))
+    }
+}
+
+/// User plus system CPU time from a `/proc/.../stat` file. The kernel reports it in clock ticks
+/// of `USER_HZ`, which is 100 on every Linux architecture evalmint runs on.
+fn process_cpu_time(stat_path: &str) -> Option<Duration> {
+    const USER_HZ: u64 = 100;
+    let stat = std::fs::read_to_string(stat_path).ok()?;
+    // The command name may contain spaces; the fields after it are space-separated.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 1000 / USER_HZ))
+}
+
+/// Microseconds of CPU per item, as text.
+fn micros_per(cpu: Option<Duration>, items: u64) -> String {
+    match cpu {
+        Some(cpu) if items > 0 => format!("{:.1} µs", cpu.as_secs_f64() * 1e6 / items as f64),
+        _ => "n/a".to_owned(),
+    }
 }
 
 async fn wait_until_healthy(client: &reqwest::Client, server: &str) -> anyhow::Result<()> {
@@ -130,8 +171,20 @@ async fn wait_until_healthy(client: &reqwest::Client, server: &str) -> anyhow::R
 }
 
 async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
-    if args.batch_spans == 0 || args.concurrency == 0 || args.feedback_concurrency == 0 {
-        bail!("--batch-spans, --concurrency and --feedback-concurrency must be positive");
+    let shape = if args.light {
+        SpanShape::Light
+    } else {
+        SpanShape::Agent
+    };
+    let batch_spans = args
+        .batch_spans
+        .unwrap_or_else(|| shape.default_batch_spans());
+    if batch_spans == 0
+        || args.concurrency == 0
+        || args.feedback_concurrency == 0
+        || args.read_concurrency == 0
+    {
+        bail!("--batch-spans and the concurrency options must be positive");
     }
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
@@ -146,28 +199,29 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         }
         None => {
             let key = format!("em_bench_{}", std::process::id());
-            let (child, server) = ChildServer::start(&key)?;
+            let (child, server) = ChildServer::start(&key, &[])?;
             (Some(child), server, key)
         }
     };
     wait_until_healthy(&client, &server).await?;
 
-    let batches = args.spans.div_ceil(args.batch_spans);
-    eprintln!(
-        "encoding {batches} OTLP batches of {} spans…",
-        args.batch_spans
-    );
+    let batches = args.spans.div_ceil(batch_spans);
+    eprintln!("encoding {batches} OTLP batches of {batch_spans} spans…");
+    // A run id keeps repeated runs against one --server from overwriting each other's traces.
+    let run = (std::process::id() % 251) as u8;
     let bodies: Vec<Vec<u8>> = (0..batches)
-        .map(|b| encode_batch(b, args.batch_spans))
+        .map(|b| encode_batch(shape, run, b * batch_spans, batch_spans))
         .collect();
-    let trace_count = batches * args.batch_spans / SPANS_PER_TRACE;
+    let wire_bytes: usize = bodies.iter().map(Vec::len).sum();
+    let trace_count = (batches * batch_spans / shape.spans_per_trace()).max(1);
 
+    let cpu_before = child.as_ref().and_then(ChildServer::cpu_time);
     let spans_phase = run_phase(
         "spans",
         &client,
         batches,
         args.concurrency,
-        args.batch_spans as u64,
+        batch_spans as u64,
         {
             let server = server.clone();
             let key = key.clone();
@@ -182,6 +236,7 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         },
     )
     .await?;
+    let span_cpu = cpu_used(child.as_ref(), cpu_before);
 
     let feedback_phase = run_phase(
         "feedback",
@@ -195,7 +250,7 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
             move |client: &reqwest::Client, index: usize| {
                 let verdict = ["up", "not_quite", "down"][index % 3];
                 let body = serde_json::json!({
-                    "investigation_id": hex_trace_id(index % trace_count.max(1)),
+                    "investigation_id": hex_trace_id(run, index % trace_count),
                     "verdict": verdict,
                     "rating": 1 + index % 5,
                     "correction": "payments-db connection pool exhausted after the 14:02 deploy",
@@ -211,12 +266,41 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     )
     .await?;
 
+    let read_phase = run_phase("reads", &client, args.reads, args.read_concurrency, 1, {
+        let server = server.clone();
+        let key = key.clone();
+        move |client: &reqwest::Client, index: usize| {
+            // A multiplicative hash spreads the sampled traces over the whole store.
+            let trace = index.wrapping_mul(2_654_435_761) % trace_count;
+            client
+                .get(format!(
+                    "{server}/api/v1/investigations/{}",
+                    hex_trace_id(run, trace)
+                ))
+                .bearer_auth(&key)
+        }
+    })
+    .await?;
+
     let peak_rss = child.as_ref().and_then(ChildServer::peak_rss_bytes);
     let rows = vec![
+        row(
+            "span shape",
+            format!(
+                "{} ({} spans a trace, {batch_spans} a request, {} B a span on the wire)",
+                if args.light { "light" } else { "agent" },
+                shape.spans_per_trace(),
+                wire_bytes / (batches * batch_spans).max(1)
+            ),
+        ),
         row("spans sent", spans_phase.items.to_string()),
         row(
             "span throughput",
             format!("{:.0} spans/s", spans_phase.rate()),
+        ),
+        row(
+            "server CPU per span",
+            micros_per(span_cpu, spans_phase.items),
         ),
         row("export request p50", ms(spans_phase.percentile(0.50))),
         row("export request p99", ms(spans_phase.percentile(0.99))),
@@ -229,6 +313,9 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         row("feedback request p50", ms(feedback_phase.percentile(0.50))),
         row("feedback request p99", ms(feedback_phase.percentile(0.99))),
         row("feedback 429 retries", feedback_phase.retries.to_string()),
+        row("investigation reads", read_phase.items.to_string()),
+        row("investigation read p50", ms(read_phase.percentile(0.50))),
+        row("investigation read p99", ms(read_phase.percentile(0.99))),
         row(
             "server peak RSS",
             peak_rss.map_or("n/a (external server)".to_owned(), |b| {
@@ -239,6 +326,11 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     print!("{}", table::render(&["measure", "value"], &rows));
     drop(child);
     Ok(())
+}
+
+/// CPU the child server used since `before`.
+fn cpu_used(child: Option<&ChildServer>, before: Option<Duration>) -> Option<Duration> {
+    Some(child?.cpu_time()?.saturating_sub(before?))
 }
 
 fn row(name: &str, value: String) -> Vec<String> {
@@ -262,11 +354,15 @@ impl PhaseResult {
     }
 
     fn percentile(&self, q: f64) -> Duration {
-        if self.latencies.is_empty() {
+        Self::quantile_of(&self.latencies, q)
+    }
+
+    /// The `q` quantile of sorted latencies (zero when there are none).
+    fn quantile_of(sorted: &[Duration], q: f64) -> Duration {
+        if sorted.is_empty() {
             return Duration::ZERO;
         }
-        let index = ((self.latencies.len() - 1) as f64 * q).round() as usize;
-        self.latencies[index]
+        sorted[((sorted.len() - 1) as f64 * q).round() as usize]
     }
 }
 
@@ -353,87 +449,4 @@ where
         latencies,
         retries,
     })
-}
-
-fn trace_id(index: usize) -> [u8; 16] {
-    let mut id = [0u8; 16];
-    id[0] = 0xbe;
-    id[8..].copy_from_slice(&(index as u64 + 1).to_be_bytes());
-    id
-}
-
-fn hex_trace_id(index: usize) -> String {
-    trace_id(index).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn text(key: &str, value: impl Into<String>) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-        ..KeyValue::default()
-    }
-}
-
-/// One export request of `spans` spans: traces of an agent span, six tool calls and three model
-/// calls, with realistic attribute sizes.
-fn encode_batch(batch: usize, spans: usize) -> Vec<u8> {
-    let base_nanos: u64 = 1_767_225_600_000_000_000;
-    let first_span = batch * spans;
-    let built: Vec<Span> = (first_span..first_span + spans)
-        .map(|global| {
-            let trace = global / SPANS_PER_TRACE;
-            let position = global % SPANS_PER_TRACE;
-            let start = base_nanos + (trace as u64) * 60_000_000_000 + position as u64 * 1_000_000_000;
-            let mut span_id = [0u8; 8];
-            span_id.copy_from_slice(&(global as u64 + 1).to_be_bytes());
-            let mut root = [0u8; 8];
-            root.copy_from_slice(&((trace * SPANS_PER_TRACE) as u64 + 1).to_be_bytes());
-            let attributes = match position {
-                0 => vec![
-                    text("gen_ai.operation.name", "invoke_agent"),
-                    text("gen_ai.agent.name", "sre-agent"),
-                    text("gen_ai.agent.version", "v1"),
-                    text("evalmint.trigger.text", format!("checkout p99 latency above 2s (alert {trace})")),
-                    text("evalmint.conclusion", "Root cause: payments-db connection pool exhaustion starting 14:02 UTC; checkout errors are a downstream symptom."),
-                ],
-                1..=6 => vec![
-                    text("gen_ai.operation.name", "execute_tool"),
-                    text("gen_ai.tool.name", "query_metrics"),
-                    text("gen_ai.tool.call.arguments", r#"{"query":"histogram_quantile(0.99, rate(http_request_duration_seconds_bucket{service=\"checkout\"}[5m]))","range":"30m"}"#),
-                    text("gen_ai.tool.call.result", format!(r#"{{"resultType":"matrix","result":[{{"metric":{{"service":"checkout"}},"values":[[1767225600,"0.21"],[1767225660,"0.24"],[1767225720,"2.{position}"]]}}]}}"#)),
-                ],
-                _ => vec![
-                    text("gen_ai.operation.name", "chat"),
-                    text("gen_ai.request.model", "gpt-4o-2024-08-06"),
-                    text("gen_ai.output.messages", r#"[{"role":"assistant","parts":[{"type":"text","content":"The latency spike in checkout follows connection errors from payments-db."}]}]"#),
-                ],
-            };
-            Span {
-                trace_id: trace_id(trace).to_vec(),
-                span_id: span_id.to_vec(),
-                parent_span_id: if position == 0 { Vec::new() } else { root.to_vec() },
-                name: if position == 0 { "invoke_agent sre-agent".into() } else { format!("step {position}") },
-                start_time_unix_nano: start,
-                end_time_unix_nano: start + 500_000_000,
-                attributes,
-                ..Span::default()
-            }
-        })
-        .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![text("service.name", "sre-agent")],
-                ..Resource::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans: built,
-                ..ScopeSpans::default()
-            }],
-            ..ResourceSpans::default()
-        }],
-    }
-    .encode_to_vec()
 }

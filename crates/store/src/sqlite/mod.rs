@@ -2,6 +2,7 @@
 //! writes and a small pool of read connections, both off the async threads.
 
 mod encoding;
+pub mod engine;
 mod erasure;
 mod pipeline;
 mod rows;
@@ -18,10 +19,13 @@ use evalmint_model::{
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use self::rows::{feedback_row, internal, nanos, system_time, timestamp};
-use self::writer::{Command, WriteContext, Writer};
+use self::writer::{
+    BULK_ROWS_PER_COMMAND, BULK_ROWS_PER_COMMIT, Command, Lane, WhenFull, WriteContext, WriteQueue,
+    Writer,
+};
 use crate::{
     ApiKey, BlobStore, CandidateQuery, CaptureOrder, CaptureOutcome, CaptureTask, Clock, Erasure,
     FeedbackLabelState, FeedbackReceipt, IngestBatch, IngestReceipt, LabelJob, LabelOutcome,
@@ -34,8 +38,12 @@ pub(crate) use self::erasure::user_id_sha256;
 /// Tuning of the embedded store.
 #[derive(Clone)]
 pub struct SqliteOptions {
-    /// Write commands that may wait for the writer; beyond this, writes fail with `Busy`.
+    /// Prompt write commands (feedback, keys, pipeline) that may wait for the writer; beyond
+    /// this, feedback fails with `Busy`.
     pub write_queue: usize,
+    /// Span rows that may wait for the writer; beyond this, ingest fails with `Busy`. Feedback
+    /// never waits behind them: the writer always commits the prompt lane first.
+    pub bulk_queue_rows: usize,
     /// Tool results longer than this many bytes go to the blob store.
     pub inline_result_max: usize,
     pub read_connections: usize,
@@ -49,6 +57,7 @@ impl std::fmt::Debug for SqliteOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteOptions")
             .field("write_queue", &self.write_queue)
+            .field("bulk_queue_rows", &self.bulk_queue_rows)
             .field("inline_result_max", &self.inline_result_max)
             .field("read_connections", &self.read_connections)
             .field("blob_grace", &self.blob_grace)
@@ -60,6 +69,7 @@ impl Default for SqliteOptions {
     fn default() -> Self {
         SqliteOptions {
             write_queue: 1024,
+            bulk_queue_rows: 4 * BULK_ROWS_PER_COMMIT,
             inline_result_max: 4096,
             read_connections: 16,
             clock: Arc::new(SystemClock),
@@ -70,7 +80,7 @@ impl Default for SqliteOptions {
 
 /// The embedded default store.
 pub struct SqliteStore {
-    commands: mpsc::Sender<Command>,
+    queue: Arc<WriteQueue>,
     readers: Arc<ReadPool>,
     blobs: BlobStore,
     clock: Arc<dyn Clock>,
@@ -82,6 +92,12 @@ impl std::fmt::Debug for SqliteStore {
         f.debug_struct("SqliteStore")
             .field("path", &self.readers.path)
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.queue.close();
     }
 }
 
@@ -100,7 +116,10 @@ impl SqliteStore {
         schema::migrate(&mut conn)?;
         let blobs = BlobStore::open(data_dir.join("blobs")).map_err(internal)?;
 
-        let (commands, receiver) = mpsc::channel(options.write_queue.max(1));
+        let queue = Arc::new(WriteQueue::new(
+            options.write_queue,
+            options.bulk_queue_rows,
+        ));
         let writer = Writer {
             conn,
             blobs: blobs.clone(),
@@ -112,10 +131,11 @@ impl SqliteStore {
         schema::configure(&checkpointer)?;
         let stop_checkpointing = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop = stop_checkpointing.clone();
+        let writer_queue = queue.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || {
-                writer.run(receiver);
+                writer.run(&writer_queue);
                 stop.store(true, std::sync::atomic::Ordering::Relaxed);
             })
             .map_err(internal)?;
@@ -125,7 +145,7 @@ impl SqliteStore {
             .map_err(internal)?;
 
         Ok(SqliteStore {
-            commands,
+            queue,
             readers: Arc::new(ReadPool {
                 path,
                 idle: Mutex::new(Vec::new()),
@@ -137,20 +157,14 @@ impl SqliteStore {
         })
     }
 
-    /// Queues a write without waiting for room: a full queue is `Busy`, which callers turn into
-    /// back-pressure (HTTP 429) instead of unbounded buffering.
+    /// Queues a prompt write without waiting for room: a full queue is `Busy`, which callers
+    /// turn into back-pressure (HTTP 429) instead of unbounded buffering.
     async fn write<T: Send + 'static>(
         &self,
         operation: impl FnOnce(&Connection, &mut WriteContext<'_>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .try_send(Command::new(operation, reply))
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => StoreError::Busy,
-                mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
-            })?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        self.enqueue(Lane::Prompt, 1, WhenFull::Refuse, operation)
+            .await
     }
 
     /// Like [`Self::write`] but waits for room: for background work and operator commands, which
@@ -159,11 +173,22 @@ impl SqliteStore {
         &self,
         operation: impl FnOnce(&Connection, &mut WriteContext<'_>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(Command::new(operation, reply))
+        self.enqueue(Lane::Prompt, 1, WhenFull::Wait, operation)
             .await
-            .map_err(|_| StoreError::Closed)?;
+    }
+
+    /// Queues `operation` (about `rows` rows) in `lane` and waits for its commit.
+    async fn enqueue<T: Send + 'static>(
+        &self,
+        lane: Lane,
+        rows: usize,
+        when_full: WhenFull,
+        operation: impl FnOnce(&Connection, &mut WriteContext<'_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .push(lane, rows, when_full, Command::new(operation, reply))
+            .await?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -228,6 +253,25 @@ impl ReadPool {
             idle.push(conn);
         }
     }
+}
+
+/// Splits a batch into chunks of at most `rows` steps; trace-borne feedback rides with the last
+/// chunk, so it is stored only once every span of its request is.
+fn chunks(batch: IngestBatch, rows: usize) -> Vec<IngestBatch> {
+    let count = batch.steps.len().div_ceil(rows).max(1);
+    // Each chunk gets a vector of its own size: splitting off the tail instead would copy the
+    // rest of the batch once per chunk and leave every chunk holding the whole capacity.
+    let mut steps = batch.steps.into_iter();
+    let mut chunks: Vec<IngestBatch> = (0..count)
+        .map(|_| IngestBatch {
+            steps: steps.by_ref().take(rows).collect(),
+            feedback: Vec::new(),
+        })
+        .collect();
+    if let Some(last) = chunks.last_mut() {
+        last.feedback = batch.feedback;
+    }
+    chunks
 }
 
 fn secret_hash(secret: &str) -> Vec<u8> {
@@ -296,9 +340,27 @@ impl Store for SqliteStore {
         if batch.steps.is_empty() && batch.feedback.is_empty() {
             return Ok(IngestReceipt::default());
         }
-        let tenant = tenant.clone();
-        self.write(move |conn, context| writer::ingest(conn, context, &tenant, batch))
-            .await
+        // A batch larger than one commit's budget is written in chunks, each its own commit, so
+        // feedback can commit between them. Only the first chunk may be refused as `Busy`; once
+        // admitted, the batch waits for room. It is acknowledged after its last chunk commits.
+        let mut receipt = IngestReceipt::default();
+        for (index, chunk) in chunks(batch, BULK_ROWS_PER_COMMAND).into_iter().enumerate() {
+            let when_full = if index == 0 {
+                WhenFull::Refuse
+            } else {
+                WhenFull::Wait
+            };
+            let rows = chunk.steps.len() + chunk.feedback.len();
+            let tenant = tenant.clone();
+            let written = self
+                .enqueue(Lane::Bulk, rows, when_full, move |conn, context| {
+                    writer::ingest(conn, context, &tenant, chunk)
+                })
+                .await?;
+            receipt.steps_written += written.steps_written;
+            receipt.feedback_created += written.feedback_created;
+        }
+        Ok(receipt)
     }
 
     async fn submit_feedback(
@@ -417,9 +479,13 @@ impl Store for SqliteStore {
 
     async fn expire_investigations(&self, cutoff: Timestamp) -> Result<u64> {
         let cutoff_nanos = nanos(cutoff);
-        self.write_patiently(move |conn, context| {
-            writer::expire(conn, cutoff_nanos, &mut context.released_blobs)
-        })
+        // Retention may delete many rows: it waits in the bulk lane, counted as a full commit.
+        self.enqueue(
+            Lane::Bulk,
+            BULK_ROWS_PER_COMMIT,
+            WhenFull::Wait,
+            move |conn, context| writer::expire(conn, cutoff_nanos, &mut context.released_blobs),
+        )
         .await
     }
 
@@ -626,5 +692,305 @@ impl PipelineStore for SqliteStore {
         let tenant = tenant.clone();
         self.read(move |conn, _| erasure::erasures(conn, &tenant))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ManualClock;
+    use evalmint_model::{
+        AgentInfo, FeedbackOrigin, FeedbackSubmission, SpanId, StepKind, StepStatus,
+    };
+
+    fn store(dir: &Path, bulk_queue_rows: usize) -> Arc<SqliteStore> {
+        let clock = Arc::new(ManualClock::new("2026-03-01T12:00:00Z".parse().unwrap()));
+        Arc::new(
+            SqliteStore::open(
+                dir,
+                SqliteOptions {
+                    bulk_queue_rows,
+                    clock,
+                    ..SqliteOptions::default()
+                },
+            )
+            .unwrap(),
+        )
+    }
+
+    fn steps(trace: TraceId, count: u64) -> IngestBatch {
+        steps_from(trace, 1, count)
+    }
+
+    /// `count` steps of `trace` with span ids from `first` on.
+    fn steps_from(trace: TraceId, first: u64, count: u64) -> IngestBatch {
+        let start: Timestamp = "2026-03-01T12:00:00Z".parse().unwrap();
+        IngestBatch {
+            steps: (first..first + count)
+                .map(|n| {
+                    let step = Step {
+                        span_id: SpanId::from_bytes(&n.to_be_bytes()).unwrap(),
+                        parent_span_id: None,
+                        name: format!("step {n}"),
+                        kind: StepKind::Llm,
+                        started_at: start,
+                        ended_at: start,
+                        status: StepStatus::Ok,
+                        status_message: None,
+                        agent: AgentInfo::default(),
+                        trigger: None,
+                        input: None,
+                        output: None,
+                        tool_call: None,
+                    };
+                    (trace, step)
+                })
+                .collect(),
+            feedback: vec![],
+        }
+    }
+
+    fn feedback_on_span(span: u64) -> ValidFeedback {
+        let span = SpanId::from_bytes(&span.to_be_bytes()).unwrap();
+        serde_json::from_str::<FeedbackSubmission>(&format!(
+            r#"{{"span_id":"{span}","verdict":"down"}}"#
+        ))
+        .unwrap()
+        .validate(FeedbackOrigin::Api)
+        .unwrap()
+    }
+
+    /// Occupies the writer until the returned sender is dropped or sent to.
+    async fn hold_writer(store: &Arc<SqliteStore>) -> std::sync::mpsc::Sender<()> {
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (started, running) = oneshot::channel();
+        let holder = store.clone();
+        tokio::spawn(async move {
+            holder
+                .write_patiently(move |_, _| {
+                    let _ = started.send(());
+                    let _ = released.recv();
+                    Ok(())
+                })
+                .await
+        });
+        running.await.unwrap();
+        release
+    }
+
+    async fn until_queued(store: &SqliteStore, prompt: usize, bulk: usize) {
+        while store.queue.queued() != (prompt, bulk) {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn feedback_queued_behind_span_batches_commits_before_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path(), 4 * BULK_ROWS_PER_COMMIT);
+        let acme = TenantId::new("acme").unwrap();
+        let (full, named) = (
+            TraceId::from_bytes(&[7; 16]).unwrap(),
+            TraceId::from_bytes(&[6; 16]).unwrap(),
+        );
+        let named_span = 1_000_000;
+
+        let release = hold_writer(&store).await;
+        // A span batch, then one holding the span the feedback names, then the feedback: all
+        // waiting while the writer is busy.
+        let whole_commit = tokio::spawn({
+            let (store, acme) = (store.clone(), acme.clone());
+            async move {
+                store
+                    .ingest(&acme, steps(full, BULK_ROWS_PER_COMMAND as u64))
+                    .await
+            }
+        });
+        until_queued(&store, 0, 1).await;
+        let naming = tokio::spawn({
+            let (store, acme) = (store.clone(), acme.clone());
+            async move { store.ingest(&acme, steps_from(named, named_span, 1)).await }
+        });
+        until_queued(&store, 0, 2).await;
+        let feedback = tokio::spawn({
+            let (store, acme) = (store.clone(), acme.clone());
+            async move {
+                store
+                    .submit_feedback(&acme, feedback_on_span(named_span))
+                    .await
+            }
+        });
+        until_queued(&store, 1, 2).await;
+        release.send(()).unwrap();
+
+        // The feedback went first: in arrival order the span would have been stored before it
+        // and the feedback joined to its trace on insert.
+        let receipt = feedback.await.unwrap().unwrap();
+        assert_eq!(receipt.feedback().body.investigation_id, None);
+        assert_eq!(
+            whole_commit.await.unwrap().unwrap().steps_written,
+            BULK_ROWS_PER_COMMAND
+        );
+        assert_eq!(naming.await.unwrap().unwrap().steps_written, 1);
+        // The span's arrival joined it afterwards.
+        let stored = store
+            .feedback(&acme, receipt.feedback().id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.body.investigation_id, Some(named));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_larger_than_one_commit_lets_feedback_in_between_its_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path(), 4 * BULK_ROWS_PER_COMMIT);
+        let acme = TenantId::new("acme").unwrap();
+        let trace = TraceId::from_bytes(&[5; 16]).unwrap();
+        let rows = 3 * BULK_ROWS_PER_COMMAND as u64;
+
+        let release = hold_writer(&store).await;
+        let ingest = tokio::spawn({
+            let (store, acme) = (store.clone(), acme.clone());
+            async move { store.ingest(&acme, steps(trace, rows)).await }
+        });
+        until_queued(&store, 0, 1).await;
+        let feedback = tokio::spawn({
+            let (store, acme) = (store.clone(), acme.clone());
+            // The span it names is in the batch's last chunk.
+            async move { store.submit_feedback(&acme, feedback_on_span(rows)).await }
+        });
+        until_queued(&store, 1, 1).await;
+        release.send(()).unwrap();
+
+        let receipt = feedback.await.unwrap().unwrap();
+        assert_eq!(receipt.feedback().body.investigation_id, None);
+        assert_eq!(ingest.await.unwrap().unwrap().steps_written, rows as usize);
+        let stored = store
+            .feedback(&acme, receipt.feedback().id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.body.investigation_id, Some(trace));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn feedback_arriving_during_a_group_cuts_the_group_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path(), 4 * BULK_ROWS_PER_COMMIT);
+        let acme = TenantId::new("acme").unwrap();
+        let (first, named) = (
+            TraceId::from_bytes(&[4; 16]).unwrap(),
+            TraceId::from_bytes(&[3; 16]).unwrap(),
+        );
+        let named_span = 1_000_000;
+
+        let release = hold_writer(&store).await;
+        // Two small span batches that fit one group. While the writer runs the first, a
+        // feedback naming a span of the second is submitted.
+        let (feedback_sent, feedback) = oneshot::channel();
+        let interrupting = tokio::spawn({
+            let (store, acme) = (store.clone(), acme.clone());
+            let (runtime, submitter, queue) = (
+                tokio::runtime::Handle::current(),
+                store.clone(),
+                store.queue.clone(),
+            );
+            async move {
+                store
+                    .enqueue(Lane::Bulk, 1, WhenFull::Refuse, move |conn, context| {
+                        let written = writer::ingest(conn, context, &acme, steps(first, 1))?;
+                        let submitted = runtime.spawn(async move {
+                            submitter
+                                .submit_feedback(&acme, feedback_on_span(named_span))
+                                .await
+                        });
+                        while queue.queued().0 == 0 {
+                            std::thread::yield_now();
+                        }
+                        let _ = feedback_sent.send(submitted);
+                        Ok(written)
+                    })
+                    .await
+            }
+        });
+        until_queued(&store, 0, 1).await;
+        let naming = tokio::spawn({
+            let (store, acme) = (store.clone(), acme.clone());
+            async move { store.ingest(&acme, steps_from(named, named_span, 1)).await }
+        });
+        until_queued(&store, 0, 2).await;
+        release.send(()).unwrap();
+
+        // The writer committed after the first batch and let the feedback in before the second.
+        let receipt = feedback.await.unwrap().await.unwrap().unwrap();
+        assert_eq!(receipt.feedback().body.investigation_id, None);
+        assert_eq!(interrupting.await.unwrap().unwrap().steps_written, 1);
+        assert_eq!(naming.await.unwrap().unwrap().steps_written, 1);
+        let stored = store
+            .feedback(&acme, receipt.feedback().id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.body.investigation_id, Some(named));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_span_lane_refuses_ingest_but_not_feedback() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path(), 10);
+        let acme = TenantId::new("acme").unwrap();
+        let trace = TraceId::from_bytes(&[8; 16]).unwrap();
+
+        let release = hold_writer(&store).await;
+        let first = tokio::spawn({
+            let (store, acme) = (store.clone(), acme.clone());
+            async move { store.ingest(&acme, steps(trace, 10)).await }
+        });
+        until_queued(&store, 0, 1).await;
+        let refused = store.ingest(&acme, steps(trace, 1)).await;
+        assert!(matches!(refused, Err(StoreError::Busy)), "{refused:?}");
+        let feedback = tokio::spawn({
+            let (store, acme) = (store.clone(), acme.clone());
+            async move { store.submit_feedback(&acme, feedback_on_span(1)).await }
+        });
+        until_queued(&store, 1, 1).await;
+        release.send(()).unwrap();
+
+        assert!(feedback.await.unwrap().is_ok());
+        assert_eq!(first.await.unwrap().unwrap().steps_written, 10);
+        // Once the lane has room again, ingest is accepted.
+        assert_eq!(
+            store
+                .ingest(&acme, steps(trace, 1))
+                .await
+                .unwrap()
+                .steps_written,
+            1
+        );
+    }
+
+    #[test]
+    fn chunks_keep_every_step_and_put_feedback_last() {
+        let trace = TraceId::from_bytes(&[9; 16]).unwrap();
+        let mut batch = steps(trace, 5);
+        batch.feedback.push(feedback_on_span(5));
+        let split = chunks(batch, 2);
+        let sizes: Vec<(usize, usize)> = split
+            .iter()
+            .map(|c| (c.steps.len(), c.feedback.len()))
+            .collect();
+        assert_eq!(sizes, vec![(2, 0), (2, 0), (1, 1)]);
+        let spans: Vec<SpanId> = split
+            .iter()
+            .flat_map(|c| c.steps.iter().map(|(_, s)| s.span_id))
+            .collect();
+        let expected: Vec<SpanId> = steps(trace, 5)
+            .steps
+            .iter()
+            .map(|(_, s)| s.span_id)
+            .collect();
+        assert_eq!(spans, expected);
+        assert_eq!(chunks(IngestBatch::default(), 2).len(), 1);
     }
 }

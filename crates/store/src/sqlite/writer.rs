@@ -1,13 +1,20 @@
 //! The single writer: one thread owns the write connection and commits whatever commands are
 //! queued as one transaction (group commit), so many concurrent acknowledgements share one sync.
 //! Each command runs in its own savepoint: one failing command never undoes another.
+//!
+//! Commands wait in two lanes. The prompt lane holds small writes someone is waiting on
+//! (feedback, keys, the pipeline's bookkeeping); the bulk lane holds span ingest and retention.
+//! Every group takes the whole prompt lane first and then bulk commands up to a budget of rows.
+//! While it runs, the writer checks the prompt lane before each further bulk command and commits
+//! early when something waits there, so a feedback waits behind at most one bulk command (a
+//! bounded chunk of spans) and a commit, not behind a whole group.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use evalmint_model::{FeedbackId, ScopeSet, TenantId, TraceId, ValidFeedback};
+use evalmint_model::{FeedbackId, ScopeSet, Step, TenantId, TraceId, ValidFeedback};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, oneshot};
 
 use super::rows::{feedback_row, internal, nanos, system_time};
 use crate::{
@@ -16,6 +23,14 @@ use crate::{
 
 /// Commands per group commit, at most.
 const MAX_GROUP: usize = 512;
+
+/// Rows of bulk work (spans, trace-borne feedback) one group commit takes at most, unless a
+/// single command is larger.
+pub(crate) const BULK_ROWS_PER_COMMIT: usize = 4_096;
+
+/// Rows one bulk command writes at most: ingest splits larger batches into chunks of this size,
+/// which bounds how long a feedback can wait for the command the writer is in.
+pub(crate) const BULK_ROWS_PER_COMMAND: usize = 1_024;
 
 /// What a write may use besides its connection.
 pub(crate) struct WriteContext<'a> {
@@ -65,6 +80,175 @@ impl Command {
     }
 }
 
+/// Which lane a write waits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lane {
+    /// Small writes a person or the pipeline waits on; always committed first.
+    Prompt,
+    /// Span ingest and retention, taken up to [`BULK_ROWS_PER_COMMIT`] rows a commit.
+    Bulk,
+}
+
+/// Whether a write that finds its lane full is refused or waits for room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WhenFull {
+    /// `StoreError::Busy`: back-pressure for clients, who retry.
+    Refuse,
+    /// Background work and operator commands, which must not be refused.
+    Wait,
+}
+
+/// A command in its lane, holding its share of the lane's room until the writer takes it.
+struct Queued {
+    command: Command,
+    lane: Lane,
+    rows: usize,
+    _room: OwnedSemaphorePermit,
+}
+
+#[derive(Default)]
+struct Lanes {
+    prompt: VecDeque<Queued>,
+    bulk: VecDeque<Queued>,
+    closed: bool,
+}
+
+/// The writer's two lanes. Room is counted in commands for the prompt lane and in rows for the
+/// bulk lane, so a few huge batches fill the bulk lane as surely as many small ones.
+pub(crate) struct WriteQueue {
+    lanes: Mutex<Lanes>,
+    ready: Condvar,
+    prompt_room: Arc<Semaphore>,
+    bulk_room: Arc<Semaphore>,
+    bulk_capacity: usize,
+}
+
+impl WriteQueue {
+    pub(crate) fn new(prompt_commands: usize, bulk_rows: usize) -> Self {
+        let bulk_capacity = bulk_rows.max(1);
+        WriteQueue {
+            lanes: Mutex::new(Lanes::default()),
+            ready: Condvar::new(),
+            prompt_room: Arc::new(Semaphore::new(prompt_commands.max(1))),
+            bulk_room: Arc::new(Semaphore::new(bulk_capacity)),
+            bulk_capacity,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Lanes> {
+        self.lanes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `command`, which writes about `rows` rows, in `lane`.
+    pub(crate) async fn push(
+        &self,
+        lane: Lane,
+        rows: usize,
+        when_full: WhenFull,
+        command: Command,
+    ) -> Result<()> {
+        let (room, units) = match lane {
+            Lane::Prompt => (&self.prompt_room, 1),
+            // A command larger than the whole lane takes all of it rather than waiting forever.
+            Lane::Bulk => (&self.bulk_room, rows.clamp(1, self.bulk_capacity)),
+        };
+        let units = u32::try_from(units).unwrap_or(u32::MAX);
+        let permit = match when_full {
+            WhenFull::Refuse => {
+                room.clone()
+                    .try_acquire_many_owned(units)
+                    .map_err(|e| match e {
+                        TryAcquireError::NoPermits => StoreError::Busy,
+                        TryAcquireError::Closed => StoreError::Closed,
+                    })?
+            }
+            WhenFull::Wait => room
+                .clone()
+                .acquire_many_owned(units)
+                .await
+                .map_err(|_| StoreError::Closed)?,
+        };
+        let queued = Queued {
+            command,
+            lane,
+            rows,
+            _room: permit,
+        };
+        let mut lanes = self.lock();
+        if lanes.closed {
+            return Err(StoreError::Closed);
+        }
+        match lane {
+            Lane::Prompt => lanes.prompt.push_back(queued),
+            Lane::Bulk => lanes.bulk.push_back(queued),
+        }
+        drop(lanes);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Commands waiting in the prompt and the bulk lane.
+    #[cfg(test)]
+    pub(crate) fn queued(&self) -> (usize, usize) {
+        let lanes = self.lock();
+        (lanes.prompt.len(), lanes.bulk.len())
+    }
+
+    /// Refuses new commands; the writer finishes the queued ones and stops.
+    pub(crate) fn close(&self) {
+        self.lock().closed = true;
+        self.prompt_room.close();
+        self.bulk_room.close();
+        self.ready.notify_all();
+    }
+
+    fn prompt_waiting(&self) -> bool {
+        !self.lock().prompt.is_empty()
+    }
+
+    /// Puts bulk commands a group did not get to back at the head of their lane, in order.
+    fn requeue_bulk(&self, rest: Vec<Queued>) {
+        let mut lanes = self.lock();
+        for queued in rest.into_iter().rev() {
+            lanes.bulk.push_front(queued);
+        }
+    }
+
+    /// Drops every queued command, whose callers then see `Closed`.
+    fn abandon(&self) {
+        let mut lanes = self.lock();
+        lanes.closed = true;
+        lanes.prompt.clear();
+        lanes.bulk.clear();
+    }
+
+    /// The next group to commit: every prompt command (up to [`MAX_GROUP`]), then bulk commands
+    /// in arrival order up to [`BULK_ROWS_PER_COMMIT`] rows (at least one, so bulk work always
+    /// moves). Blocks while both lanes are empty; `None` once closed and drained.
+    fn next_group(&self) -> Option<Vec<Queued>> {
+        let mut lanes = self.lock();
+        while lanes.prompt.is_empty() && lanes.bulk.is_empty() {
+            if lanes.closed {
+                return None;
+            }
+            lanes = self.ready.wait(lanes).unwrap_or_else(|e| e.into_inner());
+        }
+        let prompt = lanes.prompt.len().min(MAX_GROUP);
+        let mut group: Vec<Queued> = lanes.prompt.drain(..prompt).collect();
+        let mut bulk_rows = 0;
+        while let Some(next) = lanes.bulk.front() {
+            let first = bulk_rows == 0;
+            if !first && (bulk_rows + next.rows > BULK_ROWS_PER_COMMIT || group.len() >= MAX_GROUP)
+            {
+                break;
+            }
+            bulk_rows += next.rows.max(1);
+            group.extend(lanes.bulk.pop_front());
+        }
+        Some(group)
+    }
+}
+
 pub(crate) struct Writer {
     pub conn: Connection,
     pub blobs: BlobStore,
@@ -75,21 +259,22 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Runs until every sender is dropped.
-    pub(crate) fn run(mut self, mut commands: mpsc::Receiver<Command>) {
-        while let Some(first) = commands.blocking_recv() {
-            let mut group = vec![first];
-            while group.len() < MAX_GROUP {
-                match commands.try_recv() {
-                    Ok(next) => group.push(next),
-                    Err(_) => break,
-                }
+    /// Commits groups until the queue is closed and drained. If the writer dies, queued commands
+    /// are dropped so their callers see `Closed` instead of waiting forever.
+    pub(crate) fn run(mut self, queue: &WriteQueue) {
+        struct AbandonOnExit<'q>(&'q WriteQueue);
+        impl Drop for AbandonOnExit<'_> {
+            fn drop(&mut self) {
+                self.0.abandon();
             }
-            self.commit_group(group);
+        }
+        let _abandon = AbandonOnExit(queue);
+        while let Some(group) = queue.next_group() {
+            self.commit_group(group, queue);
         }
     }
 
-    fn commit_group(&mut self, group: Vec<Command>) {
+    fn commit_group(&mut self, group: Vec<Queued>, queue: &WriteQueue) {
         let mut tx = match self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -98,8 +283,8 @@ impl Writer {
             Err(e) => {
                 tracing::error!(error = %e, "could not begin a write transaction");
                 let err = internal(e);
-                for command in group {
-                    (command.0)(Err(err.clone()));
+                for queued in group {
+                    (queued.command.0)(Err(err.clone()));
                 }
                 return;
             }
@@ -111,7 +296,18 @@ impl Writer {
             released_blobs: Vec::new(),
         };
         let mut finishes = Vec::with_capacity(group.len());
-        for command in group {
+        let mut bulk_done = false;
+        let mut pending = group.into_iter();
+        while let Some(queued) = pending.next() {
+            if queued.lane == Lane::Bulk {
+                if bulk_done && queue.prompt_waiting() {
+                    // Something prompt arrived: commit what is done and let it in first.
+                    queue.requeue_bulk(std::iter::once(queued).chain(pending).collect());
+                    break;
+                }
+                bulk_done = true;
+            }
+            let command = queued.command;
             let mut savepoint = match tx.savepoint() {
                 Ok(sp) => sp,
                 Err(e) => {
@@ -191,6 +387,21 @@ pub(crate) fn remove_unreferenced(
     Ok(removed)
 }
 
+/// A step as its row stores it: the step as JSON without its tool result, and the result apart
+/// (inline or in the blob store, by size).
+pub(crate) struct StepRow {
+    pub body: String,
+    pub result: Option<String>,
+}
+
+impl StepRow {
+    pub(crate) fn of(mut step: Step) -> Result<Self> {
+        let result = step.tool_call.as_mut().and_then(|call| call.result.take());
+        let body = super::encoding::encode(&step)?;
+        Ok(StepRow { body, result })
+    }
+}
+
 pub(crate) fn ingest(
     conn: &Connection,
     context: &mut WriteContext<'_>,
@@ -224,9 +435,10 @@ pub(crate) fn ingest(
 
     let mut traces: HashSet<TraceId> = HashSet::new();
     let steps_written = batch.steps.len();
-    for (trace_id, mut step) in batch.steps {
-        let result = step.tool_call.as_mut().and_then(|call| call.result.take());
-        let (inline, blob) = match result {
+    for (trace_id, step) in batch.steps {
+        let span_id = step.span_id;
+        let row = StepRow::of(step)?;
+        let (inline, blob) = match row.result {
             Some(text) if text.len() > inline_result_max => (
                 None,
                 Some(
@@ -243,7 +455,7 @@ pub(crate) fn ingest(
                 params![
                     tenant.as_str(),
                     &trace_id.as_bytes()[..],
-                    &step.span_id.as_bytes()[..]
+                    &span_id.as_bytes()[..]
                 ],
                 |r| r.get(0),
             )
@@ -254,19 +466,18 @@ pub(crate) fn ingest(
         {
             released.push(previous);
         }
-        let body = super::encoding::encode(&step)?;
         insert_step.execute(params![
             tenant.as_str(),
             &trace_id.as_bytes()[..],
-            &step.span_id.as_bytes()[..],
-            body,
+            &span_id.as_bytes()[..],
+            row.body,
             inline,
             blob
         ])?;
         if feedback_awaits_trace {
             let joined = join_waiting_feedback.execute(params![
                 tenant.as_str(),
-                &step.span_id.as_bytes()[..],
+                &span_id.as_bytes()[..],
                 &trace_id.as_bytes()[..]
             ])?;
             if joined > 0 {
