@@ -4,6 +4,7 @@
 
 mod auth;
 mod body;
+mod connections;
 mod error;
 mod metrics;
 mod routes;
@@ -22,6 +23,7 @@ use evalmint_model::{ScopeSet, TenantId};
 use evalmint_store::{Clock, PipelineStore, Store};
 use tokio_util::sync::CancellationToken;
 
+pub use connections::default_max_connections;
 pub use error::ApiError;
 pub use metrics::Metrics;
 
@@ -35,6 +37,22 @@ pub struct ServerConfig {
     pub retention: jiff::SignedDuration,
     /// How often retention runs.
     pub retention_sweep: Duration,
+    /// Time a client has to send a complete request head, from connecting (or, on a kept-alive
+    /// connection, from the first byte of the next request).
+    pub header_read_timeout: Duration,
+    /// Time a client has to send a complete request body, from the start of reading it.
+    pub body_read_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
+    /// Open connections at most; beyond it the oldest idle connection is closed to make room.
+    pub max_connections: usize,
+    /// Request body bytes held at once across all requests, compressed and decompressed; beyond
+    /// it requests are refused with 429.
+    pub max_in_flight_bytes: usize,
+    /// Bodies being decompressed at once; more wait for a turn.
+    pub max_decompressions: usize,
+    /// `/metrics` answers only to a key with the `metrics` (or `admin`) scope.
+    pub metrics_key_required: bool,
 }
 
 impl Default for ServerConfig {
@@ -44,6 +62,13 @@ impl Default for ServerConfig {
             max_body_bytes: 64 * 1024 * 1024,
             retention: jiff::SignedDuration::from_hours(24 * 14),
             retention_sweep: Duration::from_secs(3600),
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: default_max_connections(),
+            max_in_flight_bytes: 192 * 1024 * 1024,
+            max_decompressions: std::thread::available_parallelism().map_or(2, usize::from),
+            metrics_key_required: false,
         }
     }
 }
@@ -57,6 +82,7 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     pub metrics: Arc<Metrics>,
     keys: Arc<auth::KeyCache>,
+    bodies: Arc<body::BodyBudget>,
 }
 
 impl AppState {
@@ -74,6 +100,7 @@ impl AppState {
         AppState {
             store,
             labels,
+            bodies: Arc::new(body::BodyBudget::new(&config)),
             config: Arc::new(config),
             metrics: Arc::new(metrics),
             keys: Arc::default(),
@@ -173,10 +200,12 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let sweeper = tokio::spawn(sweep_retention(state.clone(), clock, shutdown.clone()));
-    let router = app(state);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await?;
+    let limits = connections::ConnectionLimits {
+        header_read_timeout: state.config.header_read_timeout,
+        idle_timeout: state.config.idle_timeout,
+        max_connections: state.config.max_connections.max(1),
+    };
+    connections::serve(listener, app(state), limits, shutdown.clone()).await;
     shutdown.cancel();
     let _ = sweeper.await;
     Ok(())

@@ -26,7 +26,7 @@ pub(crate) async fn submit(
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Scope::Feedback)?;
     let limit = MAX_FEEDBACK_BYTES.min(state.config.max_body_bytes);
-    let submission: FeedbackSubmission = read_json(&headers, body, limit).await?;
+    let submission: FeedbackSubmission = read_json(&state, &headers, body, limit).await?;
     let origin = match headers
         .get("x-evalmint-origin")
         .and_then(|v| v.to_str().ok())

@@ -202,7 +202,7 @@ pub(crate) async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Scope::Ingest)?;
     let native: NativeInvestigation =
-        read_json(&headers, body, state.config.max_body_bytes).await?;
+        read_json(&state, &headers, body, state.config.max_body_bytes).await?;
     let trace = match native.id {
         Some(id) => id,
         None => random_trace_id()?,

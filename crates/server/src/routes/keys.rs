@@ -27,7 +27,7 @@ pub(crate) async fn create(
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Scope::Admin)?;
-    let request: NewKey = read_json(&headers, body, 64 * 1024).await?;
+    let request: NewKey = read_json(&state, &headers, body, 64 * 1024).await?;
     let name = request.name.trim();
     if name.is_empty() || name.len() > 128 {
         return Err(ApiError::invalid("name must be 1-128 characters"));
