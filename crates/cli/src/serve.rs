@@ -265,11 +265,11 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
 
 fn write_private(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
     use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
+    let mut file = evalmint_store::private::options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
     writeln!(file, "{secret}")?;
     file.sync_all()
 }

@@ -6,7 +6,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const KEY: &str = "em_crash_test_admin";
+const KEY: &str = "em_crash_test_admin_key_0123456789";
 
 struct Server {
     child: Child,

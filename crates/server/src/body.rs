@@ -135,6 +135,8 @@ pub(crate) async fn read_capped(
     body: Body,
     limit: usize,
 ) -> Result<ReadBody, ApiError> {
+    // A body larger than the whole budget could never be read: too large, not "retry later".
+    let limit = limit.min(state.config.max_in_flight_bytes);
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

@@ -36,6 +36,9 @@ pub(crate) struct ConnectionLimits {
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_millis(200);
 
+/// Accept failures come in bursts; one warning per this period is enough.
+const ACCEPT_WARNING_EVERY: Duration = Duration::from_secs(10);
+
 /// At shutdown, a connection still sending its request head gets this long to finish it.
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
@@ -64,6 +67,7 @@ pub(crate) async fn serve(
     let live = Arc::new(Live::default());
     let tasks = TaskTracker::new();
     let mut backoff = Duration::ZERO;
+    let mut last_warning: Option<Instant> = None;
     loop {
         let accepted = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -92,8 +96,9 @@ pub(crate) async fn serve(
                 // Usually out of descriptors: close the oldest idle connection to free one and
                 // retry shortly; the pending connection waits in the listen backlog meanwhile.
                 let evicted = live.evict_oldest_idle();
-                if backoff.is_zero() {
+                if last_warning.is_none_or(|at| at.elapsed() >= ACCEPT_WARNING_EVERY) {
                     tracing::warn!(error = %e, evicted, "accept failed; backing off");
+                    last_warning = Some(Instant::now());
                 }
                 backoff = (backoff * 2).clamp(ACCEPT_BACKOFF_MIN, ACCEPT_BACKOFF_MAX);
                 tokio::select! {

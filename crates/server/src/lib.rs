@@ -16,12 +16,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use evalmint_model::{ScopeSet, TenantId};
 use evalmint_store::{Clock, PipelineStore, Store};
 use tokio_util::sync::CancellationToken;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use connections::default_max_connections;
 pub use error::ApiError;
@@ -117,7 +119,9 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/investigations/{id}", get(investigations::show))
         .route("/api/v1/feedback", post(feedback::submit))
         .route("/api/v1/feedback/{id}", get(feedback::show))
-        .route("/api/v1/keys", post(keys::create))
+        .route("/api/v1/keys", post(keys::create).get(keys::list))
+        .route("/api/v1/keys/{id}", delete(keys::revoke))
+        .route("/api/v1/keys/{id}/rotate", post(keys::rotate))
         .route("/api/v1/labels", get(labels::list))
         .route("/api/v1/labels/{id}", get(labels::show))
         .route("/api/v1/review", get(labels::review_queue))
@@ -136,6 +140,15 @@ pub fn app(state: AppState) -> Router {
                 ))
             },
         ))
+        // API answers are per caller and never meant to be sniffed or cached by a browser.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
         .with_state(state)
 }
 
@@ -149,9 +162,14 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
     response
 }
 
+/// The name under which the operator's own admin key (`--admin-key`) is registered; a new one
+/// revokes the key registered before it under this name.
+pub const OPERATOR_KEY_NAME: &str = "operator admin key";
+
 /// Makes sure an admin key exists. With `operator_secret` the operator's key is registered for
-/// the default tenant; otherwise, on a store without any key, a new admin key is created and
-/// returned so the caller can show it once and keep it.
+/// the default tenant, replacing (revoking) the operator key of an earlier start; a weak secret
+/// is refused. Otherwise, on a store without any key, a new admin key is created and returned so
+/// the caller can show it once and keep it.
 pub async fn bootstrap_admin_key(
     store: &dyn Store,
     operator_secret: Option<&str>,
@@ -159,8 +177,10 @@ pub async fn bootstrap_admin_key(
     let admin = ScopeSet::default().with(evalmint_model::Scope::Admin);
     let tenant = TenantId::default_tenant();
     if let Some(secret) = operator_secret {
+        evalmint_model::check_chosen_secret(secret)
+            .map_err(|reason| anyhow::anyhow!("refusing the admin key: {reason}"))?;
         store
-            .ensure_api_key(&tenant, "operator admin key", admin, secret)
+            .replace_named_api_key(&tenant, OPERATOR_KEY_NAME, admin, secret)
             .await?;
         return Ok(None);
     }

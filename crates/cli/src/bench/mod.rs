@@ -18,6 +18,7 @@ use prost::Message;
 use crate::table;
 
 pub(crate) mod capture;
+pub(crate) mod edge;
 mod harness;
 pub(crate) mod latency;
 pub(crate) mod openrca;
@@ -35,6 +36,10 @@ pub(crate) enum BenchCommand {
     Openrca(crate::bench::openrca::OpenRcaArgs),
     /// Feedback-to-routed-candidate latency at a steady feedback rate.
     Latency(crate::bench::latency::LatencyArgs),
+    /// Slow clients: /healthz latency while many connections send half a request.
+    Slowloris(crate::bench::edge::SlowlorisArgs),
+    /// Concurrent gzip bombs: the server's peak memory and how the bombs were refused.
+    Bombs(crate::bench::edge::BombsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -72,6 +77,8 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Capture(args) => crate::bench::capture::run(args).await,
         BenchCommand::Openrca(args) => crate::bench::openrca::run(args).await,
         BenchCommand::Latency(args) => crate::bench::latency::run(args).await,
+        BenchCommand::Slowloris(args) => crate::bench::edge::slowloris(args).await,
+        BenchCommand::Bombs(args) => crate::bench::edge::bombs(args).await,
     }
 }
 
@@ -90,13 +97,36 @@ impl Drop for ChildServer {
 
 impl ChildServer {
     fn start(admin_key: &str) -> anyhow::Result<(Self, String)> {
+        Self::start_with(admin_key, &[], None)
+    }
+
+    /// With extra `serve` arguments and, optionally, a descriptor limit (`ulimit -n`) for the
+    /// server alone.
+    fn start_with(
+        admin_key: &str,
+        serve_args: &[String],
+        descriptor_limit: Option<u64>,
+    ) -> anyhow::Result<(Self, String)> {
         let data = tempfile::tempdir()?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let child = std::process::Command::new(std::env::current_exe()?)
+        let exe = std::env::current_exe()?;
+        let mut command = match descriptor_limit {
+            Some(limit) => {
+                let mut shell = std::process::Command::new("sh");
+                shell
+                    .arg("-c")
+                    .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+                    .arg(exe);
+                shell
+            }
+            None => std::process::Command::new(exe),
+        };
+        let child = command
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
             .arg(data.path())
+            .args(serve_args)
             .env("EVALMINT_ADMIN_KEY", admin_key)
             .env("EVALMINT_LOG", "warn")
             .stdout(Stdio::null())
@@ -108,6 +138,10 @@ impl ChildServer {
         ))
     }
 
+    fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Peak resident set size, from /proc (Linux).
     fn peak_rss_bytes(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
@@ -115,6 +149,14 @@ impl ChildServer {
         let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(kib * 1024)
     }
+}
+
+/// A fresh admin key for a benchmark's own server.
+fn bench_admin_key() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("em_bench_{nanos:032x}_{:08x}", std::process::id())
 }
 
 async fn wait_until_healthy(client: &reqwest::Client, server: &str) -> anyhow::Result<()> {
@@ -145,7 +187,7 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
             (None, server.trim_end_matches('/').to_owned(), key)
         }
         None => {
-            let key = format!("em_bench_{}", std::process::id());
+            let key = bench_admin_key();
             let (child, server) = ChildServer::start(&key)?;
             (Some(child), server, key)
         }

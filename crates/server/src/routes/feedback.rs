@@ -3,13 +3,13 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use evalmint_model::{FeedbackId, FeedbackOrigin, FeedbackSubmission, Scope};
 use evalmint_store::FeedbackReceipt;
 
-use super::timed_write;
+use super::{PathId, timed_write};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::body::read_json;
@@ -64,7 +64,7 @@ pub(crate) async fn submit(
 pub(crate) async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Scope::Review)?;
     let id: FeedbackId = id
