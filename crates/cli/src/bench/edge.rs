@@ -36,9 +36,9 @@ pub(crate) struct SlowlorisArgs {
     /// How long to keep probing /healthz once the slow connections are open.
     #[arg(long, default_value = "20s", value_parser = crate::positive_duration)]
     hold: jiff::SignedDuration,
-    /// Pause between /healthz probes (each on a new connection).
-    #[arg(long, default_value = "50ms", value_parser = crate::positive_duration)]
-    probe_every: jiff::SignedDuration,
+    /// Pause between /healthz probes (each on a new connection), in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    probe_every_ms: u64,
     /// An extra `evalmint serve` argument, repeatable (e.g. --serve-arg=--header-read-timeout=5s).
     #[arg(long = "serve-arg", allow_hyphen_values = true)]
     serve_args: Vec<String>,
@@ -79,7 +79,7 @@ pub(crate) async fn slowloris(args: SlowlorisArgs) -> anyhow::Result<()> {
     wait_until_healthy(&client, &server).await?;
     let address = server.trim_start_matches("http://").to_owned();
     let hold = Duration::try_from(args.hold)?;
-    let probe_every = Duration::try_from(args.probe_every)?;
+    let probe_every = Duration::from_millis(args.probe_every_ms.max(1));
 
     let probing = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let prober = tokio::spawn(probe_healthz(
