@@ -46,7 +46,7 @@ def server():
     if not Path(binary).exists():
         pytest.fail(f"{binary} not found: build it with `cargo build -p evalmint-cli` first")
     port = _free_port()
-    key = "em_interop_admin_key"
+    key = "em_interop_admin_key_0123456789"
     data = tempfile.mkdtemp(prefix="evalmint-interop-")
     env = dict(os.environ, EVALMINT_ADMIN_KEY=key, EVALMINT_LOG="warn")
     process = subprocess.Popen(

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use evalmint_pipeline::config::Config;
@@ -36,6 +37,43 @@ pub(crate) struct ServeArgs {
     /// Serve the API only; run the label pipeline elsewhere with `evalmint worker`.
     #[arg(long)]
     no_pipeline: bool,
+    #[command(flatten)]
+    edge: EdgeArgs,
+}
+
+/// Limits at the HTTP edge that keep slow, idle or greedy clients from exhausting the server.
+#[derive(Debug, clap::Args)]
+struct EdgeArgs {
+    /// Time a client has to send a complete request head (from connecting, or from the first
+    /// byte of the next request on a kept-alive connection).
+    #[arg(long, default_value = "10s", value_parser = std_duration)]
+    header_read_timeout: Duration,
+    /// Time a client has to send a complete request body; slower bodies get 408.
+    #[arg(long, default_value = "60s", value_parser = std_duration)]
+    body_read_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request.
+    #[arg(long, default_value = "60s", value_parser = std_duration)]
+    idle_timeout: Duration,
+    /// Open connections at most; beyond it the oldest idle connection is closed to make room.
+    /// Defaults to the descriptor limit (ulimit -n) less a reserve for the store's files.
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Request body bytes held at once across all requests, compressed and decompressed;
+    /// beyond it requests get 429 with Retry-After.
+    #[arg(long, default_value = "192MiB", value_parser = parse_size)]
+    max_in_flight_bytes: usize,
+    /// Request bodies decompressed at once (default: the number of CPUs).
+    #[arg(long)]
+    max_decompressions: Option<usize>,
+    /// Serve /metrics only to a key with the metrics (or admin) scope.
+    #[arg(long, env = "EVALMINT_METRICS_KEY_REQUIRED")]
+    metrics_key_required: bool,
+}
+
+/// A positive duration argument as a `std` duration.
+fn std_duration(text: &str) -> Result<Duration, String> {
+    let duration = crate::positive_duration(text)?;
+    Duration::try_from(duration).map_err(|e| format!("{text:?}: {e}"))
 }
 
 /// Options of the label pipeline, shared by `serve` and `worker`.
@@ -125,12 +163,30 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         println!("  {secret}");
     }
 
+    let defaults = ServerConfig::default();
+    let edge = args.edge;
     let config = ServerConfig {
         listen: args.listen,
         max_body_bytes: args.max_body,
         retention: args.retention,
-        ..ServerConfig::default()
+        header_read_timeout: edge.header_read_timeout,
+        body_read_timeout: edge.body_read_timeout,
+        idle_timeout: edge.idle_timeout,
+        max_connections: edge.max_connections.unwrap_or(defaults.max_connections),
+        max_in_flight_bytes: edge.max_in_flight_bytes,
+        max_decompressions: edge
+            .max_decompressions
+            .unwrap_or(defaults.max_decompressions),
+        metrics_key_required: edge.metrics_key_required,
+        ..defaults
     };
+    if config.max_connections > evalmint_server::default_max_connections() {
+        tracing::warn!(
+            max_connections = config.max_connections,
+            "--max-connections is close to or above the descriptor limit (ulimit -n); \
+             the store may run out of descriptors under load"
+        );
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| {
@@ -240,11 +296,11 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
 
 fn write_private(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
     use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
+    let mut file = evalmint_store::private::options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
     writeln!(file, "{secret}")?;
     file.sync_all()
 }

@@ -16,18 +16,27 @@ pub enum Scope {
     Feedback,
     /// Read investigations, feedback and labels; decide reviews.
     Review,
+    /// Scrape `/metrics` when the server requires a key for it.
+    Metrics,
     /// Everything, including creating keys.
     Admin,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [Scope::Ingest, Scope::Feedback, Scope::Review, Scope::Admin];
+    pub const ALL: [Scope; 5] = [
+        Scope::Ingest,
+        Scope::Feedback,
+        Scope::Review,
+        Scope::Metrics,
+        Scope::Admin,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Ingest => "ingest",
             Scope::Feedback => "feedback",
             Scope::Review => "review",
+            Scope::Metrics => "metrics",
             Scope::Admin => "admin",
         }
     }
@@ -50,9 +59,40 @@ impl FromStr for Scope {
             .into_iter()
             .find(|scope| scope.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown scope {s:?}: expected ingest, feedback, review or admin")
+                format!("unknown scope {s:?}: expected ingest, feedback, review, metrics or admin")
             })
     }
+}
+
+/// Fewest characters an operator-chosen key may have.
+pub const MIN_SECRET_LEN: usize = 24;
+/// Fewest distinct characters an operator-chosen key may have: rules out `aaaa…` and `abab…`.
+const MIN_DISTINCT_CHARS: usize = 8;
+
+/// Checks a key the operator chose (rather than one evalmint generated): long enough, not a
+/// repeated pattern, and only visible ASCII so it survives an HTTP header.
+pub fn check_chosen_secret(secret: &str) -> Result<(), String> {
+    if !secret.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("the key may contain only visible ASCII characters, no spaces".to_owned());
+    }
+    if secret.len() < MIN_SECRET_LEN {
+        return Err(format!(
+            "the key has {} characters; at least {MIN_SECRET_LEN} are required \
+             (e.g. `openssl rand -hex 24`)",
+            secret.len()
+        ));
+    }
+    let distinct = secret
+        .bytes()
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    if distinct < MIN_DISTINCT_CHARS {
+        return Err(format!(
+            "the key uses only {distinct} distinct characters; at least {MIN_DISTINCT_CHARS} \
+             are required (e.g. `openssl rand -hex 24`)"
+        ));
+    }
+    Ok(())
 }
 
 /// The scopes of one key. `admin` permits everything.
@@ -109,6 +149,28 @@ impl FromIterator<Scope> for ScopeSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chosen_secrets_must_be_long_and_varied() {
+        assert!(check_chosen_secret("3f9a1c07d2b84e6f0a5c9d13e7b2f468").is_ok());
+        assert!(
+            check_chosen_secret("x")
+                .unwrap_err()
+                .contains("at least 24")
+        );
+        assert!(
+            check_chosen_secret(&"a".repeat(40))
+                .unwrap_err()
+                .contains("distinct")
+        );
+        assert!(
+            check_chosen_secret(&"ab12".repeat(10))
+                .unwrap_err()
+                .contains("distinct")
+        );
+        assert!(check_chosen_secret("3f9a1c07 d2b84e6f0a5c9d13e7b2f468").is_err());
+        assert!(check_chosen_secret("3f9a1c07d2b84e6f0a5c9d13e7b2f46é").is_err());
+    }
 
     #[test]
     fn admin_permits_everything_and_others_only_themselves() {

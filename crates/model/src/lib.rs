@@ -10,7 +10,7 @@ mod ids;
 mod investigation;
 mod label;
 
-pub use auth::{Scope, ScopeSet};
+pub use auth::{MIN_SECRET_LEN, Scope, ScopeSet, check_chosen_secret};
 pub use catalog::{Catalog, CatalogEntry, EntityProvenance};
 pub use feedback::{
     Feedback, FeedbackOrigin, FeedbackSubmission, FieldError, ValidFeedback, Verdict,

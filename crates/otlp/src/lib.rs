@@ -47,6 +47,8 @@ pub enum DecodeError {
     Protobuf(#[from] prost::DecodeError),
     #[error("invalid OTLP JSON ExportTraceServiceRequest: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("invalid OTLP JSON ExportTraceServiceRequest: expected an object with resourceSpans")]
+    JsonNotAnObject,
 }
 
 /// Decodes an export request. The body must already be decompressed.
@@ -56,7 +58,13 @@ pub fn decode_request(
 ) -> Result<ExportTraceServiceRequest, DecodeError> {
     Ok(match encoding {
         Encoding::Protobuf => ExportTraceServiceRequest::decode(body)?,
-        Encoding::Json => serde_json::from_slice(body)?,
+        Encoding::Json => {
+            // serde would read a struct from a JSON array too; OTLP JSON is always an object.
+            if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+                return Err(DecodeError::JsonNotAnObject);
+            }
+            serde_json::from_slice(body)?
+        }
     })
 }
 
@@ -124,6 +132,21 @@ mod tests {
         assert!(decode_request(b"\xff\xff\xff", Encoding::Protobuf).is_err());
         assert!(decode_request(b"{\"resourceSpans\": 5}", Encoding::Json).is_err());
         assert!(decode_request(b"", Encoding::Protobuf).is_ok());
+    }
+
+    #[test]
+    fn otlp_json_must_be_an_object() {
+        for body in [&b"[]"[..], b" [ ]", b"null", b"\"x\"", b""] {
+            assert!(
+                matches!(
+                    decode_request(body, Encoding::Json),
+                    Err(DecodeError::JsonNotAnObject)
+                ),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert!(decode_request(b" {}", Encoding::Json).is_ok());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Who is calling: the API key from `Authorization: Bearer …` (or `x-api-key`), resolved to its
 //! tenant and scopes. Resolved keys are cached briefly so authentication costs no storage read
-//! on the hot path.
+//! on the hot path; a key revoked through this server is dropped from the cache at once, one
+//! revoked elsewhere (the CLI, another server) stops working within the cache's lifetime.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -52,6 +53,12 @@ impl KeyCache {
             .get(secret)
             .filter(|(_, at)| at.elapsed() < CACHE_TTL)
             .map(|(key, _)| key.clone())
+    }
+
+    /// Drops the cached entries of a revoked key, so it stops working at once on this server.
+    pub(crate) fn forget(&self, key_id: &str) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.retain(|_, (key, _)| key.id != key_id);
     }
 
     fn put(&self, secret: &str, key: ApiKey) {

@@ -4,6 +4,7 @@
 
 mod auth;
 mod body;
+mod connections;
 mod error;
 mod metrics;
 mod routes;
@@ -15,13 +16,16 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use evalmint_model::{ScopeSet, TenantId};
 use evalmint_store::{Clock, PipelineStore, Store};
 use tokio_util::sync::CancellationToken;
+use tower_http::set_header::SetResponseHeaderLayer;
 
+pub use connections::default_max_connections;
 pub use error::ApiError;
 pub use metrics::Metrics;
 
@@ -35,6 +39,22 @@ pub struct ServerConfig {
     pub retention: jiff::SignedDuration,
     /// How often retention runs.
     pub retention_sweep: Duration,
+    /// Time a client has to send a complete request head, from connecting (or, on a kept-alive
+    /// connection, from the first byte of the next request).
+    pub header_read_timeout: Duration,
+    /// Time a client has to send a complete request body, from the start of reading it.
+    pub body_read_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
+    /// Open connections at most; beyond it the oldest idle connection is closed to make room.
+    pub max_connections: usize,
+    /// Request body bytes held at once across all requests, compressed and decompressed; beyond
+    /// it requests are refused with 429.
+    pub max_in_flight_bytes: usize,
+    /// Bodies being decompressed at once; more wait for a turn.
+    pub max_decompressions: usize,
+    /// `/metrics` answers only to a key with the `metrics` (or `admin`) scope.
+    pub metrics_key_required: bool,
 }
 
 impl Default for ServerConfig {
@@ -44,6 +64,13 @@ impl Default for ServerConfig {
             max_body_bytes: 64 * 1024 * 1024,
             retention: jiff::SignedDuration::from_hours(24 * 14),
             retention_sweep: Duration::from_secs(3600),
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: default_max_connections(),
+            max_in_flight_bytes: 192 * 1024 * 1024,
+            max_decompressions: std::thread::available_parallelism().map_or(2, usize::from),
+            metrics_key_required: false,
         }
     }
 }
@@ -57,6 +84,7 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     pub metrics: Arc<Metrics>,
     keys: Arc<auth::KeyCache>,
+    bodies: Arc<body::BodyBudget>,
 }
 
 impl AppState {
@@ -74,6 +102,7 @@ impl AppState {
         AppState {
             store,
             labels,
+            bodies: Arc::new(body::BodyBudget::new(&config)),
             config: Arc::new(config),
             metrics: Arc::new(metrics),
             keys: Arc::default(),
@@ -93,7 +122,9 @@ pub fn app(state: AppState) -> Router {
             post(feedback::submit).delete(feedback::erase),
         )
         .route("/api/v1/feedback/{id}", get(feedback::show))
-        .route("/api/v1/keys", post(keys::create))
+        .route("/api/v1/keys", post(keys::create).get(keys::list))
+        .route("/api/v1/keys/{id}", delete(keys::revoke))
+        .route("/api/v1/keys/{id}/rotate", post(keys::rotate))
         .route("/api/v1/labels", get(labels::list))
         .route("/api/v1/labels/{id}", get(labels::show))
         .route("/api/v1/review", get(labels::review_queue))
@@ -112,6 +143,15 @@ pub fn app(state: AppState) -> Router {
                 ))
             },
         ))
+        // API answers are per caller and never meant to be sniffed or cached by a browser.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
         .with_state(state)
 }
 
@@ -125,9 +165,14 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
     response
 }
 
+/// The name under which the operator's own admin key (`--admin-key`) is registered; a new one
+/// revokes the key registered before it under this name.
+pub const OPERATOR_KEY_NAME: &str = "operator admin key";
+
 /// Makes sure an admin key exists. With `operator_secret` the operator's key is registered for
-/// the default tenant; otherwise, on a store without any key, a new admin key is created and
-/// returned so the caller can show it once and keep it.
+/// the default tenant, replacing (revoking) the operator key of an earlier start; a weak secret
+/// is refused. Otherwise, on a store without any key, a new admin key is created and returned so
+/// the caller can show it once and keep it.
 pub async fn bootstrap_admin_key(
     store: &dyn Store,
     operator_secret: Option<&str>,
@@ -135,8 +180,10 @@ pub async fn bootstrap_admin_key(
     let admin = ScopeSet::default().with(evalmint_model::Scope::Admin);
     let tenant = TenantId::default_tenant();
     if let Some(secret) = operator_secret {
+        evalmint_model::check_chosen_secret(secret)
+            .map_err(|reason| anyhow::anyhow!("refusing the admin key: {reason}"))?;
         store
-            .ensure_api_key(&tenant, "operator admin key", admin, secret)
+            .replace_named_api_key(&tenant, OPERATOR_KEY_NAME, admin, secret)
             .await?;
         return Ok(None);
     }
@@ -181,10 +228,12 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let sweeper = tokio::spawn(sweep_retention(state.clone(), clock, shutdown.clone()));
-    let router = app(state);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await?;
+    let limits = connections::ConnectionLimits {
+        header_read_timeout: state.config.header_read_timeout,
+        idle_timeout: state.config.idle_timeout,
+        max_connections: state.config.max_connections.max(1),
+    };
+    connections::serve(listener, app(state), limits, shutdown.clone()).await;
     shutdown.cancel();
     let _ = sweeper.await;
     Ok(())

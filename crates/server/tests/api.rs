@@ -659,17 +659,30 @@ impl Store for SaturatedStore {
     ) -> Result<NewApiKey, StoreError> {
         self.0.create_api_key(t, n, s).await
     }
-    async fn ensure_api_key(
+    async fn replace_named_api_key(
         &self,
         t: &TenantId,
         n: &str,
         s: ScopeSet,
         secret: &str,
     ) -> Result<ApiKey, StoreError> {
-        self.0.ensure_api_key(t, n, s, secret).await
+        self.0.replace_named_api_key(t, n, s, secret).await
     }
     async fn authenticate(&self, secret: &str) -> Result<Option<ApiKey>, StoreError> {
         self.0.authenticate(secret).await
+    }
+    async fn api_keys(&self, t: &TenantId) -> Result<Vec<ApiKey>, StoreError> {
+        self.0.api_keys(t).await
+    }
+    async fn revoke_api_key(&self, t: &TenantId, id: &str) -> Result<bool, StoreError> {
+        self.0.revoke_api_key(t, id).await
+    }
+    async fn rotate_api_key(
+        &self,
+        t: &TenantId,
+        id: &str,
+    ) -> Result<Option<NewApiKey>, StoreError> {
+        self.0.rotate_api_key(t, id).await
     }
     async fn api_key_count(&self) -> Result<u64, StoreError> {
         self.0.api_key_count().await
@@ -948,4 +961,267 @@ async fn erasing_a_user_deletes_their_feedback_and_labels_and_says_what_went() {
         .unwrap();
     assert_eq!(audit.len(), 1);
     assert_eq!(serde_json::to_value(&audit[0]).unwrap(), erased);
+async fn admins_list_revoke_and_rotate_their_tenants_keys_and_revocation_is_immediate() {
+    let h = Harness::new().await;
+    let ci = key(&h.store, "acme", "ingest").await;
+    let foreign_admin = key(&h.store, "globex", "admin").await;
+    // Authenticate once so the key sits in the server's cache.
+    let (status, _) = h
+        .json(post("/v1/traces", &ci, "application/json", fixture()))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, listed) = h.json(get("/api/v1/keys", &h.admin)).await;
+    assert_eq!(status, StatusCode::OK);
+    let keys = listed["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2, "acme's two keys, not globex's: {listed}");
+    assert!(
+        keys.iter()
+            .all(|k| k.get("secret").is_none() && k["tenant"] == "acme"),
+        "{listed}"
+    );
+    let ci_id = keys
+        .iter()
+        .find(|k| k["scopes"] == serde_json::json!(["ingest"]))
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = h.json(get("/api/v1/keys", &ci)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // Another tenant's admin cannot see, revoke or rotate acme's key.
+    let (status, body) = h
+        .json(delete(&format!("/api/v1/keys/{ci_id}"), &foreign_admin))
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+    let (status, _) = h
+        .json(post(
+            &format!("/api/v1/keys/{ci_id}/rotate"),
+            &foreign_admin,
+            "application/json",
+            "",
+        ))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, rotated) = h
+        .json(post(
+            &format!("/api/v1/keys/{ci_id}/rotate"),
+            &h.admin,
+            "application/json",
+            "",
+        ))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(rotated["scopes"], serde_json::json!(["ingest"]));
+    assert_ne!(rotated["id"], ci_id.as_str());
+    let new_secret = rotated["secret"].as_str().unwrap();
+    let (status, _) = h
+        .json(post("/v1/traces", &ci, "application/json", fixture()))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the rotated-out key stops working at once, despite the cache"
+    );
+    let (status, _) = h
+        .json(post(
+            "/v1/traces",
+            new_secret,
+            "application/json",
+            fixture(),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let new_id = rotated["id"].as_str().unwrap();
+    let (status, _, body) = h
+        .send(delete(&format!("/api/v1/keys/{new_id}"), &h.admin))
+        .await;
+    assert_eq!((status, body.len()), (StatusCode::NO_CONTENT, 0));
+    let (status, _) = h
+        .json(post(
+            "/v1/traces",
+            new_secret,
+            "application/json",
+            fixture(),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = h
+        .json(delete(&format!("/api/v1/keys/{new_id}"), &h.admin))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, listed) = h.json(get("/api/v1/keys", &h.admin)).await;
+    assert_eq!(listed["keys"].as_array().unwrap().len(), 1);
+
+    let (status, body) = h
+        .json(post(
+            "/api/v1/keys",
+            &h.admin,
+            "application/json",
+            serde_json::json!({"name": evalmint_server::OPERATOR_KEY_NAME, "scopes": ["admin"]})
+                .to_string(),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+#[tokio::test]
+async fn a_weak_operator_key_is_refused_and_a_new_one_revokes_the_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+    for weak in [
+        "x",
+        "short-but-varied-123",
+        &"a".repeat(32),
+        &"0123".repeat(8),
+    ] {
+        let refused = evalmint_server::bootstrap_admin_key(&store, Some(weak)).await;
+        assert!(refused.is_err(), "{weak:?} was accepted");
+    }
+    assert_eq!(
+        store.api_key_count().await.unwrap(),
+        0,
+        "nothing registered"
+    );
+
+    let old = "3f9a1c07d2b84e6f0a5c9d13e7b2f468";
+    let new = "b7e2d19c4a0f68e35d1c2b9a7f04e6d1";
+    evalmint_server::bootstrap_admin_key(&store, Some(old))
+        .await
+        .unwrap();
+    evalmint_server::bootstrap_admin_key(&store, Some(old))
+        .await
+        .unwrap();
+    assert!(store.authenticate(old).await.unwrap().is_some());
+    evalmint_server::bootstrap_admin_key(&store, Some(new))
+        .await
+        .unwrap();
+    assert!(
+        store.authenticate(old).await.unwrap().is_none(),
+        "the old operator key is revoked"
+    );
+    let admin = store.authenticate(new).await.unwrap().unwrap();
+    assert!(admin.scopes.permits(evalmint_model::Scope::Admin));
+    assert_eq!(store.api_key_count().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn malformed_path_ids_and_non_object_otlp_json_are_json_400s() {
+    let h = Harness::new().await;
+    for uri in [
+        "/api/v1/investigations/%FF",
+        "/api/v1/feedback/%C3%28",
+        "/api/v1/labels/%FF%FE",
+    ] {
+        let (status, body) = h.json(get(uri, &h.admin)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+        assert_eq!(error_code(&body), "invalid_request", "{uri}: {body}");
+    }
+    let (status, body) = h.json(delete("/api/v1/keys/%FF", &h.admin)).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
+
+    for otlp in ["[]", "[{}]", "null", "  "] {
+        let (status, body) = h
+            .json(post("/v1/traces", &h.admin, "application/json", otlp))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{otlp}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("expected an object"), "{otlp}: {message}");
+    }
+    let (status, _) = h
+        .json(post("/v1/traces", &h.admin, "application/json", "{}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "an empty export is still fine");
+}
+
+#[tokio::test]
+async fn every_response_forbids_sniffing_and_caching() {
+    let h = Harness::new().await;
+    for request in [
+        get(&format!("/api/v1/investigations/{TRACE}"), &h.admin),
+        get("/api/v1/labels", &h.admin),
+        get("/api/v1/keys", "em_nope"),
+        Request::get("/healthz").body(Body::empty()).unwrap(),
+        Request::get("/metrics").body(Body::empty()).unwrap(),
+        Request::get("/nowhere").body(Body::empty()).unwrap(),
+    ] {
+        let uri = request.uri().to_string();
+        let (_, headers, _) = h.send(request).await;
+        assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{uri}");
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store", "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn metrics_can_require_a_key_with_the_metrics_scope() {
+    let h = Harness::with_config(ServerConfig {
+        metrics_key_required: true,
+        ..ServerConfig::default()
+    })
+    .await;
+    let (status, body) = h
+        .json(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::UNAUTHORIZED, "unauthenticated")
+    );
+    let ingest = key(&h.store, "acme", "ingest").await;
+    let (status, _) = h.json(get("/metrics", &ingest)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    for allowed in [key(&h.store, "acme", "metrics").await, h.admin.clone()] {
+        let (status, _, body) = h.send(get("/metrics", &allowed)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(String::from_utf8_lossy(&body).contains("evalmint_http_requests"));
+    }
+    let (status, _) = h
+        .json(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(status, StatusCode::OK, "liveness never needs a key");
+}
+
+#[tokio::test]
+async fn bodies_beyond_the_shared_byte_budget_get_429_with_retry_after() {
+    let h = Harness::with_config(ServerConfig {
+        max_in_flight_bytes: 64 * 1024,
+        ..ServerConfig::default()
+    })
+    .await;
+    // Larger than the whole budget: it could never fit, so it is too large, not "retry later".
+    let big = vec![b' '; 100 * 1024];
+    let (status, body) = h
+        .json(post("/v1/traces", &h.admin, "application/json", big))
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("65536"),
+        "{body}"
+    );
+
+    // A small bomb inflates past the budget and is refused, not decompressed to the end.
+    let bomb = gzip(&vec![b' '; 4 * 1024 * 1024]);
+    let mut request = post("/v1/traces", &h.admin, "application/json", bomb);
+    request
+        .headers_mut()
+        .insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
+    let (status, headers, body) = h.send(request).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(headers[header::RETRY_AFTER], "1");
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(error_code(&body), "busy");
+
+    // The budget was given back: a normal export still fits.
+    let (status, _) = h
+        .json(post("/v1/traces", &h.admin, "application/json", fixture()))
+        .await;
+    assert_eq!(status, StatusCode::OK);
 }

@@ -22,7 +22,7 @@ pub struct BlobStore {
 impl BlobStore {
     pub fn open(root: impl Into<PathBuf>) -> io::Result<Self> {
         let root = root.into();
-        fs::create_dir_all(&root)?;
+        crate::private::create_dir_all(&root)?;
         Ok(BlobStore { root })
     }
 
@@ -58,7 +58,7 @@ impl BlobStore {
             Err(e) => return Err(e),
         }
         let dir = path.parent().expect("blob paths have a parent");
-        fs::create_dir_all(dir)?;
+        crate::private::create_dir_all(dir)?;
         let mut temp = tempfile_in(dir)?;
         temp.1.write_all(content)?;
         temp.1.set_modified(now)?;
@@ -133,7 +133,7 @@ fn tempfile_in(dir: &Path) -> io::Result<(PathBuf, fs::File)> {
     let mut suffix = [0u8; 8];
     getrandom::fill(&mut suffix).map_err(io::Error::other)?;
     let path = dir.join(format!(".tmp-{}", hex::encode(suffix)));
-    let file = fs::OpenOptions::new()
+    let file = crate::private::options()
         .write(true)
         .create_new(true)
         .open(&path)?;

@@ -4,6 +4,7 @@
 
 mod blob;
 mod clock;
+pub mod private;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -120,8 +121,10 @@ pub trait Store: Send + Sync + 'static {
         scopes: ScopeSet,
     ) -> Result<NewApiKey>;
 
-    /// Registers a key whose secret the operator chose (`--admin-key`); a no-op if it exists.
-    async fn ensure_api_key(
+    /// Registers a key whose secret the operator chose (`--admin-key`) under `name`, and revokes
+    /// every other key of the tenant with that name: a new operator key retires the previous
+    /// one. Registering the same secret again changes nothing.
+    async fn replace_named_api_key(
         &self,
         tenant: &TenantId,
         name: &str,
@@ -130,6 +133,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<ApiKey>;
 
     async fn authenticate(&self, secret: &str) -> Result<Option<ApiKey>>;
+
+    /// The tenant's keys, oldest first; secrets are never stored, so never shown.
+    async fn api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKey>>;
+
+    /// Revokes one of the tenant's keys; false when the tenant has no key with that id.
+    async fn revoke_api_key(&self, tenant: &TenantId, id: &str) -> Result<bool>;
+
+    /// Replaces one of the tenant's keys by a new one with the same name and scopes, revoking
+    /// the old one in the same transaction; `None` when the tenant has no key with that id.
+    async fn rotate_api_key(&self, tenant: &TenantId, id: &str) -> Result<Option<NewApiKey>>;
 
     async fn api_key_count(&self) -> Result<u64>;
 

@@ -359,16 +359,105 @@ async fn api_keys_authenticate_by_secret_only(f: Fixture) {
     let admin = ScopeSet::parse_list("admin").unwrap();
     let first = f
         .store
-        .ensure_api_key(&acme, "boot", admin, "s3cret")
+        .replace_named_api_key(&acme, "boot", admin, "s3cret")
         .await
         .unwrap();
     let second = f
         .store
-        .ensure_api_key(&acme, "boot", admin, "s3cret")
+        .replace_named_api_key(&acme, "boot", admin, "s3cret")
         .await
         .unwrap();
     assert_eq!(first, second);
     assert_eq!(f.store.api_key_count().await.unwrap(), 2);
+}
+
+async fn a_named_key_replaced_with_a_new_secret_revokes_the_old_one(f: Fixture) {
+    let (acme, globex) = (tenant("acme"), tenant("globex"));
+    let admin = ScopeSet::parse_list("admin").unwrap();
+    f.store
+        .replace_named_api_key(&acme, "operator", admin, "old-secret")
+        .await
+        .unwrap();
+    f.store
+        .replace_named_api_key(&globex, "operator", admin, "globex-secret")
+        .await
+        .unwrap();
+    let other = f.store.create_api_key(&acme, "ci", admin).await.unwrap();
+    let new = f
+        .store
+        .replace_named_api_key(&acme, "operator", admin, "new-secret")
+        .await
+        .unwrap();
+    assert!(f.store.authenticate("old-secret").await.unwrap().is_none());
+    assert_eq!(f.store.authenticate("new-secret").await.unwrap(), Some(new));
+    assert!(
+        f.store.authenticate(&other.secret).await.unwrap().is_some(),
+        "keys of other names stay"
+    );
+    assert!(
+        f.store
+            .authenticate("globex-secret")
+            .await
+            .unwrap()
+            .is_some(),
+        "another tenant's key of the same name stays"
+    );
+}
+
+async fn keys_are_listed_revoked_and_rotated_within_their_tenant(f: Fixture) {
+    let (acme, globex) = (tenant("acme"), tenant("globex"));
+    let scopes = ScopeSet::parse_list("ingest,review").unwrap();
+    let first = f.store.create_api_key(&acme, "ci", scopes).await.unwrap();
+    let second = f.store.create_api_key(&acme, "ui", scopes).await.unwrap();
+    let foreign = f.store.create_api_key(&globex, "ci", scopes).await.unwrap();
+    let listed = f.store.api_keys(&acme).await.unwrap();
+    assert_eq!(listed, vec![first.key.clone(), second.key.clone()]);
+
+    // Another tenant can neither revoke nor rotate acme's keys.
+    assert!(
+        !f.store
+            .revoke_api_key(&globex, &first.key.id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        f.store
+            .rotate_api_key(&globex, &first.key.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(f.store.authenticate(&first.secret).await.unwrap().is_some());
+
+    let rotated = f
+        .store
+        .rotate_api_key(&acme, &first.key.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(rotated.key.id, first.key.id);
+    assert_ne!(rotated.secret, first.secret);
+    assert_eq!(
+        (rotated.key.name.as_str(), rotated.key.scopes),
+        ("ci", scopes)
+    );
+    assert!(f.store.authenticate(&first.secret).await.unwrap().is_none());
+    assert_eq!(
+        f.store.authenticate(&rotated.secret).await.unwrap(),
+        Some(rotated.key.clone())
+    );
+
+    assert!(f.store.revoke_api_key(&acme, &second.key.id).await.unwrap());
+    assert!(!f.store.revoke_api_key(&acme, &second.key.id).await.unwrap());
+    assert!(
+        f.store
+            .authenticate(&second.secret)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(f.store.api_keys(&acme).await.unwrap(), vec![rotated.key]);
+    assert_eq!(f.store.api_keys(&globex).await.unwrap(), vec![foreign.key]);
 }
 
 fn snapshot_query(id: &str, deadline_hours: i64) -> evalmint_model::SnapshotQuery {
@@ -1129,6 +1218,8 @@ suite!(sqlite:
     tenants_never_see_each_other,
     retention_expires_unpinned_investigations_only,
     api_keys_authenticate_by_secret_only,
+    a_named_key_replaced_with_a_new_secret_revokes_the_old_one,
+    keys_are_listed_revoked_and_rotated_within_their_tenant,
     feedback_enqueues_one_label_job_that_reruns_when_more_feedback_arrives,
     captures_are_claimed_by_deadline_or_arrival_and_wake_their_job,
     tenants_sharing_a_trace_id_both_get_their_own_label,

@@ -36,7 +36,7 @@ pub(crate) struct LatencyArgs {
     queries: usize,
 }
 
-const KEY: &str = "em_bench_latency_admin";
+const KEY: &str = "em_bench_latency_admin_key_0123456789";
 
 fn investigation(
     index: usize,

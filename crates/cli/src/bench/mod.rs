@@ -17,6 +17,7 @@ use crate::table;
 pub(crate) mod capture;
 pub(crate) mod contention;
 pub(crate) mod engine;
+pub(crate) mod edge;
 mod harness;
 pub(crate) mod latency;
 pub(crate) mod openrca;
@@ -39,6 +40,10 @@ pub(crate) enum BenchCommand {
     Sqlite(crate::bench::engine::EngineArgs),
     /// Feedback latency while large trace exports saturate the writer.
     Contention(crate::bench::contention::ContentionArgs),
+    /// Slow clients: /healthz latency while many connections send half a request.
+    Slowloris(crate::bench::edge::SlowlorisArgs),
+    /// Concurrent gzip bombs: the server's peak memory and how the bombs were refused.
+    Bombs(crate::bench::edge::BombsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -87,6 +92,8 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Latency(args) => crate::bench::latency::run(args).await,
         BenchCommand::Sqlite(args) => crate::bench::engine::run(args).await,
         BenchCommand::Contention(args) => crate::bench::contention::run(args).await,
+        BenchCommand::Slowloris(args) => crate::bench::edge::slowloris(args).await,
+        BenchCommand::Bombs(args) => crate::bench::edge::bombs(args).await,
     }
 }
 
@@ -106,14 +113,37 @@ impl Drop for ChildServer {
 impl ChildServer {
     /// Starts `evalmint serve` with `extra_args` on a free loopback port.
     fn start(admin_key: &str, extra_args: &[&str]) -> anyhow::Result<(Self, String)> {
+        let extra: Vec<String> = extra_args.iter().map(|a| (*a).to_owned()).collect();
+        Self::start_with(admin_key, &extra, None)
+    }
+
+    /// With extra `serve` arguments and, optionally, a descriptor limit (`ulimit -n`) for the
+    /// server alone.
+    fn start_with(
+        admin_key: &str,
+        serve_args: &[String],
+        descriptor_limit: Option<u64>,
+    ) -> anyhow::Result<(Self, String)> {
         let data = tempfile::tempdir()?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let child = std::process::Command::new(std::env::current_exe()?)
+        let exe = std::env::current_exe()?;
+        let mut command = match descriptor_limit {
+            Some(limit) => {
+                let mut shell = std::process::Command::new("sh");
+                shell
+                    .arg("-c")
+                    .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+                    .arg(exe);
+                shell
+            }
+            None => std::process::Command::new(exe),
+        };
+        let child = command
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
             .arg(data.path())
-            .args(extra_args)
+            .args(serve_args)
             .env("EVALMINT_ADMIN_KEY", admin_key)
             .env("EVALMINT_LOG", "warn")
             .stdout(Stdio::null())
@@ -123,6 +153,10 @@ impl ChildServer {
             ChildServer { child, _data: data },
             format!("http://127.0.0.1:{port}"),
         ))
+    }
+
+    fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Peak resident set size, from /proc (Linux).
@@ -156,6 +190,14 @@ fn micros_per(cpu: Option<Duration>, items: u64) -> String {
         Some(cpu) if items > 0 => format!("{:.1} µs", cpu.as_secs_f64() * 1e6 / items as f64),
         _ => "n/a".to_owned(),
     }
+}
+
+/// A fresh admin key for a benchmark's own server.
+fn bench_admin_key() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("em_bench_{nanos:032x}_{:08x}", std::process::id())
 }
 
 async fn wait_until_healthy(client: &reqwest::Client, server: &str) -> anyhow::Result<()> {
@@ -198,7 +240,7 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
             (None, server.trim_end_matches('/').to_owned(), key)
         }
         None => {
-            let key = format!("em_bench_{}", std::process::id());
+            let key = bench_admin_key();
             let (child, server) = ChildServer::start(&key, &[])?;
             (Some(child), server, key)
         }

@@ -50,7 +50,7 @@ pub(crate) struct QualityArgs {
     json: bool,
 }
 
-const KEY: &str = "em_bench_quality_admin";
+const KEY: &str = "em_bench_quality_admin_key_0123456789";
 
 pub(crate) async fn run(args: QualityArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();

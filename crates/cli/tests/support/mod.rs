@@ -5,7 +5,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-pub const KEY: &str = "em_crash_test_admin";
+pub const KEY: &str = "em_crash_test_admin_key_0123456789";
 
 pub struct Server {
     pub child: Child,

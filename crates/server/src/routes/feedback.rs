@@ -5,13 +5,13 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use evalmint_model::{FeedbackId, FeedbackOrigin, FeedbackSubmission, Scope};
 use evalmint_store::FeedbackReceipt;
 
-use super::timed_write;
+use super::{PathId, timed_write};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::body::read_json;
@@ -28,7 +28,7 @@ pub(crate) async fn submit(
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Scope::Feedback)?;
     let limit = MAX_FEEDBACK_BYTES.min(state.config.max_body_bytes);
-    let submission: FeedbackSubmission = read_json(&headers, body, limit).await?;
+    let submission: FeedbackSubmission = read_json(&state, &headers, body, limit).await?;
     let origin = match headers
         .get("x-evalmint-origin")
         .and_then(|v| v.to_str().ok())
@@ -96,7 +96,7 @@ pub(crate) async fn erase(
 pub(crate) async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Scope::Review)?;
     let id: FeedbackId = id

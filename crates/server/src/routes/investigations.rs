@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use evalmint_model::{
@@ -13,7 +13,7 @@ use evalmint_model::{
 use evalmint_store::IngestBatch;
 use serde::Deserialize;
 
-use super::timed_write;
+use super::{PathId, timed_write};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::body::read_json;
@@ -202,7 +202,7 @@ pub(crate) async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Scope::Ingest)?;
     let native: NativeInvestigation =
-        read_json(&headers, body, state.config.max_body_bytes).await?;
+        read_json(&state, &headers, body, state.config.max_body_bytes).await?;
     let trace = match native.id {
         Some(id) => id,
         None => random_trace_id()?,
@@ -225,7 +225,7 @@ pub(crate) async fn create(
 pub(crate) async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Scope::Review)?;
     let trace: TraceId = id

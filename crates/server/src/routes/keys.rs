@@ -1,4 +1,6 @@
-//! `POST /api/v1/keys`: an admin creates more keys for its own tenant.
+//! API keys of the caller's tenant, for admins: create (`POST /api/v1/keys`), list
+//! (`GET /api/v1/keys`), revoke (`DELETE /api/v1/keys/{id}`) and rotate
+//! (`POST /api/v1/keys/{id}/rotate`). A secret is shown once, when its key is made.
 
 use axum::Json;
 use axum::body::Body;
@@ -6,18 +8,38 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use evalmint_model::{Scope, ScopeSet};
+use evalmint_store::{ApiKey, NewApiKey};
 use serde::Deserialize;
 
-use crate::AppState;
+use super::PathId;
 use crate::auth::Caller;
 use crate::body::read_json;
 use crate::error::ApiError;
+use crate::{AppState, OPERATOR_KEY_NAME};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewKey {
     name: String,
     scopes: Vec<Scope>,
+}
+
+/// A key as shown: never its secret.
+fn key_json(key: &ApiKey) -> serde_json::Value {
+    serde_json::json!({
+        "id": key.id,
+        "tenant": key.tenant,
+        "name": key.name,
+        "scopes": key.scopes.iter().collect::<Vec<_>>(),
+        "created_at": key.created_at,
+    })
+}
+
+/// A key just made, with its secret: the only time it is shown.
+fn new_key_response(created: &NewApiKey) -> impl IntoResponse + use<> {
+    let mut body = key_json(&created.key);
+    body["secret"] = created.secret.clone().into();
+    (StatusCode::CREATED, Json(body))
 }
 
 pub(crate) async fn create(
@@ -27,10 +49,15 @@ pub(crate) async fn create(
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Scope::Admin)?;
-    let request: NewKey = read_json(&headers, body, 64 * 1024).await?;
+    let request: NewKey = read_json(&state, &headers, body, 64 * 1024).await?;
     let name = request.name.trim();
     if name.is_empty() || name.len() > 128 {
         return Err(ApiError::invalid("name must be 1-128 characters"));
+    }
+    if name == OPERATOR_KEY_NAME {
+        return Err(ApiError::invalid(format!(
+            "name {OPERATOR_KEY_NAME:?} is reserved for the key the operator passes at start"
+        )));
     }
     let scopes: ScopeSet = request.scopes.into_iter().collect();
     if scopes.is_empty() {
@@ -40,14 +67,44 @@ pub(crate) async fn create(
         .store
         .create_api_key(caller.tenant(), name, scopes)
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::json!({
-            "id": created.key.id,
-            "tenant": created.key.tenant,
-            "name": created.key.name,
-            "scopes": created.key.scopes.iter().collect::<Vec<_>>(),
-            "secret": created.secret,
-        })),
-    ))
+    Ok(new_key_response(&created))
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(Scope::Admin)?;
+    let keys = state.store.api_keys(caller.tenant()).await?;
+    Ok(Json(serde_json::json!({
+        "keys": keys.iter().map(key_json).collect::<Vec<_>>(),
+    })))
+}
+
+pub(crate) async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathId(id): PathId,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(Scope::Admin)?;
+    if !state.store.revoke_api_key(caller.tenant(), &id).await? {
+        return Err(ApiError::NotFound("key"));
+    }
+    state.keys.forget(&id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(crate) async fn rotate(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathId(id): PathId,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(Scope::Admin)?;
+    let created = state
+        .store
+        .rotate_api_key(caller.tenant(), &id)
+        .await?
+        .ok_or(ApiError::NotFound("key"))?;
+    state.keys.forget(&id);
+    Ok(new_key_response(&created))
 }

@@ -4,12 +4,13 @@
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::IntoResponse;
 use evalmint_model::{Route, Scope};
 use evalmint_store::CandidateQuery;
 use serde::Deserialize;
 
+use super::PathId;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -77,7 +78,7 @@ pub(crate) async fn list(
 pub(crate) async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Scope::Review)?;
     let label = state

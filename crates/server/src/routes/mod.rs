@@ -10,7 +10,26 @@ pub(crate) mod otlp;
 use std::future::Future;
 use std::time::Instant;
 
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
+
 use crate::AppState;
+use crate::error::ApiError;
+
+/// The `{id}` of a route; a malformed one (such as invalid UTF-8) is a JSON 400 like any other
+/// bad input.
+pub(crate) struct PathId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(id)| PathId(id))
+            .map_err(|rejection| ApiError::invalid(format!("path: {}", rejection.body_text())))
+    }
+}
 
 /// Runs a store write and records how long it took to become durable.
 pub(crate) async fn timed_write<T>(

@@ -49,7 +49,9 @@ async fn export_inner(
 ) -> Result<Response, ApiError> {
     let caller = caller?;
     caller.require(Scope::Ingest)?;
-    let bytes = read_capped(headers, body, state.config.max_body_bytes).await?;
+    // The body keeps its share of the byte budget until the batch is stored.
+    let body = read_capped(state, headers, body, state.config.max_body_bytes).await?;
+    let bytes = body.bytes.clone();
     let mapped = tokio::task::spawn_blocking(move || {
         evalmint_otlp::decode_request(&bytes, encoding)
             .map(|request| evalmint_otlp::map_request(&request))
@@ -70,6 +72,7 @@ async fn export_inner(
         feedback: mapped.feedback.into_iter().map(|m| m.feedback).collect(),
     };
     let receipt = timed_write(state, "ingest", state.store.ingest(caller.tenant(), batch)).await?;
+    drop(body);
     state.metrics.spans(receipt.steps_written, rejected);
     if receipt.feedback_created > 0 {
         for (origin, count) in origins {
@@ -105,6 +108,7 @@ fn protobuf_error(error: ApiError) -> Response {
         StatusCode::UNAUTHORIZED => 16,
         StatusCode::FORBIDDEN => 7,
         StatusCode::PAYLOAD_TOO_LARGE => 8,
+        StatusCode::REQUEST_TIMEOUT => 4,
         StatusCode::TOO_MANY_REQUESTS => 8,
         StatusCode::SERVICE_UNAVAILABLE => 14,
         StatusCode::INTERNAL_SERVER_ERROR => 13,

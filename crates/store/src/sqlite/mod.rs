@@ -104,13 +104,16 @@ impl Drop for SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the store in `data_dir`: `evalmint.db` and `blobs/`.
     pub fn open(data_dir: &Path, options: SqliteOptions) -> Result<Self> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
+        crate::private::create_dir_all(data_dir).map_err(|e| {
             StoreError::Internal(format!(
                 "cannot create data directory {}: {e}",
                 data_dir.display()
             ))
         })?;
         let path = data_dir.join("evalmint.db");
+        // SQLite gives the WAL and shared-memory files the database file's permissions.
+        crate::private::create_file(&path)
+            .map_err(|e| StoreError::Internal(format!("cannot create {}: {e}", path.display())))?;
         let mut conn = Connection::open(&path)?;
         schema::configure_writer(&conn)?;
         schema::migrate(&mut conn)?;
@@ -274,6 +277,39 @@ fn chunks(batch: IngestBatch, rows: usize) -> Vec<IngestBatch> {
     chunks
 }
 
+impl SqliteStore {
+    fn new_key_record(&self, tenant: &TenantId, name: &str, scopes: ScopeSet) -> Result<ApiKey> {
+        Ok(ApiKey {
+            id: format!("key_{}", random_hex(8)?),
+            tenant: tenant.clone(),
+            name: name.to_owned(),
+            scopes,
+            created_at: self.clock.now(),
+        })
+    }
+}
+
+type KeyColumns = (String, String, String, String, i64);
+
+/// `id, tenant, name, scopes, created_at` of an `api_keys` row.
+fn key_columns(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyColumns> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+fn key_from_columns((id, tenant, name, scopes, created_at): KeyColumns) -> Result<ApiKey> {
+    Ok(ApiKey {
+        id,
+        tenant: TenantId::new(&tenant).map_err(internal)?,
+        name,
+        scopes: writer::scopes_from_column(&scopes)?,
+        created_at: timestamp(created_at),
+    })
+}
+
+fn new_secret() -> Result<String> {
+    Ok(format!("em_{}", random_hex(24)?))
+}
+
 fn secret_hash(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
@@ -412,27 +448,25 @@ impl Store for SqliteStore {
         name: &str,
         scopes: ScopeSet,
     ) -> Result<NewApiKey> {
-        let secret = format!("em_{}", random_hex(24)?);
-        let key = self.ensure_api_key(tenant, name, scopes, &secret).await?;
+        let secret = new_secret()?;
+        let key = self.new_key_record(tenant, name, scopes)?;
+        let secret_sha256 = secret_hash(&secret);
+        let key = self
+            .write_patiently(move |conn, _| writer::insert_key(conn, key, &secret_sha256))
+            .await?;
         Ok(NewApiKey { secret, key })
     }
 
-    async fn ensure_api_key(
+    async fn replace_named_api_key(
         &self,
         tenant: &TenantId,
         name: &str,
         scopes: ScopeSet,
         secret: &str,
     ) -> Result<ApiKey> {
-        let key = ApiKey {
-            id: format!("key_{}", random_hex(8)?),
-            tenant: tenant.clone(),
-            name: name.to_owned(),
-            scopes,
-            created_at: self.clock.now(),
-        };
+        let key = self.new_key_record(tenant, name, scopes)?;
         let secret_sha256 = secret_hash(secret);
-        self.write_patiently(move |conn, _| writer::insert_key(conn, key, &secret_sha256))
+        self.write_patiently(move |conn, _| writer::replace_named_key(conn, key, &secret_sha256))
             .await?;
         self.authenticate(secret)
             .await?
@@ -446,28 +480,44 @@ impl Store for SqliteStore {
                 .prepare_cached(
                     "SELECT id, tenant, name, scopes, created_at FROM api_keys WHERE secret_sha256 = ?1",
                 )?
-                .query_row([hash], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, i64>(4)?,
-                    ))
-                })
+                .query_row([hash], key_columns)
                 .optional()?;
-            let Some((id, tenant, name, scopes, created_at)) = row else {
-                return Ok(None);
-            };
-            Ok(Some(ApiKey {
-                id,
-                tenant: TenantId::new(&tenant).map_err(internal)?,
-                name,
-                scopes: writer::scopes_from_column(&scopes)?,
-                created_at: timestamp(created_at),
-            }))
+            row.map(key_from_columns).transpose()
         })
         .await
+    }
+
+    async fn api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKey>> {
+        let tenant = tenant.clone();
+        self.read(move |conn, _| {
+            let mut statement = conn.prepare_cached(
+                "SELECT id, tenant, name, scopes, created_at FROM api_keys
+                 WHERE tenant = ?1 ORDER BY created_at, rowid",
+            )?;
+            let rows = statement
+                .query_map([tenant.as_str()], key_columns)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.into_iter().map(key_from_columns).collect()
+        })
+        .await
+    }
+
+    async fn revoke_api_key(&self, tenant: &TenantId, id: &str) -> Result<bool> {
+        let (tenant, id) = (tenant.clone(), id.to_owned());
+        self.write_patiently(move |conn, _| writer::delete_key(conn, &tenant, &id))
+            .await
+    }
+
+    async fn rotate_api_key(&self, tenant: &TenantId, id: &str) -> Result<Option<NewApiKey>> {
+        let secret = new_secret()?;
+        // Name and scopes are copied from the old key inside the transaction.
+        let key = self.new_key_record(tenant, "", ScopeSet::default())?;
+        let secret_sha256 = secret_hash(&secret);
+        let old_id = id.to_owned();
+        let rotated = self
+            .write_patiently(move |conn, _| writer::rotate_key(conn, &old_id, key, &secret_sha256))
+            .await?;
+        Ok(rotated.map(|key| NewApiKey { secret, key }))
     }
 
     async fn api_key_count(&self) -> Result<u64> {

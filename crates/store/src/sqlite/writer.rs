@@ -603,6 +603,52 @@ pub(crate) fn insert_key(conn: &Connection, key: ApiKey, secret_sha256: &[u8]) -
     Ok(key)
 }
 
+/// Stores `key` and deletes every other key of its tenant with its name.
+pub(crate) fn replace_named_key(
+    conn: &Connection,
+    key: ApiKey,
+    secret_sha256: &[u8],
+) -> Result<ApiKey> {
+    conn.execute(
+        "DELETE FROM api_keys WHERE tenant = ?1 AND name = ?2 AND secret_sha256 != ?3",
+        params![key.tenant.as_str(), key.name, secret_sha256],
+    )?;
+    insert_key(conn, key, secret_sha256)
+}
+
+pub(crate) fn delete_key(conn: &Connection, tenant: &TenantId, id: &str) -> Result<bool> {
+    let deleted = conn.execute(
+        "DELETE FROM api_keys WHERE tenant = ?1 AND id = ?2",
+        params![tenant.as_str(), id],
+    )?;
+    Ok(deleted > 0)
+}
+
+/// Inserts `new` with the name and scopes of the tenant's key `old_id` and deletes that key.
+pub(crate) fn rotate_key(
+    conn: &Connection,
+    old_id: &str,
+    mut new: ApiKey,
+    secret_sha256: &[u8],
+) -> Result<Option<ApiKey>> {
+    let old = conn
+        .query_row(
+            "SELECT name, scopes FROM api_keys WHERE tenant = ?1 AND id = ?2",
+            params![new.tenant.as_str(), old_id],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+        )
+        .optional()?;
+    let Some((name, scopes)) = old else {
+        return Ok(None);
+    };
+    new.name = name;
+    new.scopes = scopes_from_column(&scopes)?;
+    let tenant = new.tenant.clone();
+    let new = insert_key(conn, new, secret_sha256)?;
+    delete_key(conn, &tenant, old_id)?;
+    Ok(Some(new))
+}
+
 pub(crate) fn expire(
     conn: &Connection,
     cutoff: i64,
