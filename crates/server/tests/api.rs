@@ -668,9 +668,6 @@ impl Store for SaturatedStore {
     ) -> Result<ApiKey, StoreError> {
         self.0.replace_named_api_key(t, n, s, secret).await
     }
-    async fn authenticate(&self, secret: &str) -> Result<Option<ApiKey>, StoreError> {
-        self.0.authenticate(secret).await
-    }
     async fn api_keys(&self, t: &TenantId) -> Result<Vec<ApiKey>, StoreError> {
         self.0.api_keys(t).await
     }
@@ -683,6 +680,9 @@ impl Store for SaturatedStore {
         id: &str,
     ) -> Result<Option<NewApiKey>, StoreError> {
         self.0.rotate_api_key(t, id).await
+    }
+    async fn authenticate(&self, secret: &str) -> Result<Option<ApiKey>, StoreError> {
+        self.0.authenticate(secret).await
     }
     async fn api_key_count(&self) -> Result<u64, StoreError> {
         self.0.api_key_count().await
@@ -961,6 +961,9 @@ async fn erasing_a_user_deletes_their_feedback_and_labels_and_says_what_went() {
         .unwrap();
     assert_eq!(audit.len(), 1);
     assert_eq!(serde_json::to_value(&audit[0]).unwrap(), erased);
+}
+
+#[tokio::test]
 async fn admins_list_revoke_and_rotate_their_tenants_keys_and_revocation_is_immediate() {
     let h = Harness::new().await;
     let ci = key(&h.store, "acme", "ingest").await;

@@ -808,12 +808,12 @@ async fn a_key_secret_names_one_tenant_only(f: Fixture) {
     let admin = ScopeSet::parse_list("admin").unwrap();
     let acme_key = f
         .store
-        .ensure_api_key(&tenant("acme"), "boot", admin, "shared-secret")
+        .replace_named_api_key(&tenant("acme"), "boot", admin, "shared-secret")
         .await
         .unwrap();
     assert!(matches!(
         f.store
-            .ensure_api_key(&tenant("globex"), "boot", admin, "shared-secret")
+            .replace_named_api_key(&tenant("globex"), "boot", admin, "shared-secret")
             .await,
         Err(StoreError::KeyTaken)
     ));
