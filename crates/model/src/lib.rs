@@ -11,7 +11,7 @@ mod investigation;
 mod label;
 
 pub use auth::{Scope, ScopeSet};
-pub use catalog::{Catalog, CatalogEntry, EntityProvenance};
+pub use catalog::{Catalog, CatalogEntry, EntityProvenance, tool_call_entries, workload_of};
 pub use feedback::{
     Feedback, FeedbackOrigin, FeedbackSubmission, FieldError, ValidFeedback, Verdict,
 };

@@ -216,6 +216,7 @@ pub(crate) async fn run(args: OpenRcaArgs) -> anyhow::Result<()> {
                     IngestBatch {
                         steps: vec![(trace, agent), (trace, tool)],
                         feedback: vec![],
+                        entities: vec![],
                     },
                 )
                 .await?;

