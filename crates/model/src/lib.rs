@@ -5,6 +5,7 @@
 
 mod auth;
 mod catalog;
+mod catalog_file;
 mod feedback;
 mod ids;
 mod investigation;
@@ -12,6 +13,7 @@ mod label;
 
 pub use auth::{Scope, ScopeSet};
 pub use catalog::{Catalog, CatalogEntry, EntityProvenance, tool_call_entries, workload_of};
+pub use catalog_file::{CatalogFileError, CatalogFormat, parse_catalog_file};
 pub use feedback::{
     Feedback, FeedbackOrigin, FeedbackSubmission, FieldError, ValidFeedback, Verdict,
 };
