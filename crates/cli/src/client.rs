@@ -50,10 +50,41 @@ impl ServerArgs {
 impl Client {
     /// GETs a JSON document, turning API errors into their message.
     pub(crate) async fn get(&self, path_and_query: &str) -> anyhow::Result<serde_json::Value> {
-        let url = format!("{}{path_and_query}", self.url);
-        let response = self
+        self.get_with(path_and_query, &[]).await
+    }
+
+    /// GETs a JSON document with query parameters (encoded here).
+    pub(crate) async fn get_with(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> anyhow::Result<serde_json::Value> {
+        let url = format!("{}{path}", self.url);
+        self.send(&url, self.http.get(&url).query(query)).await
+    }
+
+    /// POSTs a body of `content_type`, turning API errors into their message.
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<serde_json::Value> {
+        let url = format!("{}{path}", self.url);
+        let request = self
             .http
-            .get(&url)
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        self.send(&url, request).await
+    }
+
+    async fn send(
+        &self,
+        url: &str,
+        request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<serde_json::Value> {
+        let response = request
             .bearer_auth(&self.key)
             .send()
             .await

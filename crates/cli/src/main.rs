@@ -2,6 +2,7 @@
 //! exit code in one place.
 
 mod bench;
+mod catalog;
 mod client;
 mod keys;
 mod labels;
@@ -32,6 +33,11 @@ enum Command {
     Labels {
         #[command(subcommand)]
         command: labels::LabelsCommand,
+    },
+    /// The entity catalog on a server: list it, import a static catalog file.
+    Catalog {
+        #[command(subcommand)]
+        command: catalog::CatalogCommand,
     },
     /// Manage API keys in a data directory (works with the server stopped or running).
     Keys {
@@ -77,6 +83,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Worker(args) => serve::worker(args).await,
             Command::Labels { command } => labels::run(command).await,
+            Command::Catalog { command } => catalog::run(command).await,
             Command::Keys { command } => keys::run(command).await,
             Command::Sim { command } => evalmint_sim::run(command).await,
             Command::Bench { command } => bench::run(command).await,
