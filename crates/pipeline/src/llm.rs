@@ -782,6 +782,7 @@ mod tests {
             model: model.into(),
             api_key_env: None,
             timeout: jiff::SignedDuration::from_secs(5),
+            ca_file: None,
         }
     }
 

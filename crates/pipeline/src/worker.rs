@@ -191,7 +191,10 @@ impl LabelWorker {
             }
         }
 
-        let mut draft = draft::draft(&investigation, &consenting, &evidence);
+        let catalog =
+            crate::catalog::catalog_for(&*self.store, &job.tenant, &investigation, &evidence)
+                .await?;
+        let mut draft = draft_against(&investigation, &consenting, &evidence, &catalog);
         let mut drafter = (draft::DRAFTER.to_owned(), draft::DRAFTER_VERSION.to_owned());
         if let Some(llm) = &self.llm {
             match crate::llm::draft_with_llm(llm, &investigation, &consenting, &evidence, &draft)
@@ -267,6 +270,17 @@ impl LabelWorker {
     }
 }
 
+/// Drafts against the tenant's catalog. The deterministic drafter still reads entities from the
+/// evidence alone, so the catalog is not yet consulted here.
+fn draft_against(
+    investigation: &Investigation,
+    feedback: &[&Feedback],
+    evidence: &Evidence,
+    _catalog: &evalmint_model::Catalog,
+) -> Draft {
+    draft::draft(investigation, feedback, evidence)
+}
+
 fn segments(
     tenant: &evalmint_model::TenantId,
     investigation: &Investigation,
@@ -328,7 +342,7 @@ fn segments(
     segments
 }
 
-/// Starts the capturer and the label worker as background tasks that stop with `shutdown`. Work
+/// Starts the capturer, the catalog feeder and the label worker as background tasks that stop with `shutdown`. Work
 /// a previous (crashed) worker had claimed is released first, so it resumes at once.
 pub fn start(
     store: Arc<dyn FullStore>,
@@ -352,8 +366,13 @@ pub fn start(
             order,
             metrics.clone(),
         ));
+        let feeder = crate::catalog::CatalogFeeder::new(store.clone(), config.clone());
         let worker = Arc::new(LabelWorker::new(store, config, clock, metrics));
-        tokio::join!(capturer.run(shutdown.clone()), worker.run(shutdown));
+        tokio::join!(
+            capturer.run(shutdown.clone()),
+            feeder.run(shutdown.clone()),
+            worker.run(shutdown)
+        );
     });
     tasks
 }
