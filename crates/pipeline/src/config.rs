@@ -71,6 +71,8 @@ pub struct LlmConfig {
     pub api_key_env: Option<String>,
     /// For the whole request, answer included.
     pub timeout: SignedDuration,
+    /// Also ask the model for a second opinion on deterministic drafts, which feeds accuracy.
+    pub validate: bool,
     /// A PEM bundle of extra certificate authorities to trust besides the system's (a private CA
     /// in front of a self-hosted model).
     pub ca_file: Option<PathBuf>,
@@ -253,6 +255,8 @@ struct RawLlm {
     model: Option<String>,
     api_key_env: Option<String>,
     timeout: Option<String>,
+    #[serde(default)]
+    validate: bool,
     ca_file: Option<PathBuf>,
 }
 
@@ -401,6 +405,7 @@ impl RawLlm {
             model: model?,
             api_key_env: self.api_key_env,
             timeout,
+            validate: self.validate,
             ca_file: self.ca_file,
         })
     }
@@ -657,6 +662,7 @@ mod tests {
             api_key_env = "EVALMINT_LLM_KEY"
             timeout = "45s"
             ca_file = "/etc/evalmint/llm-ca.pem"
+            validate = true
             "#,
         )
         .unwrap();
@@ -667,6 +673,7 @@ mod tests {
                 model: "qwen2.5-7b-instruct".into(),
                 api_key_env: Some("EVALMINT_LLM_KEY".into()),
                 timeout: SignedDuration::from_secs(45),
+                validate: true,
                 ca_file: Some("/etc/evalmint/llm-ca.pem".into()),
             })
         );

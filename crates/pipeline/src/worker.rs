@@ -209,7 +209,21 @@ impl LabelWorker {
                 }
             }
         }
-        let scores = score::score(&draft, &evidence);
+        let mut scores = score::score(&draft, &evidence);
+        let deterministic = drafter.0 == draft::DRAFTER;
+        if let Some(llm) = self
+            .llm
+            .as_ref()
+            .filter(|_| deterministic && self.validates())
+            && draft.ground_truth.is_some()
+        {
+            match crate::llm::validate_with_llm(llm, &investigation, &consenting, &evidence, &draft)
+                .await
+            {
+                Ok(opinion) => crate::llm::weigh_accuracy(&mut scores.accuracy, &opinion),
+                Err(e) => tracing::info!(error = %e, "no second opinion from the LLM"),
+            }
+        }
         let route = score::route(&draft, &scores, &self.config.thresholds);
         let audit = route == Route::Admit
             && score::sampled_for_audit(
@@ -248,6 +262,11 @@ impl LabelWorker {
             result: Ok(Box::new(candidate)),
             excluded,
         }))
+    }
+
+    /// Whether the LLM also gives second opinions on deterministic drafts.
+    fn validates(&self) -> bool {
+        self.config.llm.as_ref().is_some_and(|llm| llm.validate)
     }
 
     async fn results(
