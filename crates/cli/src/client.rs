@@ -50,7 +50,17 @@ impl ServerArgs {
 impl Client {
     /// GETs a JSON document, turning API errors into their message.
     pub(crate) async fn get(&self, path_and_query: &str) -> anyhow::Result<serde_json::Value> {
-        self.send(reqwest::Method::GET, path_and_query, &[]).await
+        self.get_with(path_and_query, &[]).await
+    }
+
+    /// GETs a JSON document with query parameters (encoded here).
+    pub(crate) async fn get_with(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> anyhow::Result<serde_json::Value> {
+        let url = format!("{}{path}", self.url);
+        self.send(&url, self.http.get(&url).query(query)).await
     }
 
     /// DELETEs with query parameters (encoded here) and returns the JSON answer.
@@ -59,20 +69,32 @@ impl Client {
         path: &str,
         query: &[(&str, &str)],
     ) -> anyhow::Result<serde_json::Value> {
-        self.send(reqwest::Method::DELETE, path, query).await
+        let url = format!("{}{path}", self.url);
+        self.send(&url, self.http.delete(&url).query(query)).await
+    }
+
+    /// POSTs a body of `content_type`, turning API errors into their message.
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<serde_json::Value> {
+        let url = format!("{}{path}", self.url);
+        let request = self
+            .http
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        self.send(&url, request).await
     }
 
     async fn send(
         &self,
-        method: reqwest::Method,
-        path_and_query: &str,
-        query: &[(&str, &str)],
+        url: &str,
+        request: reqwest::RequestBuilder,
     ) -> anyhow::Result<serde_json::Value> {
-        let url = format!("{}{path_and_query}", self.url);
-        let response = self
-            .http
-            .request(method, &url)
-            .query(query)
+        let response = request
             .bearer_auth(&self.key)
             .send()
             .await

@@ -3,6 +3,7 @@
 
 #[cfg(feature = "sim")]
 mod bench;
+mod catalog;
 mod client;
 mod feedback;
 mod keys;
@@ -39,6 +40,11 @@ enum Command {
     Feedback {
         #[command(subcommand)]
         command: feedback::FeedbackCommand,
+    },
+    /// The entity catalog on a server: list it, import a static catalog file.
+    Catalog {
+        #[command(subcommand)]
+        command: catalog::CatalogCommand,
     },
     /// Manage API keys in a data directory (works with the server stopped or running).
     Keys {
@@ -87,6 +93,7 @@ fn main() -> ExitCode {
             Command::Worker(args) => serve::worker(args).await,
             Command::Labels { command } => labels::run(command).await,
             Command::Feedback { command } => feedback::run(command).await,
+            Command::Catalog { command } => catalog::run(command).await,
             Command::Keys { command } => keys::run(command).await,
             #[cfg(feature = "sim")]
             Command::Sim { command } => evalmint_sim::run(command).await,

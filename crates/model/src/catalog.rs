@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ToolCall;
+
 /// Where evalmint learned an entity's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -85,6 +87,163 @@ impl CatalogEntry {
             provenance,
         }
     }
+}
+
+impl CatalogEntry {
+    /// An entry for an instance (pod, replica, host) with the workload it belongs to, when its
+    /// name shows one (see [`workload_of`]).
+    pub fn instance(
+        name: impl Into<String>,
+        kind: Option<&str>,
+        provenance: EntityProvenance,
+    ) -> Self {
+        let name = name.into();
+        let workload = workload_of(&name, kind);
+        CatalogEntry {
+            kind: kind.map(str::to_owned),
+            workload,
+            ..CatalogEntry::new(name, provenance)
+        }
+    }
+
+    /// Folds `other` (the same name, seen again) into this entry. The more authoritative
+    /// provenance (a reviewer over a static file over observed telemetry over tool calls over
+    /// free text) decides kind, workload and team where both know one, and becomes the entry's
+    /// provenance; aliases and dependencies are unioned.
+    pub fn merge(&mut self, other: CatalogEntry) {
+        debug_assert_eq!(self.name, other.name);
+        let other_wins = other.provenance.authority() > self.provenance.authority();
+        let pick = |mine: &mut Option<String>, theirs: Option<String>| {
+            if other_wins && theirs.is_some() || mine.is_none() {
+                *mine = theirs.or(mine.take());
+            }
+        };
+        pick(&mut self.kind, other.kind);
+        pick(&mut self.workload, other.workload);
+        pick(&mut self.team, other.team);
+        if other_wins {
+            self.provenance = other.provenance;
+        }
+        union_into(&mut self.aliases, other.aliases);
+        union_into(&mut self.depends_on, other.depends_on);
+        self.aliases.retain(|alias| *alias != self.name);
+    }
+}
+
+fn union_into(into: &mut Vec<String>, more: Vec<String>) {
+    for item in more {
+        if !item.is_empty() && !into.contains(&item) {
+            into.push(item);
+        }
+    }
+}
+
+impl EntityProvenance {
+    /// How much an entry from this provenance is trusted over another's when they disagree.
+    pub fn authority(self) -> u8 {
+        match self {
+            EntityProvenance::Reviewer => 5,
+            EntityProvenance::StaticFile => 4,
+            EntityProvenance::Trace | EntityProvenance::Prometheus => 3,
+            EntityProvenance::ToolCall => 2,
+            EntityProvenance::OpenVocabulary => 1,
+        }
+    }
+}
+
+/// The entities a tool call's arguments named (its entity tags), as catalog entries.
+pub fn tool_call_entries(call: &ToolCall) -> impl Iterator<Item = CatalogEntry> + '_ {
+    call.entities
+        .iter()
+        .filter(|name| !name.trim().is_empty())
+        .map(|name| CatalogEntry::instance(name.trim(), None, EntityProvenance::ToolCall))
+}
+
+/// Characters Kubernetes uses for generated name suffixes (no vowels, no look-alike digits).
+const GENERATED_ALPHABET: &str = "bcdfghjklmnpqrstvwxz2456789";
+
+fn is_generated(text: &str, lengths: std::ops::RangeInclusive<usize>) -> bool {
+    lengths.contains(&text.len()) && text.chars().all(|c| GENERATED_ALPHABET.contains(c))
+}
+
+/// A ReplicaSet's pod-template hash: generated characters, or decimal digits in older clusters.
+fn is_template_hash(text: &str) -> bool {
+    is_generated(text, 6..=10)
+        || ((6..=10).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn is_ipv4(text: &str) -> bool {
+    text.parse::<std::net::Ipv4Addr>().is_ok()
+}
+
+/// Cloud host names that spell an address (`ip-10-0-3-7`): a host, never an instance of a workload.
+fn is_address_host(text: &str) -> bool {
+    text.strip_prefix("ip-")
+        .is_some_and(|rest| is_ipv4(&rest.replace('-', ".")))
+}
+
+/// The workload an instance's name belongs to, read from its shape alone:
+///
+/// - a Deployment's pod, `frontend-579b9bff58-t2dbm` → `frontend` (also CronJob pods);
+/// - a StatefulSet's replica, `redis-cart-0` → `redis-cart`;
+/// - a DaemonSet's or Job's pod, `fluentd-x7k2p` → `fluentd` (when the suffix holds a digit, or
+///   `kind` says it is a pod);
+/// - a fully qualified host, `db-03.prod` → `db-03`; an `instance` label, `cart:8080` → `cart`.
+///
+/// Hosts that spell an address (`ip-10-0-3-7`, `10.0.3.7`) and names of workload kinds
+/// (`service`, `database`, …) have none. `kind` is what the name is known to be, if anything.
+pub fn workload_of(name: &str, kind: Option<&str>) -> Option<String> {
+    let name = name.trim();
+    let kind = kind.map(str::to_ascii_lowercase);
+    let kind = kind.as_deref();
+    let instance_kinds = ["pod", "instance", "replica", "container", "host", "node"];
+    if kind.is_some_and(|k| !instance_kinds.contains(&k)) || name.is_empty() {
+        return None;
+    }
+    // `host:port`, as Prometheus' `instance` label has it.
+    if let Some((host, port)) = name.rsplit_once(':')
+        && !host.is_empty()
+        && !port.is_empty()
+        && port.bytes().all(|b| b.is_ascii_digit())
+    {
+        if is_ipv4(host) || is_address_host(host) {
+            return None;
+        }
+        return workload_of(host, kind).or_else(|| Some(host.to_owned()));
+    }
+    if is_ipv4(name) {
+        return None;
+    }
+    if let Some((short, domain)) = name.split_once('.') {
+        if short.is_empty() || domain.is_empty() || !domain.chars().any(char::is_alphabetic) {
+            return None;
+        }
+        return Some(short.to_owned());
+    }
+    if is_address_host(name) || matches!(kind, Some("host" | "node")) {
+        return None;
+    }
+    let parts: Vec<&str> = name.split('-').collect();
+    if parts.len() < 2 || parts.iter().any(|p| p.is_empty()) {
+        return None;
+    }
+    let last = parts[parts.len() - 1];
+    let base = |keep: usize| Some(parts[..keep].join("-"));
+    if parts.len() >= 3 && is_generated(last, 5..=5) && is_template_hash(parts[parts.len() - 2]) {
+        return base(parts.len() - 2);
+    }
+    let ordinal = last.bytes().all(|b| b.is_ascii_digit())
+        && last.len() <= 4
+        && (last == "0" || !last.starts_with('0'));
+    if ordinal {
+        return base(parts.len() - 1);
+    }
+    let pod_suffix = is_generated(last, 5..=5)
+        && (kind == Some("pod") || last.bytes().any(|b| b.is_ascii_digit()));
+    if pod_suffix {
+        return base(parts.len() - 1);
+    }
+    None
 }
 
 /// A tenant's entities as the label pipeline sees them for one investigation: the stored catalog
@@ -171,5 +330,97 @@ mod tests {
             );
         }
         assert!(!EntityProvenance::OpenVocabulary.is_verified());
+    }
+
+    #[test]
+    fn instances_map_to_their_workload() {
+        // (name, what it is known to be, the workload expected)
+        let cases: &[(&str, Option<&str>, Option<&str>)] = &[
+            ("frontend-579b9bff58-t2dbm", None, Some("frontend")),
+            (
+                "checkout-service-6d8f7c9b5d-x2x7q",
+                Some("pod"),
+                Some("checkout-service"),
+            ),
+            ("payments-api-3866134158-5k2jz", None, Some("payments-api")),
+            (
+                "nightly-report-28911340-wk5zp",
+                None,
+                Some("nightly-report"),
+            ),
+            ("redis-cart-0", None, Some("redis-cart")),
+            ("kafka-12", Some("pod"), Some("kafka")),
+            ("fluentd-x7k2p", None, Some("fluentd")),
+            ("fluentd-xqkbp", Some("pod"), Some("fluentd")),
+            ("fluentd-xqkbp", None, None),
+            ("db-03.prod", None, Some("db-03")),
+            ("db-03.prod", Some("host"), Some("db-03")),
+            ("db-03", None, None),
+            ("cart:8080", None, Some("cart")),
+            ("cart-7d4f8b6c9d-bcd45:8080", None, Some("cart")),
+            ("ip-10-0-3-7", None, None),
+            ("ip-10-0-3-7", Some("host"), None),
+            ("10.0.3.7", None, None),
+            ("10.0.3.7:9100", None, None),
+            (
+                "ip-10-0-3-7.ec2.internal",
+                Some("host"),
+                Some("ip-10-0-3-7"),
+            ),
+            ("worker-1", Some("node"), None),
+            ("payments-db", None, None),
+            ("checkout", None, None),
+            ("api-gw", None, None),
+            ("redis-cart-0", Some("service"), None),
+            ("v1.2", None, None),
+            ("-0", None, None),
+            ("", None, None),
+            ("a:", None, None),
+        ];
+        for (name, kind, expected) in cases {
+            assert_eq!(
+                workload_of(name, *kind).as_deref(),
+                *expected,
+                "workload of {name:?} known as {kind:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_more_authoritative_source_decides_the_fields_it_knows() {
+        let mut seen = CatalogEntry::new("payments-db", EntityProvenance::Trace);
+        seen.kind = Some("service".into());
+        seen.team = Some("payments".into());
+        let mut declared = CatalogEntry::new("payments-db", EntityProvenance::StaticFile);
+        declared.kind = Some("database".into());
+        declared.aliases = vec!["paydb".into(), "payments-db".into()];
+        seen.merge(declared);
+        assert_eq!(seen.kind.as_deref(), Some("database"));
+        assert_eq!(
+            seen.team.as_deref(),
+            Some("payments"),
+            "kept where the file is silent"
+        );
+        assert_eq!(seen.provenance, EntityProvenance::StaticFile);
+        assert_eq!(seen.aliases, ["paydb"], "a name is not its own alias");
+
+        let mut later = CatalogEntry::new("payments-db", EntityProvenance::ToolCall);
+        later.kind = Some("cache".into());
+        later.depends_on = vec!["disk".into()];
+        seen.merge(later);
+        assert_eq!(seen.kind.as_deref(), Some("database"));
+        assert_eq!(seen.provenance, EntityProvenance::StaticFile);
+        assert_eq!(seen.depends_on, ["disk"]);
+    }
+
+    #[test]
+    fn an_instance_entry_carries_its_workload() {
+        let pod = CatalogEntry::instance(
+            "frontend-579b9bff58-t2dbm",
+            Some("pod"),
+            EntityProvenance::Trace,
+        );
+        assert_eq!(pod.workload.as_deref(), Some("frontend"));
+        assert_eq!(pod.kind.as_deref(), Some("pod"));
     }
 }

@@ -5,13 +5,15 @@
 
 mod auth;
 mod catalog;
+mod catalog_file;
 mod feedback;
 mod ids;
 mod investigation;
 mod label;
 
 pub use auth::{MIN_SECRET_LEN, Scope, ScopeSet, check_chosen_secret};
-pub use catalog::{Catalog, CatalogEntry, EntityProvenance};
+pub use catalog::{Catalog, CatalogEntry, EntityProvenance, tool_call_entries, workload_of};
+pub use catalog_file::{CatalogFileError, CatalogFormat, parse_catalog_file};
 pub use feedback::{
     Feedback, FeedbackOrigin, FeedbackSubmission, FieldError, ValidFeedback, Verdict,
 };

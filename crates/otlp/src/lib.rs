@@ -4,6 +4,7 @@
 //! compression, content types) belong to the server.
 
 mod attributes;
+mod entities;
 mod map;
 mod tool_call;
 
@@ -12,6 +13,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use prost::Message;
 
+pub use entities::catalog_entries;
 pub use map::{MappedBatch, MappedFeedback, MappedStep, map_request};
 
 /// How an OTLP/HTTP body is encoded.

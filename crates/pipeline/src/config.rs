@@ -3,7 +3,7 @@
 //! its key.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use evalmint_model::{SignalSource, TenantId};
 use jiff::SignedDuration;
@@ -73,6 +73,49 @@ pub struct LlmConfig {
     pub api_key_env: Option<String>,
     /// For the whole request, answer included.
     pub timeout: SignedDuration,
+    /// Also ask the model for a second opinion on deterministic drafts, which feeds accuracy.
+    pub validate: bool,
+    /// A PEM bundle of extra certificate authorities to trust besides the system's (a private CA
+    /// in front of a self-hosted model).
+    pub ca_file: Option<PathBuf>,
+}
+
+/// What feeds the tenants' entity catalogs besides ingest: label values of the Prometheus
+/// sources, refreshed on a schedule, and an optional static catalog file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CatalogConfig {
+    /// Tenants whose catalog the sources and the file describe. Defaults to the labelling
+    /// tenants when those are listed; with none, only ingest feeds catalogs.
+    pub tenants: Vec<TenantId>,
+    /// An entity list (YAML, TOML or JSON) or Backstage `catalog-info.yaml`.
+    pub file: Option<PathBuf>,
+    /// How often the file and the Prometheus label values are read again.
+    pub refresh: SignedDuration,
+    /// Prometheus labels whose values name entities.
+    pub labels: Vec<String>,
+    /// Values read per label and source, at most (bounds a high-cardinality label).
+    pub max_values: usize,
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        CatalogConfig {
+            tenants: Vec::new(),
+            file: None,
+            refresh: SignedDuration::from_mins(15),
+            labels: [
+                "service",
+                "job",
+                "pod",
+                "instance",
+                "namespace",
+                "container",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            max_values: 10_000,
+        }
+    }
 }
 
 /// The validated configuration.
@@ -93,6 +136,7 @@ pub struct Config {
     pub llm: Option<LlmConfig>,
     /// The root-cause categories drafting chooses from (`[taxonomy]`; the shipped one by default).
     pub taxonomy: Taxonomy,
+    pub catalog: CatalogConfig,
 }
 
 impl Default for Config {
@@ -111,6 +155,7 @@ impl Default for Config {
             noise_queries: 6,
             llm: None,
             taxonomy: Taxonomy::default(),
+            catalog: CatalogConfig::default(),
         }
     }
 }
@@ -163,6 +208,17 @@ struct RawConfig {
     llm: Option<RawLlm>,
     #[serde(default)]
     taxonomy: Option<RawTaxonomy>,
+    catalog: RawCatalog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCatalog {
+    tenants: Option<Vec<String>>,
+    file: Option<PathBuf>,
+    refresh: Option<String>,
+    labels: Option<Vec<String>>,
+    max_values: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -205,6 +261,9 @@ struct RawLlm {
     model: Option<String>,
     api_key_env: Option<String>,
     timeout: Option<String>,
+    #[serde(default)]
+    validate: bool,
+    ca_file: Option<PathBuf>,
 }
 
 impl RawConfig {
@@ -284,6 +343,7 @@ impl RawConfig {
         if let Some(taxonomy) = self.taxonomy {
             config.taxonomy = taxonomy.validate(&mut problems);
         }
+        config.catalog = self.catalog.validate(&config.labelling, &mut problems);
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -354,8 +414,59 @@ impl RawLlm {
             model: model?,
             api_key_env: self.api_key_env,
             timeout,
+            validate: self.validate,
+            ca_file: self.ca_file,
         })
     }
+}
+
+impl RawCatalog {
+    fn validate(self, labelling: &Labelling, problems: &mut Vec<String>) -> CatalogConfig {
+        let mut catalog = CatalogConfig::default();
+        match self.tenants {
+            Some(tenants) => {
+                for t in tenants {
+                    match TenantId::new(&t) {
+                        Ok(id) => catalog.tenants.push(id),
+                        Err(e) => problems.push(format!("catalog.tenants: {t:?}: {e}")),
+                    }
+                }
+            }
+            None => {
+                if let Labelling::Tenants(list) = labelling {
+                    catalog.tenants = list.clone();
+                }
+            }
+        }
+        catalog.file = self.file;
+        if let Some(refresh) = self.refresh {
+            match evalmint_model::parse_duration(&refresh) {
+                Some(d) if d.is_positive() => catalog.refresh = d,
+                _ => problems.push(format!(
+                    "catalog.refresh: {refresh:?} is not a duration like 15m"
+                )),
+            }
+        }
+        if let Some(labels) = self.labels {
+            if labels.iter().any(|l| !is_label_name(l)) {
+                problems.push(format!(
+                    "catalog.labels: {labels:?} holds a name that is not a Prometheus label name"
+                ));
+            }
+            catalog.labels = labels;
+        }
+        match self.max_values {
+            Some(0) => problems.push("catalog.max_values: must be at least 1".to_owned()),
+            Some(n) => catalog.max_values = n,
+            None => {}
+        }
+        catalog
+    }
+}
+
+/// A Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
+fn is_label_name(name: &str) -> bool {
+    is_env_var_name(name)
 }
 
 /// `user:pass@` (or `token@`) before the host.
@@ -605,6 +716,8 @@ mod tests {
             model = "qwen2.5-7b-instruct"
             api_key_env = "EVALMINT_LLM_KEY"
             timeout = "45s"
+            ca_file = "/etc/evalmint/llm-ca.pem"
+            validate = true
             "#,
         )
         .unwrap();
@@ -615,6 +728,8 @@ mod tests {
                 model: "qwen2.5-7b-instruct".into(),
                 api_key_env: Some("EVALMINT_LLM_KEY".into()),
                 timeout: SignedDuration::from_secs(45),
+                validate: true,
+                ca_file: Some("/etc/evalmint/llm-ca.pem".into()),
             })
         );
         let defaults = Config::parse(
@@ -683,6 +798,55 @@ mod tests {
                 .problems,
             ["llm.timeout: \"0s\" is not a duration like 30s"],
             "checked even while disabled"
+        );
+    }
+
+    #[test]
+    fn the_catalog_section_defaults_to_the_labelling_tenants() {
+        let config = Config::parse(
+            r#"
+            [pipeline]
+            labelling_tenants = ["acme"]
+            [catalog]
+            file = "catalog-info.yaml"
+            refresh = "5m"
+            labels = ["service", "k8s_pod"]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.catalog.tenants, [TenantId::new("acme").unwrap()]);
+        assert_eq!(
+            config.catalog.file.as_deref(),
+            Some(Path::new("catalog-info.yaml"))
+        );
+        assert_eq!(config.catalog.refresh, SignedDuration::from_mins(5));
+        assert_eq!(config.catalog.labels, ["service", "k8s_pod"]);
+        assert!(Config::default().catalog.tenants.is_empty());
+
+        let error = Config::parse(
+            r#"
+            [catalog]
+            tenants = ["bad tenant"]
+            refresh = "soon"
+            labels = ["pod-name"]
+            max_values = 0
+            "#,
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = error
+            .problems
+            .iter()
+            .map(|p| p.split(':').next().unwrap())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "catalog.tenants",
+                "catalog.refresh",
+                "catalog.labels",
+                "catalog.max_values"
+            ],
+            "{error}"
         );
     }
 }

@@ -3,9 +3,11 @@
 //! TTL ([`capture`]), add innocent neighbours ([`noise`]), read the evidence ([`evidence`]),
 //! draft and resolve the ground truth ([`draft`], reading text against the entity
 //! catalog with [`matching`] and the category [`taxonomy`]), score and route it ([`score`]); [`worker`]
-//! runs them as durable jobs and [`redact`] keeps secrets and personal data out of labels.
+//! runs them as durable jobs, [`catalog`] keeps each tenant's entity catalog fed, and [`redact`]
+//! keeps secrets and personal data out of labels.
 
 pub mod capture;
+pub mod catalog;
 pub mod config;
 pub mod draft;
 pub mod evidence;

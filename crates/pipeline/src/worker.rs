@@ -223,9 +223,9 @@ impl LabelWorker {
             }
         }
 
-        // The tenant's stored catalog joins here; the investigation's own entities are added by
-        // drafting itself.
-        let catalog = evalmint_model::Catalog::default();
+        let catalog =
+            crate::catalog::catalog_for(&*self.store, &job.tenant, &investigation, &evidence)
+                .await?;
         let mut draft = draft::draft(
             &investigation,
             &consenting,
@@ -248,6 +248,20 @@ impl LabelWorker {
             }
         }
         let mut scores = score::score(&draft, &evidence, &self.config.taxonomy);
+        let deterministic = drafter.0 == draft::DRAFTER;
+        if let Some(llm) = self
+            .llm
+            .as_ref()
+            .filter(|_| deterministic && self.validates())
+            && draft.ground_truth.is_some()
+        {
+            match crate::llm::validate_with_llm(llm, &investigation, &consenting, &evidence, &draft)
+                .await
+            {
+                Ok(opinion) => crate::llm::weigh_accuracy(&mut scores.accuracy, &opinion),
+                Err(e) => tracing::info!(error = %e, "no second opinion from the LLM"),
+            }
+        }
         let route = score::route(&draft, &scores, &self.config.thresholds);
         // Reasons quote the draft, which quotes the user's words.
         for score in [
@@ -303,6 +317,11 @@ impl LabelWorker {
             result: Ok(Box::new(candidate)),
             excluded,
         }))
+    }
+
+    /// Whether the LLM also gives second opinions on deterministic drafts.
+    fn validates(&self) -> bool {
+        self.config.llm.as_ref().is_some_and(|llm| llm.validate)
     }
 
     async fn results(
@@ -389,7 +408,7 @@ fn segments(
     segments
 }
 
-/// Starts the capturer and the label worker as background tasks that stop with `shutdown`. Work
+/// Starts the capturer, the catalog feeder and the label worker as background tasks that stop with `shutdown`. Work
 /// a previous (crashed) worker had claimed is released first, so it resumes at once.
 pub fn start(
     store: Arc<dyn FullStore>,
@@ -413,8 +432,13 @@ pub fn start(
             order,
             metrics.clone(),
         ));
+        let feeder = crate::catalog::CatalogFeeder::new(store.clone(), config.clone());
         let worker = Arc::new(LabelWorker::new(store, config, clock, metrics));
-        tokio::join!(capturer.run(shutdown.clone()), worker.run(shutdown));
+        tokio::join!(
+            capturer.run(shutdown.clone()),
+            feeder.run(shutdown.clone()),
+            worker.run(shutdown)
+        );
     });
     tasks
 }

@@ -172,6 +172,7 @@ async fn queries_are_captured_through_a_real_prometheus_before_their_ttl() {
                     ),
                 ],
                 feedback: vec![],
+                entities: vec![],
             },
         )
         .await

@@ -112,7 +112,7 @@ impl AppState {
 
 /// The whole API as a router.
 pub fn app(state: AppState) -> Router {
-    use routes::{feedback, investigations, keys, labels, ops, otlp};
+    use routes::{catalog, feedback, investigations, keys, labels, ops, otlp};
     Router::new()
         .route("/v1/traces", post(otlp::export))
         .route("/api/v1/investigations", post(investigations::create))
@@ -128,6 +128,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/labels", get(labels::list))
         .route("/api/v1/labels/{id}", get(labels::show))
         .route("/api/v1/review", get(labels::review_queue))
+        .route("/api/v1/catalog", get(catalog::list).post(catalog::import))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .fallback(|| async { ApiError::NotFound("route") })

@@ -1228,3 +1228,150 @@ async fn bodies_beyond_the_shared_byte_budget_get_429_with_retry_after() {
         .await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_catalog_learns_from_traces_imports_files_and_pages() {
+    let h = Harness::new().await;
+    let reviewer = key(&h.store, "acme", "review").await;
+    let other = key(&h.store, "globex", "admin").await;
+    let (status, _) = h
+        .json(post("/v1/traces", &h.admin, "application/json", fixture()))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let backstage = "apiVersion: backstage.io/v1alpha1\nkind: Resource\nmetadata: {name: payments-db}\nspec: {type: database, owner: group:payments}\n---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: checkout}\nspec: {type: service, dependsOn: [resource:payments-db]}\n";
+    let (status, body) = h
+        .json(post(
+            "/api/v1/catalog",
+            &h.admin,
+            "application/yaml",
+            backstage,
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["imported"], 2);
+    let toml =
+        "[[entities]]\nname = \"redis-cart\"\nkind = \"cache\"\naliases = [\"cart cache\"]\n";
+    let (status, _) = h
+        .json(post("/api/v1/catalog", &h.admin, "application/toml", toml))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, body) = h
+        .json(get("/api/v1/catalog?provenance=static_file", &reviewer))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let names: Vec<&str> = body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["checkout", "payments-db", "redis-cart"]);
+    assert_eq!(body["entries"][1]["team"], "payments");
+    assert_eq!(body["entries"][0]["depends_on"][0], "payments-db");
+    assert!(body["entries"][0]["first_seen"].is_string());
+
+    // The trace's own attributes fed the catalog too, and pages cover everything once.
+    let (_, everything) = h.json(get("/api/v1/catalog?limit=1000", &reviewer)).await;
+    let all = everything["entries"].as_array().unwrap().len();
+    assert!(
+        everything["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["provenance"] == "trace"),
+        "{everything}"
+    );
+    let mut paged = Vec::new();
+    let mut uri = "/api/v1/catalog?limit=2".to_owned();
+    loop {
+        let (status, page) = h.json(get(&uri, &reviewer)).await;
+        assert_eq!(status, StatusCode::OK);
+        paged.extend(page["entries"].as_array().unwrap().clone());
+        match page["next"].as_str() {
+            Some(next) => uri = format!("/api/v1/catalog?limit=2&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(paged.len(), all);
+    assert_eq!(paged, *everything["entries"].as_array().unwrap());
+
+    let (_, services) = h.json(get("/api/v1/catalog?kind=cache", &reviewer)).await;
+    assert_eq!(services["entries"].as_array().unwrap().len(), 1);
+
+    // Another tenant sees none of it.
+    let (_, foreign) = h.json(get("/api/v1/catalog", &other)).await;
+    assert_eq!(foreign["entries"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn bad_catalog_imports_are_refused_with_the_problem_and_write_nothing() {
+    let h = Harness::new().await;
+    let reviewer = key(&h.store, "acme", "review").await;
+    let cases = [
+        (
+            "application/yaml",
+            "entities:\n  - name: ok\n  - kind: database\n",
+            StatusCode::BAD_REQUEST,
+            "entity 2: missing field `name`",
+        ),
+        (
+            "application/json",
+            "{\"entities\": [",
+            StatusCode::BAD_REQUEST,
+            "invalid JSON",
+        ),
+        (
+            "application/toml",
+            "entities = 3",
+            StatusCode::BAD_REQUEST,
+            "not a list of entities",
+        ),
+        (
+            "text/plain",
+            "name: x",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "application/yaml",
+        ),
+    ];
+    for (content_type, body, expected, message) in cases {
+        let (status, response) = h
+            .json(post("/api/v1/catalog", &h.admin, content_type, body))
+            .await;
+        assert_eq!(status, expected, "{content_type}: {response}");
+        let text = response["error"]["message"].as_str().unwrap();
+        assert!(text.contains(message), "{text:?} lacks {message:?}");
+    }
+    let (status, response) = h
+        .json(post(
+            "/api/v1/catalog",
+            &h.admin,
+            "application/yaml",
+            vec![0xff, 0xfe, 0x00],
+        ))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{response}");
+
+    // Importing needs the admin scope; listing needs review; bad filters are named.
+    let (status, _) = h
+        .json(post(
+            "/api/v1/catalog",
+            &reviewer,
+            "application/yaml",
+            "[{name: x}]",
+        ))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let ingest_only = key(&h.store, "acme", "ingest").await;
+    let (status, _) = h.json(get("/api/v1/catalog", &ingest_only)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    for query in ["provenance=guess", "limit=0", "colour=red"] {
+        let (status, body) = h
+            .json(get(&format!("/api/v1/catalog?{query}"), &reviewer))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+    }
+    let (_, body) = h.json(get("/api/v1/catalog", &reviewer)).await;
+    assert_eq!(body["entries"], serde_json::json!([]));
+}

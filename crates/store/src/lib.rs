@@ -9,8 +9,9 @@ mod sqlite;
 
 use async_trait::async_trait;
 use evalmint_model::{
-    CandidateLabel, CaptureStatus, Feedback, FeedbackId, Investigation, Route, ScopeSet,
-    SnapshotQuery, Step, TenantId, Timestamp, TraceId, ValidFeedback,
+    CandidateLabel, CaptureStatus, Catalog, CatalogEntry, EntityProvenance, Feedback, FeedbackId,
+    Investigation, Route, ScopeSet, SnapshotQuery, Step, TenantId, Timestamp, TraceId,
+    ValidFeedback,
 };
 
 pub use blob::BlobStore;
@@ -50,6 +51,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct IngestBatch {
     pub steps: Vec<(TraceId, Step)>,
     pub feedback: Vec<ValidFeedback>,
+    /// Names the request's resource and span attributes carried, for the tenant's catalog. The
+    /// entity tags of the steps' tool calls are added by the store itself.
+    pub entities: Vec<CatalogEntry>,
 }
 
 /// What an ingest wrote.
@@ -147,7 +151,9 @@ pub trait Store: Send + Sync + 'static {
     async fn api_key_count(&self) -> Result<u64>;
 
     /// Deletes investigations last seen before `cutoff` that have no feedback; feedback pins an
-    /// investigation. Returns how many were deleted.
+    /// investigation. Observed catalog names (from traces, tool calls, Prometheus) not seen
+    /// since `cutoff` go too; declared and confirmed ones stay. Returns how many investigations
+    /// were deleted.
     async fn expire_investigations(&self, cutoff: Timestamp) -> Result<u64>;
 
     /// Removes stored blobs that no row references and that were last stored longer ago than
@@ -242,6 +248,25 @@ pub struct CandidateQuery {
     pub routes: Vec<Route>,
     /// Only admitted candidates sampled for audit.
     pub audit_only: bool,
+    pub limit: usize,
+}
+
+/// A catalog entry with when evalmint first and last learned of it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StoredCatalogEntry {
+    #[serde(flatten)]
+    pub entry: CatalogEntry,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+}
+
+/// A filter over a tenant's catalog, one page at a time, ordered by name.
+#[derive(Debug, Clone, Default)]
+pub struct CatalogQuery {
+    pub kind: Option<String>,
+    pub provenance: Option<EntityProvenance>,
+    /// Only names after this one (the last name of the previous page).
+    pub after: Option<String>,
     pub limit: usize,
 }
 
@@ -354,6 +379,37 @@ pub trait PipelineStore: Send + Sync + 'static {
 
     /// The tenant's erasure audit log, oldest first.
     async fn erasures(&self, tenant: &TenantId) -> Result<Vec<Erasure>>;
+
+    /// Merges entries into the tenant's entity catalog, one row per name: the more
+    /// authoritative provenance decides the fields both know (see [`CatalogEntry::merge`]),
+    /// lists are unioned, and every name's `last_seen` becomes now. Returns the names written.
+    async fn upsert_catalog(&self, tenant: &TenantId, entries: Vec<CatalogEntry>) -> Result<usize>;
+
+    /// Records names a reviewer confirmed; they outrank every other source.
+    async fn confirm_catalog_entries(
+        &self,
+        tenant: &TenantId,
+        entries: Vec<CatalogEntry>,
+    ) -> Result<usize> {
+        let confirmed = entries
+            .into_iter()
+            .map(|entry| CatalogEntry {
+                provenance: EntityProvenance::Reviewer,
+                ..entry
+            })
+            .collect();
+        self.upsert_catalog(tenant, confirmed).await
+    }
+
+    /// The tenant's whole catalog, as the label pipeline reads text against it.
+    async fn catalog(&self, tenant: &TenantId) -> Result<Catalog>;
+
+    /// One page of the tenant's catalog.
+    async fn catalog_entries(
+        &self,
+        tenant: &TenantId,
+        query: CatalogQuery,
+    ) -> Result<Vec<StoredCatalogEntry>>;
 }
 
 /// Both interfaces at once, for components (the pipeline worker) that need both.

@@ -4,12 +4,14 @@
 use std::sync::Arc;
 
 use evalmint_model::{
-    AgentInfo, FeedbackId, FeedbackOrigin, FeedbackSubmission, ScopeSet, SignalSource, SpanId,
-    Step, StepKind, StepStatus, TenantId, Timestamp, ToolCall, TraceId, ValidFeedback,
+    AgentInfo, CatalogEntry, EntityProvenance, FeedbackId, FeedbackOrigin, FeedbackSubmission,
+    ScopeSet, SignalSource, SpanId, Step, StepKind, StepStatus, TenantId, Timestamp, ToolCall,
+    TraceId, ValidFeedback,
 };
 use evalmint_store::{
-    CandidateQuery, CaptureOrder, CaptureOutcome, FeedbackLabelState, FeedbackReceipt, FullStore,
-    IngestBatch, LabelOutcome, ManualClock, SqliteOptions, SqliteStore, Store, StoreError,
+    CandidateQuery, CaptureOrder, CaptureOutcome, CatalogQuery, FeedbackLabelState,
+    FeedbackReceipt, FullStore, IngestBatch, LabelOutcome, ManualClock, SqliteOptions, SqliteStore,
+    Store, StoreError,
 };
 use jiff::SignedDuration;
 
@@ -74,6 +76,7 @@ fn batch(trace_id: TraceId, steps: Vec<Step>) -> IngestBatch {
     IngestBatch {
         steps: steps.into_iter().map(|s| (trace_id, s)).collect(),
         feedback: vec![],
+        entities: vec![],
     }
 }
 
@@ -1148,6 +1151,177 @@ async fn a_replaced_step_result_is_collected_after_the_grace_period(f: Fixture) 
             Some(second.as_str())
         );
     }
+
+fn entry(name: &str, provenance: EntityProvenance) -> CatalogEntry {
+    CatalogEntry::new(name, provenance)
+}
+
+async fn catalog_merges_sources_per_tenant_and_pages_by_name(f: Fixture) {
+    let (acme, globex) = (tenant("acme"), tenant("globex"));
+    // Ingest feeds the catalog: attributes of the request and the tool calls' entity tags.
+    let mut call_step = tool_step(2, "[]".into());
+    call_step.tool_call.as_mut().unwrap().entities = vec![
+        "checkout".into(),
+        "frontend-579b9bff58-t2dbm".into(),
+        " ".into(),
+    ];
+    let mut seen = entry("checkout", EntityProvenance::Trace);
+    seen.kind = Some("service".into());
+    let mut ingest = batch(trace(1), vec![step(1, None, StepKind::Agent), call_step]);
+    ingest.entities = vec![seen, entry("payments-db", EntityProvenance::Trace)];
+    f.store.ingest(&acme, ingest).await.unwrap();
+
+    let catalog = f.store.catalog(&acme).await.unwrap();
+    let names: Vec<&str> = catalog.entries().iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["checkout", "frontend-579b9bff58-t2dbm", "payments-db"]
+    );
+    let checkout = catalog.get("checkout").unwrap();
+    assert_eq!(
+        checkout.provenance,
+        EntityProvenance::Trace,
+        "a trace outranks a tool call"
+    );
+    assert_eq!(checkout.kind.as_deref(), Some("service"));
+    let pod = catalog.get("frontend-579b9bff58-t2dbm").unwrap();
+    assert_eq!(pod.workload.as_deref(), Some("frontend"));
+    assert_eq!(pod.provenance, EntityProvenance::ToolCall);
+
+    // A static file declares more; a reviewer's word outranks it.
+    let mut declared = entry("payments-db", EntityProvenance::StaticFile);
+    declared.kind = Some("database".into());
+    declared.aliases = vec!["paydb".into()];
+    declared.team = Some("payments".into());
+    declared.depends_on = vec!["disk-1".into()];
+    f.clock.advance(SignedDuration::from_secs(60));
+    assert_eq!(
+        f.store.upsert_catalog(&acme, vec![declared]).await.unwrap(),
+        1
+    );
+    let mut confirmed = entry("payments-db", EntityProvenance::Trace);
+    confirmed.kind = Some("postgres".into());
+    f.store
+        .confirm_catalog_entries(&acme, vec![confirmed])
+        .await
+        .unwrap();
+    let stored = f
+        .store
+        .catalog_entries(
+            &acme,
+            CatalogQuery {
+                provenance: Some(EntityProvenance::Reviewer),
+                limit: 10,
+                ..CatalogQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    let payments = &stored[0];
+    assert_eq!(payments.entry.kind.as_deref(), Some("postgres"));
+    assert_eq!(payments.entry.aliases, ["paydb"]);
+    assert_eq!(payments.entry.team.as_deref(), Some("payments"));
+    assert_eq!(payments.entry.depends_on, ["disk-1"]);
+    assert_eq!(payments.first_seen, start());
+    assert_eq!(payments.last_seen, start() + SignedDuration::from_secs(60));
+
+    // Filters and pages.
+    let services = f
+        .store
+        .catalog_entries(
+            &acme,
+            CatalogQuery {
+                kind: Some("service".into()),
+                limit: 10,
+                ..CatalogQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(services.len(), 1);
+    assert_eq!(services[0].entry.name, "checkout");
+    let first_page = f
+        .store
+        .catalog_entries(
+            &acme,
+            CatalogQuery {
+                limit: 2,
+                ..CatalogQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    let second_page = f
+        .store
+        .catalog_entries(
+            &acme,
+            CatalogQuery {
+                after: Some(first_page[1].entry.name.clone()),
+                limit: 2,
+                ..CatalogQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    let paged: Vec<&str> = first_page
+        .iter()
+        .chain(&second_page)
+        .map(|e| e.entry.name.as_str())
+        .collect();
+    assert_eq!(
+        paged,
+        ["checkout", "frontend-579b9bff58-t2dbm", "payments-db"]
+    );
+
+    // Another tenant sees none of it.
+    assert!(f.store.catalog(&globex).await.unwrap().is_empty());
+    f.store
+        .upsert_catalog(
+            &globex,
+            vec![entry("checkout", EntityProvenance::Prometheus)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(f.store.catalog(&globex).await.unwrap().len(), 1);
+    assert_eq!(
+        f.store
+            .catalog(&acme)
+            .await
+            .unwrap()
+            .get("checkout")
+            .unwrap()
+            .provenance,
+        EntityProvenance::Trace
+    );
+}
+
+async fn catalog_retention_forgets_observed_names_only(f: Fixture) {
+    let acme = tenant("acme");
+    f.store
+        .upsert_catalog(
+            &acme,
+            vec![
+                entry("old-pod-0", EntityProvenance::Trace),
+                entry("old-target", EntityProvenance::Prometheus),
+                entry("declared", EntityProvenance::StaticFile),
+                entry("confirmed", EntityProvenance::Reviewer),
+            ],
+        )
+        .await
+        .unwrap();
+    f.clock.advance(SignedDuration::from_hours(48));
+    f.store
+        .upsert_catalog(&acme, vec![entry("fresh", EntityProvenance::ToolCall)])
+        .await
+        .unwrap();
+    f.store
+        .expire_investigations(start() + SignedDuration::from_hours(24))
+        .await
+        .unwrap();
+    let catalog = f.store.catalog(&acme).await.unwrap();
+    let names: Vec<&str> = catalog.entries().iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["confirmed", "declared", "fresh"]);
 }
 
 use evalmint_store::Clock;
@@ -1228,6 +1402,8 @@ suite!(sqlite:
     a_draft_that_read_erased_feedback_is_dropped_and_redone,
     a_replaced_step_result_is_collected_after_the_grace_period,
     a_batch_larger_than_one_commit_is_written_whole,
+    catalog_merges_sources_per_tenant_and_pages_by_name,
+    catalog_retention_forgets_observed_names_only,
 );
 
 #[tokio::test]

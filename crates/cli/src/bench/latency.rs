@@ -137,6 +137,7 @@ pub(crate) async fn run(args: LatencyArgs) -> anyhow::Result<()> {
                 IngestBatch {
                     steps,
                     feedback: vec![],
+                    entities: vec![],
                 },
             )
             .await?;

@@ -225,6 +225,7 @@ pub(crate) async fn run(args: OpenRcaArgs) -> anyhow::Result<()> {
                     IngestBatch {
                         steps,
                         feedback: vec![],
+                        entities: vec![],
                     },
                 )
                 .await?;

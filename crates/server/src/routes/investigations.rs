@@ -212,6 +212,7 @@ pub(crate) async fn create(
     let batch = IngestBatch {
         steps: steps.into_iter().map(|s| (trace, s)).collect(),
         feedback: Vec::new(),
+        entities: Vec::new(),
     };
     timed_write(&state, "ingest", state.store.ingest(caller.tenant(), batch)).await?;
     state.metrics.spans(count, 0);

@@ -29,13 +29,13 @@ pub(crate) struct ListParams {
 }
 
 /// Query-string problems as JSON errors, like every other bad input.
-fn params<T>(parsed: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+pub(crate) fn params<T>(parsed: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     parsed
         .map(|Query(params)| params)
         .map_err(|e| ApiError::invalid(e.body_text()))
 }
 
-fn limit(requested: Option<usize>) -> Result<usize, ApiError> {
+pub(crate) fn limit(requested: Option<usize>) -> Result<usize, ApiError> {
     match requested {
         None => Ok(DEFAULT_LIMIT),
         Some(n @ 1..=MAX_LIMIT) => Ok(n),

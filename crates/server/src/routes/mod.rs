@@ -1,5 +1,6 @@
 //! HTTP handlers, one module per resource.
 
+pub(crate) mod catalog;
 pub(crate) mod feedback;
 pub(crate) mod investigations;
 pub(crate) mod keys;

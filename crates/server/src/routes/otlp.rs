@@ -53,13 +53,18 @@ async fn export_inner(
     let body = read_capped(state, headers, body, state.config.max_body_bytes).await?;
     let bytes = body.bytes.clone();
     let mapped = tokio::task::spawn_blocking(move || {
-        evalmint_otlp::decode_request(&bytes, encoding)
-            .map(|request| evalmint_otlp::map_request(&request))
+        evalmint_otlp::decode_request(&bytes, encoding).map(|request| {
+            (
+                evalmint_otlp::map_request(&request),
+                evalmint_otlp::catalog_entries(&request),
+            )
+        })
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?
     .map_err(|e| ApiError::invalid(e.to_string()))?;
 
+    let (mapped, entities) = mapped;
     let rejected = mapped.rejected_spans;
     let message = mapped.rejection_message();
     let origins = feedback_origins(&mapped);
@@ -70,6 +75,7 @@ async fn export_inner(
             .map(|m| (m.trace_id, m.step))
             .collect(),
         feedback: mapped.feedback.into_iter().map(|m| m.feedback).collect(),
+        entities,
     };
     let receipt = timed_write(state, "ingest", state.store.ingest(caller.tenant(), batch)).await?;
     drop(body);

@@ -1,6 +1,7 @@
 //! The embedded store: SQLite in WAL mode in the data directory, a single writer thread for all
 //! writes and a small pool of read connections, both off the async threads.
 
+mod catalog;
 mod encoding;
 pub mod engine;
 mod erasure;
@@ -27,11 +28,12 @@ use self::writer::{
     Writer,
 };
 use crate::{
-    ApiKey, BlobStore, CandidateQuery, CaptureOrder, CaptureOutcome, CaptureTask, Clock, Erasure,
-    FeedbackLabelState, FeedbackReceipt, IngestBatch, IngestReceipt, LabelJob, LabelOutcome,
-    NewApiKey, PipelineStats, PipelineStore, Result, Store, StoreError, SystemClock,
+    ApiKey, BlobStore, CandidateQuery, CaptureOrder, CaptureOutcome, CaptureTask, CatalogQuery,
+    Clock, Erasure, FeedbackLabelState, FeedbackReceipt, IngestBatch, IngestReceipt, LabelJob,
+    LabelOutcome, NewApiKey, PipelineStats, PipelineStore, Result, Store, StoreError,
+    StoredCatalogEntry, SystemClock,
 };
-use evalmint_model::{CandidateLabel, SnapshotQuery};
+use evalmint_model::{CandidateLabel, Catalog, CatalogEntry, SnapshotQuery};
 
 pub(crate) use self::erasure::user_id_sha256;
 
@@ -269,10 +271,12 @@ fn chunks(batch: IngestBatch, rows: usize) -> Vec<IngestBatch> {
         .map(|_| IngestBatch {
             steps: steps.by_ref().take(rows).collect(),
             feedback: Vec::new(),
+            entities: Vec::new(),
         })
         .collect();
     if let Some(last) = chunks.last_mut() {
         last.feedback = batch.feedback;
+        last.entities = batch.entities;
     }
     chunks
 }
@@ -373,7 +377,7 @@ fn read_steps(
 #[async_trait]
 impl Store for SqliteStore {
     async fn ingest(&self, tenant: &TenantId, batch: IngestBatch) -> Result<IngestReceipt> {
-        if batch.steps.is_empty() && batch.feedback.is_empty() {
+        if batch.steps.is_empty() && batch.feedback.is_empty() && batch.entities.is_empty() {
             return Ok(IngestReceipt::default());
         }
         // A batch larger than one commit's budget is written in chunks, each its own commit, so
@@ -534,7 +538,11 @@ impl Store for SqliteStore {
             Lane::Bulk,
             BULK_ROWS_PER_COMMIT,
             WhenFull::Wait,
-            move |conn, context| writer::expire(conn, cutoff_nanos, &mut context.released_blobs),
+            move |conn, context| {
+                let expired = writer::expire(conn, cutoff_nanos, &mut context.released_blobs)?;
+                catalog::expire(conn, cutoff_nanos)?;
+                Ok(expired)
+            },
         )
         .await
     }
@@ -738,6 +746,33 @@ impl PipelineStore for SqliteStore {
         .await
     }
 
+    async fn upsert_catalog(&self, tenant: &TenantId, entries: Vec<CatalogEntry>) -> Result<usize> {
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let tenant = tenant.clone();
+        self.write_patiently(move |conn, context| {
+            catalog::upsert(conn, &tenant, entries, context.now)
+        })
+        .await
+    }
+
+    async fn catalog(&self, tenant: &TenantId) -> Result<Catalog> {
+        let tenant = tenant.clone();
+        self.read(move |conn, _| catalog::catalog(conn, &tenant))
+            .await
+    }
+
+    async fn catalog_entries(
+        &self,
+        tenant: &TenantId,
+        query: CatalogQuery,
+    ) -> Result<Vec<StoredCatalogEntry>> {
+        let tenant = tenant.clone();
+        self.read(move |conn, _| catalog::query(conn, &tenant, &query))
+            .await
+    }
+
     async fn erasures(&self, tenant: &TenantId) -> Result<Vec<Erasure>> {
         let tenant = tenant.clone();
         self.read(move |conn, _| erasure::erasures(conn, &tenant))
@@ -797,6 +832,7 @@ mod tests {
                 })
                 .collect(),
             feedback: vec![],
+            entities: vec![],
         }
     }
 

@@ -25,6 +25,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0005_steps_rowid.sql",
         include_str!("../../migrations/0005_steps_rowid.sql"),
     ),
+    (
+        "0006_catalog.sql",
+        include_str!("../../migrations/0006_catalog.sql"),
+    ),
 ];
 
 /// The schema version a migration produces: the number its file name starts with.

@@ -433,6 +433,14 @@ pub(crate) fn ingest(
         )?
         .query_row([tenant.as_str()], |r| r.get(0))?;
 
+    let mut entities = batch.entities;
+    for (_, step) in &batch.steps {
+        if let Some(call) = &step.tool_call {
+            entities.extend(evalmint_model::tool_call_entries(call));
+        }
+    }
+    super::catalog::upsert(conn, tenant, entities, now)?;
+
     let mut traces: HashSet<TraceId> = HashSet::new();
     let steps_written = batch.steps.len();
     for (trace_id, step) in batch.steps {
