@@ -1373,7 +1373,13 @@ mod tests {
         let evidence = evidence();
         let investigation = investigation();
         let fb = feedback(CORRECTION);
-        let deterministic = draft::draft(&investigation, &[&fb], &evidence);
+        let deterministic = draft::draft(
+            &investigation,
+            &[&fb],
+            &evidence,
+            &Default::default(),
+            &Taxonomy::default(),
+        );
 
         let trusting = LlmConfig {
             ca_file: Some(ca_file.clone()),
@@ -1430,8 +1436,14 @@ mod tests {
         let evidence = evidence();
         let investigation = investigation();
         let fb = feedback(CORRECTION);
-        let deterministic = draft::draft(&investigation, &[&fb], &evidence);
-        let scores = score::score(&deterministic, &evidence);
+        let deterministic = draft::draft(
+            &investigation,
+            &[&fb],
+            &evidence,
+            &Default::default(),
+            &Taxonomy::default(),
+        );
+        let scores = score::score(&deterministic, &evidence, &Taxonomy::default());
 
         let skeptic = LlmClient::with_api_key(&config(&endpoint, "skeptic"), None).unwrap();
         let opinion =

@@ -79,6 +79,7 @@ impl Fixture {
         let batch = IngestBatch {
             steps: steps.into_iter().map(|s| (self.trace(), s)).collect(),
             feedback: Vec::new(),
+            entities: Vec::new(),
         };
         self.store.ingest(&self.tenant, batch).await.unwrap();
     }

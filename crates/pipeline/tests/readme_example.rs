@@ -74,6 +74,7 @@ async fn the_readme_correction_drafts_payments_db_for_review() {
                     .map(|m| (m.trace_id, m.step))
                     .collect(),
                 feedback: vec![],
+                entities: evalmint_otlp::catalog_entries(&request),
             },
         )
         .await

@@ -1151,6 +1151,7 @@ async fn a_replaced_step_result_is_collected_after_the_grace_period(f: Fixture) 
             Some(second.as_str())
         );
     }
+}
 
 fn entry(name: &str, provenance: EntityProvenance) -> CatalogEntry {
     CatalogEntry::new(name, provenance)
@@ -1360,6 +1361,7 @@ async fn a_batch_larger_than_one_commit_is_written_whole(f: Fixture) {
                 feedback: vec![feedback(&format!(
                     r#"{{"span_id": "{last_span}", "verdict": "down"}}"#
                 ))],
+                entities: vec![],
             },
         )
         .await

@@ -91,8 +91,8 @@ pub(crate) async fn import(
                 media_type(&headers).as_deref().unwrap_or("none")
             ))
         })?;
-    let bytes = read_capped(&headers, body, state.config.max_body_bytes).await?;
-    let text = std::str::from_utf8(&bytes)
+    let body = read_capped(&state, &headers, body, state.config.max_body_bytes).await?;
+    let text = std::str::from_utf8(&body.bytes)
         .map_err(|e| ApiError::invalid(format!("the catalog file is not UTF-8: {e}")))?;
     let entries = parse_catalog_file(text, format)
         .map_err(|e| ApiError::invalid(format!("invalid catalog file: {e}")))?;
