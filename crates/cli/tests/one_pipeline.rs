@@ -26,7 +26,7 @@ fn start(args: &[&str], data: &Path) -> (Running, String) {
             .args(args)
             .arg("--data")
             .arg(data)
-            .env("EVALMINT_ADMIN_KEY", "em_one_pipeline_admin")
+            .env("EVALMINT_ADMIN_KEY", "em_one_pipeline_admin_key_0123456789")
             .env("EVALMINT_LOG", "warn")
             .stdout(writer.try_clone().unwrap())
             .stderr(writer);

@@ -173,7 +173,7 @@ fn is_template_hash(text: &str) -> bool {
 }
 
 fn is_ipv4(text: &str) -> bool {
-    text.parse::<std::net::Ipv4Addr>().is_ok()
+    text.parse::<core::net::Ipv4Addr>().is_ok()
 }
 
 /// Cloud host names that spell an address (`ip-10-0-3-7`): a host, never an instance of a workload.

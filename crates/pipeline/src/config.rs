@@ -208,6 +208,7 @@ struct RawConfig {
     llm: Option<RawLlm>,
     #[serde(default)]
     taxonomy: Option<RawTaxonomy>,
+    #[serde(default)]
     catalog: RawCatalog,
 }
 

@@ -376,7 +376,10 @@ pub async fn validate_with_llm(
         &[
             ("context", &user_prompt(investigation, feedback, evidence)),
             ("components", &components.join(", ")),
-            ("category", truth.category.as_ref().map_or("(none)", |c| c.as_str())),
+            (
+                "category",
+                truth.category.as_ref().map_or("(none)", |c| c.as_str()),
+            ),
             (
                 "onset",
                 &truth

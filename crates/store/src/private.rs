@@ -49,7 +49,9 @@ mod tests {
         let data = parent.path().join("data");
         let store = crate::SqliteStore::open(&data, crate::SqliteOptions::default()).unwrap();
         let blobs = crate::BlobStore::open(data.join("blobs")).unwrap();
-        let digest = blobs.put(b"a tool result", std::time::SystemTime::now()).unwrap();
+        let digest = blobs
+            .put(b"a tool result", std::time::SystemTime::now())
+            .unwrap();
         assert_eq!(mode(&data), 0o700);
         assert_eq!(mode(&data.join("blobs")), 0o700);
         assert_eq!(mode(&data.join("blobs").join(&digest[..2])), 0o700);

@@ -28,6 +28,7 @@ const RULES: DependencyRules<'static> = DependencyRules {
             "evalmint-cli",
             &[
                 "evalmint-model",
+                "evalmint-otlp",
                 "evalmint-pipeline",
                 "evalmint-server",
                 "evalmint-sim",
@@ -48,8 +49,12 @@ const RULES: DependencyRules<'static> = DependencyRules {
         ("rusqlite", &["evalmint-store"]),
     ],
     leaves: &["evalmint-cli"],
-    // The shipped binary leaves the simulator out (the `sim` feature of `cli`).
-    optional: &[("evalmint-cli", "evalmint-sim")],
+    // The shipped binary leaves the simulator and the benchmarks out (the `sim` feature of
+    // `cli`); only the benchmarks decode OTLP in the CLI.
+    optional: &[
+        ("evalmint-cli", "evalmint-sim"),
+        ("evalmint-cli", "evalmint-otlp"),
+    ],
 };
 
 /// Files that may print from a library crate, and why.

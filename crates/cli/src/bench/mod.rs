@@ -16,8 +16,8 @@ use crate::table;
 
 pub(crate) mod capture;
 pub(crate) mod contention;
-pub(crate) mod engine;
 pub(crate) mod edge;
+pub(crate) mod engine;
 mod harness;
 pub(crate) mod latency;
 pub(crate) mod openrca;
