@@ -2,6 +2,8 @@
 //! pipeline reads users' words against this catalog, and every entity it recognises carries where
 //! it came from, so precision can be reported per recognition path.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::ToolCall;
@@ -249,9 +251,11 @@ pub fn workload_of(name: &str, kind: Option<&str>) -> Option<String> {
 /// A tenant's entities as the label pipeline sees them for one investigation: the stored catalog
 /// plus whatever the investigation itself names. Lookup and matching of text against it live in
 /// the pipeline; this type only holds the entries.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Catalog {
     entries: Vec<CatalogEntry>,
+    /// Where each name sits in `entries`, so building a catalog of n names is O(n).
+    positions: HashMap<String, usize>,
 }
 
 impl Catalog {
@@ -266,23 +270,18 @@ impl Catalog {
     /// Adds an entry; an entry with the same name is merged (aliases and dependencies unioned,
     /// missing fields filled, the earlier provenance kept).
     pub fn insert(&mut self, entry: CatalogEntry) {
-        let Some(existing) = self.entries.iter_mut().find(|e| e.name == entry.name) else {
+        let Some(&position) = self.positions.get(&entry.name) else {
+            self.positions
+                .insert(entry.name.clone(), self.entries.len());
             self.entries.push(entry);
             return;
         };
+        let existing = &mut self.entries[position];
         existing.kind = existing.kind.take().or(entry.kind);
         existing.workload = existing.workload.take().or(entry.workload);
         existing.team = existing.team.take().or(entry.team);
-        for alias in entry.aliases {
-            if !existing.aliases.contains(&alias) {
-                existing.aliases.push(alias);
-            }
-        }
-        for dependency in entry.depends_on {
-            if !existing.depends_on.contains(&dependency) {
-                existing.depends_on.push(dependency);
-            }
-        }
+        union_into(&mut existing.aliases, entry.aliases);
+        union_into(&mut existing.depends_on, entry.depends_on);
     }
 
     pub fn entries(&self) -> &[CatalogEntry] {
@@ -290,7 +289,7 @@ impl Catalog {
     }
 
     pub fn get(&self, name: &str) -> Option<&CatalogEntry> {
-        self.entries.iter().find(|e| e.name == name)
+        self.positions.get(name).map(|&i| &self.entries[i])
     }
 
     pub fn is_empty(&self) -> bool {
