@@ -65,6 +65,10 @@ struct EdgeArgs {
     /// Request bodies decompressed at once (default: the number of CPUs).
     #[arg(long)]
     max_decompressions: Option<usize>,
+    /// Large request bodies (1 MiB or more) decoded at once (default: the number of CPUs less
+    /// one, at least one), so big trace exports leave a core to feedback and the writer.
+    #[arg(long)]
+    max_large_decodes: Option<usize>,
     /// Serve /metrics only to a key with the metrics (or admin) scope.
     #[arg(long, env = "EVALMINT_METRICS_KEY_REQUIRED")]
     metrics_key_required: bool,
@@ -177,6 +181,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_decompressions: edge
             .max_decompressions
             .unwrap_or(defaults.max_decompressions),
+        max_large_decodes: edge.max_large_decodes.unwrap_or(defaults.max_large_decodes),
         metrics_key_required: edge.metrics_key_required,
         ..defaults
     };

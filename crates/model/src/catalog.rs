@@ -2,7 +2,7 @@
 //! pipeline reads users' words against this catalog, and every entity it recognises carries where
 //! it came from, so precision can be reported per recognition path.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -153,12 +153,17 @@ impl EntityProvenance {
     }
 }
 
-/// The entities a tool call's arguments named (its entity tags), as catalog entries.
-pub fn tool_call_entries(call: &ToolCall) -> impl Iterator<Item = CatalogEntry> + '_ {
-    call.entities
-        .iter()
-        .filter(|name| !name.trim().is_empty())
-        .map(|name| CatalogEntry::instance(name.trim(), None, EntityProvenance::ToolCall))
+/// The entities tool calls' arguments named (their entity tags), as catalog entries: one per
+/// distinct name, however many calls named it.
+pub fn tool_call_entries<'a>(calls: impl IntoIterator<Item = &'a ToolCall>) -> Vec<CatalogEntry> {
+    let mut seen = HashSet::new();
+    calls
+        .into_iter()
+        .flat_map(|call| call.entities.iter())
+        .map(|name| name.trim())
+        .filter(|name| !name.is_empty() && seen.insert(*name))
+        .map(|name| CatalogEntry::instance(name, None, EntityProvenance::ToolCall))
+        .collect()
 }
 
 /// Characters Kubernetes uses for generated name suffixes (no vowels, no look-alike digits).

@@ -25,10 +25,7 @@ pub fn investigation_entries(
     investigation: &Investigation,
     evidence: &Evidence,
 ) -> Vec<CatalogEntry> {
-    let mut entries: Vec<CatalogEntry> = investigation
-        .tool_calls()
-        .flat_map(tool_call_entries)
-        .collect();
+    let mut entries = tool_call_entries(investigation.tool_calls());
     for name in &evidence.entities {
         let mut entry = CatalogEntry::new(name, EntityProvenance::ToolCall);
         entry.kind = evidence.kind_of(name).map(str::to_owned);

@@ -19,10 +19,14 @@ use crate::{AppState, ServerConfig};
 /// Bodies are decompressed this many bytes at a time.
 const INFLATE_CHUNK: usize = 64 * 1024;
 
-/// The memory all request bodies may hold at once, and the turns at decompressing.
+/// A body at least this large takes a turn before it is decoded (see [`BodyBudget::decode_turn`]).
+pub(crate) const LARGE_BODY: usize = 1024 * 1024;
+
+/// The memory all request bodies may hold at once, and the turns at decompressing and decoding.
 pub(crate) struct BodyBudget {
     bytes: Arc<Semaphore>,
     decompressions: Arc<Semaphore>,
+    large_decodes: Arc<Semaphore>,
     read_timeout: Duration,
 }
 
@@ -41,8 +45,25 @@ impl BodyBudget {
                 config.max_in_flight_bytes.clamp(1, Semaphore::MAX_PERMITS),
             )),
             decompressions: Arc::new(Semaphore::new(config.max_decompressions.max(1))),
+            large_decodes: Arc::new(Semaphore::new(config.max_large_decodes.max(1))),
             read_timeout: config.body_read_timeout,
         }
+    }
+
+    /// Waits for a turn to decode a body of `len` bytes, if it is large. Decoding a large export
+    /// takes a core for a second or more; letting only a few run at once leaves the other cores
+    /// to the requests (feedback above all) and the writer that would otherwise queue behind
+    /// them. Small bodies decode at once.
+    pub(crate) async fn decode_turn(
+        &self,
+        len: usize,
+    ) -> Result<Option<OwnedSemaphorePermit>, ApiError> {
+        if len < LARGE_BODY {
+            return Ok(None);
+        }
+        let turn = self.large_decodes.clone().acquire_owned().await;
+        turn.map(Some)
+            .map_err(|e| ApiError::Internal(e.to_string()))
     }
 }
 

@@ -53,6 +53,8 @@ pub struct ServerConfig {
     pub max_in_flight_bytes: usize,
     /// Bodies being decompressed at once; more wait for a turn.
     pub max_decompressions: usize,
+    /// Large bodies (1 MiB or more) being decoded at once; more wait for a turn.
+    pub max_large_decodes: usize,
     /// `/metrics` answers only to a key with the `metrics` (or `admin`) scope.
     pub metrics_key_required: bool,
 }
@@ -70,6 +72,9 @@ impl Default for ServerConfig {
             max_connections: default_max_connections(),
             max_in_flight_bytes: 192 * 1024 * 1024,
             max_decompressions: std::thread::available_parallelism().map_or(2, usize::from),
+            // One core stays free for feedback, reads and the writer.
+            max_large_decodes: std::thread::available_parallelism()
+                .map_or(1, |cores| usize::from(cores).saturating_sub(1).max(1)),
             metrics_key_required: false,
         }
     }
@@ -170,6 +175,10 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
 /// revokes the key registered before it under this name.
 pub const OPERATOR_KEY_NAME: &str = "operator admin key";
 
+/// The name of the admin key a server creates on a store without keys; an operator key given
+/// later revokes it.
+pub const GENERATED_KEY_NAME: &str = "generated admin key";
+
 /// Makes sure an admin key exists. With `operator_secret` the operator's key is registered for
 /// the default tenant, replacing (revoking) the operator key of an earlier start; a weak secret
 /// is refused. Otherwise, on a store without any key, a new admin key is created and returned so
@@ -186,13 +195,20 @@ pub async fn bootstrap_admin_key(
         store
             .replace_named_api_key(&tenant, OPERATOR_KEY_NAME, admin, secret)
             .await?;
+        // The operator's key replaces a generated one: two admin keys nobody chose to keep
+        // would be one too many.
+        for key in store.api_keys(&tenant).await? {
+            if key.name == GENERATED_KEY_NAME {
+                store.revoke_api_key(&tenant, &key.id).await?;
+            }
+        }
         return Ok(None);
     }
     if store.api_key_count().await? > 0 {
         return Ok(None);
     }
     let created = store
-        .create_api_key(&tenant, "generated admin key", admin)
+        .create_api_key(&tenant, GENERATED_KEY_NAME, admin)
         .await?;
     Ok(Some(created.secret))
 }

@@ -1115,6 +1115,39 @@ async fn a_weak_operator_key_is_refused_and_a_new_one_revokes_the_old() {
 }
 
 #[tokio::test]
+async fn an_operator_key_revokes_the_generated_admin_key_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+    let generated = evalmint_server::bootstrap_admin_key(&store, None)
+        .await
+        .unwrap()
+        .expect("a store without keys gets a generated admin key");
+    assert!(store.authenticate(&generated).await.unwrap().is_some());
+    let ingest = store
+        .create_api_key(
+            &TenantId::default_tenant(),
+            "agent",
+            ScopeSet::default().with(evalmint_model::Scope::Ingest),
+        )
+        .await
+        .unwrap();
+
+    let operator = "c41e7a9b02d58f36e1b7c0a94d2f6e83";
+    evalmint_server::bootstrap_admin_key(&store, Some(operator))
+        .await
+        .unwrap();
+    assert!(
+        store.authenticate(&generated).await.unwrap().is_none(),
+        "the generated admin key is revoked once the operator chose one"
+    );
+    assert!(store.authenticate(operator).await.unwrap().is_some());
+    assert!(
+        store.authenticate(&ingest.secret).await.unwrap().is_some(),
+        "other keys are untouched"
+    );
+}
+
+#[tokio::test]
 async fn malformed_path_ids_and_non_object_otlp_json_are_json_400s() {
     let h = Harness::new().await;
     for uri in [

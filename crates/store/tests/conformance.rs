@@ -1325,6 +1325,36 @@ async fn catalog_retention_forgets_observed_names_only(f: Fixture) {
     assert_eq!(names, ["confirmed", "declared", "fresh"]);
 }
 
+/// A name seen again keeps an accurate `last_seen` to the minute, without a write per sighting.
+async fn catalog_last_seen_is_kept_to_the_minute(f: Fixture) {
+    let acme = tenant("acme");
+    let last_seen = |f: &Fixture| {
+        let (store, acme) = (f.store.clone(), acme.clone());
+        async move {
+            let stored = store
+                .catalog_entries(
+                    &acme,
+                    CatalogQuery {
+                        limit: 10,
+                        ..CatalogQuery::default()
+                    },
+                )
+                .await
+                .unwrap();
+            assert_eq!(stored.len(), 1);
+            stored[0].last_seen
+        }
+    };
+    let seen = || vec![entry("cart-7d9f", EntityProvenance::Trace)];
+    f.store.upsert_catalog(&acme, seen()).await.unwrap();
+    f.clock.advance(SignedDuration::from_secs(30));
+    f.store.upsert_catalog(&acme, seen()).await.unwrap();
+    assert_eq!(last_seen(&f).await, start(), "within the minute: unchanged");
+    f.clock.advance(SignedDuration::from_secs(40));
+    f.store.upsert_catalog(&acme, seen()).await.unwrap();
+    assert_eq!(last_seen(&f).await, start() + SignedDuration::from_secs(70));
+}
+
 use evalmint_store::Clock;
 
 macro_rules! suite {
@@ -1406,6 +1436,7 @@ suite!(sqlite:
     a_batch_larger_than_one_commit_is_written_whole,
     catalog_merges_sources_per_tenant_and_pages_by_name,
     catalog_retention_forgets_observed_names_only,
+    catalog_last_seen_is_kept_to_the_minute,
 );
 
 #[tokio::test]

@@ -52,6 +52,7 @@ async fn export_inner(
     // The body keeps its share of the byte budget until the batch is stored.
     let body = read_capped(state, headers, body, state.config.max_body_bytes).await?;
     let bytes = body.bytes.clone();
+    let turn = state.bodies.decode_turn(bytes.len()).await?;
     let mapped = tokio::task::spawn_blocking(move || {
         evalmint_otlp::decode_request(&bytes, encoding).map(|request| {
             (
@@ -63,6 +64,7 @@ async fn export_inner(
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?
     .map_err(|e| ApiError::invalid(e.to_string()))?;
+    drop(turn);
 
     let (mapped, entities) = mapped;
     let rejected = mapped.rejected_spans;

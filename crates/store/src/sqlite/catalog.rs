@@ -6,12 +6,15 @@ use std::collections::BTreeMap;
 use evalmint_model::{Catalog, CatalogEntry, EntityProvenance, TenantId};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::rows::{internal, timestamp};
+use super::rows::{internal, nanos, timestamp};
 use crate::{CatalogQuery, Result, StoredCatalogEntry};
 
 /// Entries whose provenance is observation (traces, tool calls, Prometheus) expire when not seen
 /// again; declared and confirmed names stay until changed.
 const OBSERVED: &str = "'trace', 'tool_call', 'prometheus'";
+
+/// `last_seen` of a name seen again is rewritten only when older than this (nanoseconds).
+const LAST_SEEN_GRANULARITY: i64 = 60_000_000_000;
 
 /// Merges `entries` into the tenant's catalog: one row per name, fields merged by provenance
 /// authority ([`CatalogEntry::merge`]), `last_seen` set to `now`. Returns how many names were
@@ -65,8 +68,12 @@ pub(crate) fn upsert(
                 let mut merged = stored.entry.clone();
                 merged.merge(entry);
                 if merged == stored.entry {
-                    // The common case on the ingest path: a name seen again, nothing new.
-                    touch.execute(params![tenant.as_str(), name, now])?;
+                    // The common case on the ingest path: a name seen again, nothing new. Its
+                    // `last_seen` moves only when it is older than a minute: expiry counts in
+                    // days, and a write per name per request would cost more than the read.
+                    if now.saturating_sub(nanos(stored.last_seen)) >= LAST_SEEN_GRANULARITY {
+                        touch.execute(params![tenant.as_str(), name, now])?;
+                    }
                     continue;
                 }
                 merged

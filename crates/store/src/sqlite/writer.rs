@@ -410,9 +410,16 @@ pub(crate) fn ingest(
 ) -> Result<IngestReceipt> {
     let (now, blobs, inline_result_max) = (context.now, context.blobs, context.inline_result_max);
     let mut released = Vec::new();
+    // A span arrives once in the common case: the insert alone, whose unique index probe also
+    // tells a re-sent span apart. Only a re-sent span reads its old row and is updated.
     let mut insert_step = conn.prepare_cached(
-        "INSERT OR REPLACE INTO steps (tenant, trace_id, span_id, body, result_inline, result_blob)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO steps (tenant, trace_id, span_id, body, result_inline, result_blob)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (tenant, trace_id, span_id) DO NOTHING",
+    )?;
+    let mut replace_step = conn.prepare_cached(
+        "UPDATE steps SET body = ?4, result_inline = ?5, result_blob = ?6
+         WHERE tenant = ?1 AND trace_id = ?2 AND span_id = ?3",
     )?;
     let mut touch_investigation = conn.prepare_cached(
         "INSERT INTO investigations (tenant, trace_id, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)
@@ -434,11 +441,12 @@ pub(crate) fn ingest(
         .query_row([tenant.as_str()], |r| r.get(0))?;
 
     let mut entities = batch.entities;
-    for (_, step) in &batch.steps {
-        if let Some(call) = &step.tool_call {
-            entities.extend(evalmint_model::tool_call_entries(call));
-        }
-    }
+    entities.extend(evalmint_model::tool_call_entries(
+        batch
+            .steps
+            .iter()
+            .filter_map(|(_, step)| step.tool_call.as_ref()),
+    ));
     super::catalog::upsert(conn, tenant, entities, now)?;
 
     let mut traces: HashSet<TraceId> = HashSet::new();
@@ -457,31 +465,32 @@ pub(crate) fn ingest(
             ),
             other => (other, None),
         };
-        // A re-sent span with a different result leaves its old blob without this reference.
-        let previous: Option<String> = replaced_blob
-            .query_row(
-                params![
-                    tenant.as_str(),
-                    &trace_id.as_bytes()[..],
-                    &span_id.as_bytes()[..]
-                ],
-                |r| r.get(0),
-            )
-            .optional()?
-            .flatten();
-        if let Some(previous) = previous
-            && Some(&previous) != blob.as_ref()
-        {
-            released.push(previous);
-        }
-        insert_step.execute(params![
+        let key = params![
+            tenant.as_str(),
+            &trace_id.as_bytes()[..],
+            &span_id.as_bytes()[..]
+        ];
+        let values = params![
             tenant.as_str(),
             &trace_id.as_bytes()[..],
             &span_id.as_bytes()[..],
             row.body,
             inline,
             blob
-        ])?;
+        ];
+        if insert_step.execute(values)? == 0 {
+            // A re-sent span with a different result leaves its old blob without this reference.
+            let previous: Option<String> = replaced_blob
+                .query_row(key, |r| r.get(0))
+                .optional()?
+                .flatten();
+            if let Some(previous) = previous
+                && Some(&previous) != blob.as_ref()
+            {
+                released.push(previous);
+            }
+            replace_step.execute(values)?;
+        }
         if feedback_awaits_trace {
             let joined = join_waiting_feedback.execute(params![
                 tenant.as_str(),
