@@ -1,24 +1,52 @@
 //! Reading OTLP attribute lists: lookup by key, with fallbacks, as text.
 
-use std::collections::HashMap;
-
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 
-/// The attributes of one span (and its resource), looked up by key.
-pub(crate) struct Attributes<'a> {
-    span: HashMap<&'a str, &'a Value>,
-    resource: &'a HashMap<&'a str, &'a Value>,
+/// Attribute values by key. A sorted list: for the dozen or two keys a span or resource carries
+/// it is cheaper to build and to search than a hash map, and it iterates in key order. A key
+/// given twice keeps its last value.
+#[derive(Debug, Default)]
+pub(crate) struct Index<'a>(Vec<(&'a str, &'a Value)>);
+
+impl<'a> Index<'a> {
+    pub(crate) fn get(&self, key: &str) -> Option<&'a Value> {
+        self.0
+            .binary_search_by(|(k, _)| (*k).cmp(key))
+            .ok()
+            .map(|i| self.0[i].1)
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.0.iter().map(|(k, _)| *k)
+    }
 }
 
-pub(crate) fn index(list: &[KeyValue]) -> HashMap<&str, &Value> {
-    list.iter()
+pub(crate) fn index(list: &[KeyValue]) -> Index<'_> {
+    let mut entries: Vec<(&str, &Value)> = list
+        .iter()
         .filter_map(|kv| Some((kv.key.as_str(), kv.value.as_ref()?.value.as_ref()?)))
-        .collect()
+        .collect();
+    // A stable sort keeps repeated keys in arrival order; the later value replaces the earlier.
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    entries.dedup_by(|later, earlier| {
+        let same = later.0 == earlier.0;
+        if same {
+            *earlier = *later;
+        }
+        same
+    });
+    Index(entries)
+}
+
+/// The attributes of one span (and its resource), looked up by key.
+pub(crate) struct Attributes<'a> {
+    span: Index<'a>,
+    resource: &'a Index<'a>,
 }
 
 impl<'a> Attributes<'a> {
-    pub(crate) fn new(list: &'a [KeyValue], resource: &'a HashMap<&'a str, &'a Value>) -> Self {
+    pub(crate) fn new(list: &'a [KeyValue], resource: &'a Index<'a>) -> Self {
         Attributes {
             span: index(list),
             resource,
@@ -29,7 +57,7 @@ impl<'a> Attributes<'a> {
     pub(crate) fn text(&self, keys: &[&str]) -> Option<String> {
         keys.iter()
             .filter_map(|k| self.span.get(k))
-            .filter_map(|v| to_text(v))
+            .filter_map(to_text)
             .find(|s| !s.is_empty())
     }
 
@@ -79,10 +107,7 @@ impl<'a> Attributes<'a> {
         &'s self,
         prefix: &'s str,
     ) -> impl Iterator<Item = &'a str> + 's {
-        self.span
-            .keys()
-            .copied()
-            .filter(move |k| k.starts_with(prefix))
+        self.span.keys().filter(move |k| k.starts_with(prefix))
     }
 }
 
@@ -116,5 +141,42 @@ fn to_json(value: &Value) -> serde_json::Value {
                 .collect(),
         ),
         Value::StringValueStrindex(_) => J::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(key: &str, value: &str) -> KeyValue {
+        KeyValue {
+            key: key.to_owned(),
+            value: Some(AnyValue {
+                value: Some(Value::StringValue(value.to_owned())),
+            }),
+            ..KeyValue::default()
+        }
+    }
+
+    #[test]
+    fn every_key_is_found_and_a_repeated_key_keeps_its_last_value() {
+        let list = [
+            kv("service.name", "cart"),
+            kv("gen_ai.tool.name", "first"),
+            kv("a", "1"),
+            kv("gen_ai.tool.name", "second"),
+            kv("z", "26"),
+        ];
+        let index = index(&list);
+        let text = |key: &str| index.get(key).and_then(to_text);
+        assert_eq!(text("gen_ai.tool.name").as_deref(), Some("second"));
+        assert_eq!(text("service.name").as_deref(), Some("cart"));
+        assert_eq!(text("a").as_deref(), Some("1"));
+        assert_eq!(text("z").as_deref(), Some("26"));
+        assert_eq!(text("missing"), None);
+        assert_eq!(
+            index.keys().collect::<Vec<_>>(),
+            ["a", "gen_ai.tool.name", "service.name", "z"]
+        );
     }
 }

@@ -1,14 +1,13 @@
 //! Mapping OTLP spans onto investigation steps and trace-borne feedback. Each span maps on its
 //! own, so spans of one trace may arrive in any order and in any number of requests.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use evalmint_model::{
     AgentInfo, FeedbackOrigin, FeedbackSubmission, SpanId, Step, StepKind, StepStatus, Timestamp,
     ToolCall, TraceId, Trigger, TriggerKind, ValidFeedback,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::span::Event;
 use opentelemetry_proto::tonic::trace::v1::{Span, status::StatusCode};
 use serde_json::Map;
@@ -89,9 +88,9 @@ pub fn map_request(request: &ExportTraceServiceRequest) -> MappedBatch {
             .unwrap_or_default();
         for scope_spans in &resource_spans.scope_spans {
             for span in &scope_spans.spans {
-                match map_span(span, &resource) {
+                let attrs = Attributes::new(&span.attributes, &resource);
+                match map_span(span, &attrs) {
                     Ok((trace_id, step)) => {
-                        let attrs = Attributes::new(&span.attributes, &resource);
                         let found = evaluation_events(trace_id, step.span_id, &span.events)
                             .chain(annotations(trace_id, step.span_id, &attrs));
                         for feedback in found {
@@ -112,7 +111,7 @@ pub fn map_request(request: &ExportTraceServiceRequest) -> MappedBatch {
     batch
 }
 
-fn map_span(span: &Span, resource: &HashMap<&str, &Value>) -> Result<(TraceId, Step), String> {
+fn map_span(span: &Span, attrs: &Attributes<'_>) -> Result<(TraceId, Step), String> {
     let trace_id = TraceId::from_bytes(&span.trace_id)
         .map_err(|e| format!("span {:?}: invalid trace_id: {e}", span.name))?;
     let span_id = SpanId::from_bytes(&span.span_id)
@@ -130,8 +129,7 @@ fn map_span(span: &Span, resource: &HashMap<&str, &Value>) -> Result<(TraceId, S
         .filter(|end| *end >= started_at)
         .unwrap_or(started_at);
 
-    let attrs = Attributes::new(&span.attributes, resource);
-    let kind = step_kind(&attrs);
+    let kind = step_kind(attrs);
     let (status, status_message) = match span.status.as_ref() {
         Some(s) if s.code == StatusCode::Error as i32 => (
             StepStatus::Error,
@@ -367,7 +365,7 @@ fn evaluation_events<'a>(
     span_id: SpanId,
     events: &'a [Event],
 ) -> impl Iterator<Item = Result<ValidFeedback, String>> + 'a {
-    let empty = HashMap::new();
+    let empty = attributes::Index::default();
     events
         .iter()
         .enumerate()
