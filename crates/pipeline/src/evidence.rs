@@ -415,6 +415,41 @@ impl Evidence {
         None
     }
 
+    /// How well the snapshot supports `key` as the cause among suspects whose earliest onset is
+    /// `earliest`: its signal strength, plus a half when its trouble started first (symptoms
+    /// follow their cause).
+    pub fn support(&self, key: &str, earliest: Option<Timestamp>) -> f64 {
+        let Some(signals) = self.signals.get(key) else {
+            return 0.0;
+        };
+        let first = match (signals.onset(), earliest) {
+            (Some(onset), Some(earliest)) if onset <= earliest => 0.5,
+            _ => 0.0,
+        };
+        signals.strength() + first
+    }
+
+    /// Every entity with signals, best supported first (ties by name): what the evidence alone,
+    /// with no text to go by, says the cause is.
+    pub fn ranking(&self) -> Vec<(String, f64)> {
+        let pool: Vec<&String> = self
+            .signals
+            .iter()
+            .filter(|(_, s)| s.strength() > 0.0)
+            .map(|(e, _)| e)
+            .collect();
+        let earliest = pool
+            .iter()
+            .filter_map(|e| self.signals.get(*e)?.onset())
+            .min();
+        let mut ranked: Vec<(String, f64)> = pool
+            .into_iter()
+            .map(|e| (e.clone(), self.support(e, earliest)))
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        ranked
+    }
+
     /// Instances (pods, replicas) the topology lists, with the entity each belongs to.
     pub fn instances(&self) -> impl Iterator<Item = (&String, &String)> {
         self.pods.iter()
