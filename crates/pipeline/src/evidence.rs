@@ -41,6 +41,11 @@ pub struct EntitySignals {
     /// Other entities this one's own errors name as failing ("lookup payments-db: no such
     /// host"), with how often: a sign that this entity is a victim, not the cause.
     pub blames: BTreeMap<String, usize>,
+    /// Failing request traces whose deepest failing span, the one whose children all succeed,
+    /// is this entity's: trace-derived blame.
+    pub trace_blames: Vec<Mention>,
+    /// Its errors were as frequent before the trouble as during it: chronic noise, not a change.
+    pub chronic: bool,
 }
 
 impl EntitySignals {
@@ -51,7 +56,10 @@ impl EntitySignals {
             .iter()
             .map(|a| (a.strength / 8.0).min(1.0) * (a.relative.min(2.0) / 2.0 + 0.5))
             .fold(0.0, f64::max);
-        let logs = (self.error_logs.len() as f64 / 5.0).min(1.0) * 0.6;
+        // Errors that were there before the trouble say little about it.
+        let chronic = if self.chronic { 0.2 } else { 1.0 };
+        let logs = (self.error_logs.len() as f64 / 5.0).min(1.0) * 0.6 * chronic;
+        let traces = (self.trace_blames.len() as f64 / 3.0).min(1.0) * 0.8 * chronic;
         let events = if self.events.iter().any(|e| {
             matches!(
                 e.kind.as_str(),
@@ -62,7 +70,7 @@ impl EntitySignals {
         } else {
             0.0
         };
-        anomaly + logs + events
+        anomaly + logs + traces + events
     }
 
     /// When trouble started here: the earliest change point or error.
@@ -85,6 +93,9 @@ impl EntitySignals {
         if !self.events.is_empty() {
             kinds.insert(SignalSource::Events);
         }
+        if !self.trace_blames.is_empty() {
+            kinds.insert(SignalSource::Traces);
+        }
         kinds
     }
 
@@ -94,6 +105,7 @@ impl EntitySignals {
             .map(|a| a.query_id.clone())
             .chain(self.error_logs.iter().map(|m| m.query_id.clone()))
             .chain(self.events.iter().map(|m| m.query_id.clone()))
+            .chain(self.trace_blames.iter().map(|m| m.query_id.clone()))
             .collect()
     }
 
@@ -102,6 +114,7 @@ impl EntitySignals {
         self.error_logs
             .iter()
             .chain(&self.events)
+            .chain(&self.trace_blames)
             .map(|m| m.text.as_str())
     }
 }
@@ -121,6 +134,9 @@ pub struct Evidence {
     /// Pod or instance name → the entity it belongs to.
     pods: HashMap<String, String>,
 }
+
+/// The least stretch of errors before the reference that says what is usual (seconds).
+const MIN_BASELINE_SECS: f64 = 300.0;
 
 const ENTITY_LABELS: &[&str] = &[
     "service",
@@ -235,7 +251,11 @@ impl Evidence {
     fn read_signals(&mut self, query: &SnapshotQuery, value: &Value) {
         let mut series = Vec::new();
         let mut rows = Vec::new();
+        let mut traces = Vec::new();
         visit_objects(value, &mut |object| {
+            if let Some(spans) = object.get("spans").and_then(Value::as_array) {
+                traces.push(spans.clone());
+            }
             if let (Some(metric), Some(values)) = (
                 object.get("metric").and_then(Value::as_object),
                 object.get("values").and_then(Value::as_array),
@@ -275,7 +295,14 @@ impl Evidence {
                     .push(anomaly);
             }
         }
+        for spans in traces {
+            self.read_trace(query, &spans);
+        }
         for row in rows {
+            if row.contains_key("span_id") && row.contains_key("status") {
+                // A span of a trace, read above.
+                continue;
+            }
             let Some(service) = row.get("service").and_then(Value::as_str) else {
                 continue;
             };
@@ -338,6 +365,123 @@ impl Evidence {
                     }
                 }
             }
+        }
+    }
+
+    /// Trace-derived blame: in a failing trace, the deepest failing span (none of whose children
+    /// fail) is where the failure began; the failing spans above it are victims.
+    fn read_trace(&mut self, query: &SnapshotQuery, spans: &[Value]) {
+        let field = |span: &Value, names: &[&str]| {
+            names
+                .iter()
+                .find_map(|n| span.get(*n).and_then(Value::as_str))
+                .map(str::to_owned)
+        };
+        let failed = |span: &Value| {
+            span.get("error").and_then(Value::as_bool) == Some(true)
+                || field(span, &["status", "status_code", "statusCode"]).is_some_and(|s| {
+                    let s = s.to_ascii_lowercase();
+                    s == "error" || s == "status_code_error" || s == "failed"
+                })
+        };
+        struct Span {
+            id: String,
+            parent: Option<String>,
+            service: String,
+            failed: bool,
+            at: Option<Timestamp>,
+            message: String,
+        }
+        let parsed: Vec<Span> = spans
+            .iter()
+            .filter_map(|span| {
+                Some(Span {
+                    id: field(span, &["span_id", "spanId", "spanID"])?,
+                    parent: field(span, &["parent_span_id", "parentSpanId", "parent_id"]),
+                    service: field(span, &["service", "service_name", "serviceName"])?,
+                    failed: failed(span),
+                    at: span
+                        .get("start_ms")
+                        .and_then(Value::as_i64)
+                        .and_then(|ms| Timestamp::from_millisecond(ms).ok()),
+                    message: field(span, &["message", "status_message"]).unwrap_or_default(),
+                })
+            })
+            .collect();
+        let failing_parents: BTreeSet<&str> = parsed
+            .iter()
+            .filter(|s| s.failed)
+            .filter_map(|s| s.parent.as_deref())
+            .collect();
+        let mut culprits: BTreeMap<String, &Span> = BTreeMap::new();
+        for span in parsed.iter().filter(|s| s.failed) {
+            if !failing_parents.contains(span.id.as_str()) {
+                let entity = self.entity_of(&span.service);
+                culprits.entry(entity).or_insert(span);
+            }
+        }
+        let victims: BTreeSet<String> = parsed
+            .iter()
+            .filter(|s| s.failed && failing_parents.contains(s.id.as_str()))
+            .map(|s| s.service.to_ascii_lowercase())
+            .collect();
+        for (entity, span) in &culprits {
+            self.signals
+                .entry(entity.clone())
+                .or_default()
+                .trace_blames
+                .push(Mention {
+                    query_id: query.id.clone(),
+                    at: span.at,
+                    kind: "trace".to_owned(),
+                    text: span.message.clone(),
+                });
+            for victim in victims.iter().filter(|v| *v != entity) {
+                let victim = self.entity_of(victim);
+                *self
+                    .signals
+                    .entry(victim)
+                    .or_default()
+                    .blames
+                    .entry(entity.clone())
+                    .or_default() += 1;
+            }
+        }
+    }
+
+    /// Marks the entities whose errors are no more frequent from `reference` on than before it
+    /// (a rate, so a busy service's steady errors do not count as a change). Judged only where
+    /// the snapshot's errors cover a stretch before `reference`.
+    pub fn weigh_change(&mut self, reference: Timestamp) {
+        let times: Vec<Timestamp> = self
+            .signals
+            .values()
+            .flat_map(|s| s.error_logs.iter().chain(&s.trace_blames))
+            .filter_map(|m| m.at)
+            .collect();
+        let (Some(first), Some(last)) = (times.iter().min(), times.iter().max()) else {
+            return;
+        };
+        let before_span = reference.duration_since(*first).as_secs_f64();
+        let after_span = last.duration_since(reference).as_secs_f64().max(60.0);
+        if before_span < MIN_BASELINE_SECS {
+            return;
+        }
+        for signals in self.signals.values_mut() {
+            let (mut before, mut after) = (0.0, 0.0);
+            for at in signals
+                .error_logs
+                .iter()
+                .chain(&signals.trace_blames)
+                .filter_map(|m| m.at)
+            {
+                if at < reference {
+                    before += 1.0;
+                } else {
+                    after += 1.0;
+                }
+            }
+            signals.chronic = before >= 2.0 && after / after_span <= 2.0 * before / before_span;
         }
     }
 

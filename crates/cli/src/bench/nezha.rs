@@ -18,7 +18,7 @@ use evalmint_sim::recorded::RecordedWorld;
 use evalmint_sim::recorded::play::RecordedRunOptions;
 use evalmint_sim::telemetry::{Retention, SimClock, TelemetryService};
 use evalmint_sim::users::FeedbackRates;
-use evalmint_store::{CandidateQuery, PipelineStore, SqliteOptions, SqliteStore};
+use evalmint_store::{CandidateQuery, PipelineStore, SqliteOptions, SqliteStore, Store};
 use tokio_util::sync::CancellationToken;
 
 use super::harness;
@@ -234,7 +234,15 @@ pub(crate) async fn run(args: NezhaArgs) -> anyhow::Result<()> {
             bytes_total += bytes.as_ref().map_or(0, |b| b.len() as u64);
             results.push((query, bytes));
         }
-        let ranking = Evidence::extract(&results, &[]).ranking();
+        let mut evidence = Evidence::extract(&results, &[]);
+        let fired_at = store
+            .investigation(&tenant, candidate.investigation_id)
+            .await?
+            .and_then(|i| i.trigger.and_then(|t| t.fired_at));
+        if let Some(fired_at) = fired_at {
+            evidence.weigh_change(fired_at - evalmint_pipeline::worker::CHANGE_LEAD);
+        }
+        let ranking = evidence.ranking();
         let rank = ranking.iter().position(|(e, _)| e == root);
         for tally in [&mut overall, by_type.entry(kind.clone()).or_default()] {
             tally.candidates += 1;
