@@ -23,7 +23,9 @@ fn the_first_recorded_faults_become_scored_candidates() {
         return evalmint_testkit::skip("the Nezha data (shared/data/nezha) is not here");
     };
     let output = Command::new(env!("CARGO_BIN_EXE_evalmint"))
-        .args(["bench", "nezha", "--json", "--agents", "v1", "--faults", "3", "--data"])
+        .args([
+            "bench", "nezha", "--json", "--agents", "v1", "--faults", "3", "--data",
+        ])
         .arg(&data)
         .env("EVALMINT_LOG", "error")
         .output()
@@ -43,7 +45,10 @@ fn the_first_recorded_faults_become_scored_candidates() {
     assert_eq!(figures["client_errors"], 0, "{figures}");
     assert_eq!(figures["ttl_misses"], 0, "{figures}");
     // The agent's queries were re-run against the telemetry API, none expired.
-    assert!(figures["queries_captured"].as_u64().unwrap() > 0, "{figures}");
+    assert!(
+        figures["queries_captured"].as_u64().unwrap() > 0,
+        "{figures}"
+    );
     assert_eq!(figures["queries_expired"], 0, "{figures}");
     assert!(figures["snapshot_bytes_median"].as_u64().unwrap() > 0);
     // Every listed figure is there, fractions in [0, 1] (or null when nothing was counted).

@@ -277,7 +277,13 @@ async fn recorded_metrics_backfilled_into_prometheus_are_captured_through_the_co
         assert_eq!(a.len(), b.len(), "{service_a}");
         for (p, q) in a.iter().zip(b) {
             assert_eq!(p.0, q.0);
-            assert!((p.1 - q.1).abs() < 1e-6, "{service_a} at {}: {} vs {}", p.0, p.1, q.1);
+            assert!(
+                (p.1 - q.1).abs() < 1e-6,
+                "{service_a} at {}: {} vs {}",
+                p.0,
+                p.1,
+                q.1
+            );
         }
     }
 }

@@ -270,7 +270,11 @@ pub(crate) async fn telemetry(args: TelemetryArgs) -> anyhow::Result<()> {
             let config = args.world.config(now_minute())?;
             let world =
                 Arc::new(tokio::task::spawn_blocking(move || World::generate(config)).await?);
-            tracing::info!(seed = config.seed, incidents = config.incidents, "world generated");
+            tracing::info!(
+                seed = config.seed,
+                incidents = config.incidents,
+                "world generated"
+            );
             let clock = SimClock::running(world.end * 1000, args.time_factor);
             TelemetryService::new(world, Arc::new(clock), retention)
         }

@@ -438,10 +438,8 @@ pub fn evaluate(
                     let values = (0..times.len())
                         .map(|i| {
                             // Members without a sample at this instant take no part.
-                            let column = members
-                                .iter()
-                                .map(|m| m.values[i])
-                                .filter(|v| !v.is_nan());
+                            let column =
+                                members.iter().map(|m| m.values[i]).filter(|v| !v.is_nan());
                             let present = column.clone().count();
                             if present == 0 {
                                 return f64::NAN;

@@ -690,7 +690,11 @@ fn recorded_scrape(world: &RecordedWorld, now: i64) -> String {
                 .filter(|(k, _)| k.as_str() != "__name__")
                 .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
                 .collect();
-            out.push_str(&format!("{name}{{{}}} {}\n", labels.join(","), format_value(s.values[0])));
+            out.push_str(&format!(
+                "{name}{{{}}} {}\n",
+                labels.join(","),
+                format_value(s.values[0])
+            ));
         }
     }
     out

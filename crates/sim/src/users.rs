@@ -218,7 +218,11 @@ pub fn plan_feedback(
     investigation: &Investigation,
     rates: &FeedbackRates,
 ) -> Option<PlannedFeedback> {
-    plan_feedback_for(&FaultView::of_incident(world, incident), investigation, rates)
+    plan_feedback_for(
+        &FaultView::of_incident(world, incident),
+        investigation,
+        rates,
+    )
 }
 
 /// Decides what (if anything) the user who knows `fault` says about `investigation`.

@@ -50,7 +50,13 @@ fn the_shared_day_loads_into_a_world_with_its_entities_call_graph_and_series() {
     let travel = world.service("ts-travel-service").expect("a workload");
     for callee in ["ts-basic-service", "ts-route-service", "ts-seat-service"] {
         assert!(travel.calls.contains(callee), "travel → {callee}");
-        assert!(world.service(callee).unwrap().callers.contains("ts-travel-service"));
+        assert!(
+            world
+                .service(callee)
+                .unwrap()
+                .callers
+                .contains("ts-travel-service")
+        );
     }
     let edges: usize = world.services.iter().map(|s| s.calls.len()).sum();
     assert!((55..80).contains(&edges), "{edges} call edges");
@@ -104,7 +110,14 @@ fn the_telemetry_api_serves_the_recorded_world_with_retention() {
     assert_eq!(result[0]["metric"]["service"], "ts-order-service");
     assert!(result[0]["values"].as_array().unwrap().len() >= 19);
     // An unknown metric is the simulator's 400, not an empty answer.
-    assert!(range("no_such_metric", "2023-01-29T08:40:00Z", "2023-01-29T09:00:00Z").is_err());
+    assert!(
+        range(
+            "no_such_metric",
+            "2023-01-29T08:40:00Z",
+            "2023-01-29T09:00:00Z"
+        )
+        .is_err()
+    );
     // Logs carry trace and span ids; the error lines of the exception fault at 09:25:39 are there.
     let logs = service
         .search_logs(&LogParams {
@@ -117,7 +130,11 @@ fn the_telemetry_api_serves_the_recorded_world_with_retention() {
     let lines = logs["data"]["result"].as_array().unwrap();
     assert!(!lines.is_empty());
     assert!(lines.iter().all(|l| l["level"] == "error"));
-    assert!(lines.iter().any(|l| l["trace_id"].is_string() && l["span_id"].is_string()));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["trace_id"].is_string() && l["span_id"].is_string())
+    );
     // Traces enter at the gateway; an unknown service is 404-shaped.
     let traces = service
         .traces(&TraceParams {
@@ -130,7 +147,11 @@ fn the_telemetry_api_serves_the_recorded_world_with_retention() {
         .unwrap();
     let traces = traces["data"]["result"].as_array().unwrap();
     assert!(!traces.is_empty());
-    assert!(traces.iter().all(|t| t["error"] == true && t["spans"].as_array().unwrap().len() > 1));
+    assert!(
+        traces
+            .iter()
+            .all(|t| t["error"] == true && t["spans"].as_array().unwrap().len() > 1)
+    );
     assert!(matches!(
         service.traces(&TraceParams {
             service: Some("nope".into()),
@@ -142,7 +163,12 @@ fn the_telemetry_api_serves_the_recorded_world_with_retention() {
     ));
     // Retention: with the clock 30 days on, metrics (15 d) are gone.
     service.clock().set(now_ms + 30 * 86_400_000);
-    let gone = range("cpu_usage_ratio", "2023-01-29T08:40:00Z", "2023-01-29T09:00:00Z").unwrap();
+    let gone = range(
+        "cpu_usage_ratio",
+        "2023-01-29T08:40:00Z",
+        "2023-01-29T09:00:00Z",
+    )
+    .unwrap();
     assert_eq!(gone["data"]["result"].as_array().unwrap().len(), 0);
 }
 

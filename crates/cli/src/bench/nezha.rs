@@ -115,11 +115,9 @@ pub(crate) async fn run(args: NezhaArgs) -> anyhow::Result<()> {
     };
     let clock = Arc::new(SimClock::running(world.end * 1000, 1.0));
     let telemetry = Arc::new(TelemetryService::recorded(world.clone(), clock, retention));
-    let telemetry_url = harness::serve_on_loopback(
-        evalmint_sim::telemetry::app(telemetry),
-        shutdown.clone(),
-    )
-    .await?;
+    let telemetry_url =
+        harness::serve_on_loopback(evalmint_sim::telemetry::app(telemetry), shutdown.clone())
+            .await?;
     let config = Config {
         sources: harness::simulator_sources(&telemetry_url, &retention),
         ..Config::default()
@@ -356,10 +354,7 @@ pub(crate) async fn run(args: NezhaArgs) -> anyhow::Result<()> {
     ];
     print!("{}", table::render(&["measure", "value"], &rows));
     println!();
-    let mut type_rows: Vec<Vec<String>> = by_type
-        .iter()
-        .map(|(k, t)| type_row(k, t))
-        .collect();
+    let mut type_rows: Vec<Vec<String>> = by_type.iter().map(|(k, t)| type_row(k, t)).collect();
     type_rows.push(type_row("overall", &overall));
     print!(
         "{}",
@@ -400,7 +395,10 @@ fn type_row(name: &str, t: &Tally) -> Vec<String> {
             median(&t.snapshot_bytes) / 1024,
             t.snapshot_bytes.iter().max().copied().unwrap_or(0) / 1024
         ),
-        format!("{} / {} / {} / {}", t.captured, t.recorded, t.expired, t.failed),
+        format!(
+            "{} / {} / {} / {}",
+            t.captured, t.recorded, t.expired, t.failed
+        ),
     ]
 }
 

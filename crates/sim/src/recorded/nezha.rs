@@ -15,9 +15,7 @@ use std::path::{Path, PathBuf};
 use flate2::read::GzDecoder;
 use serde_json::Value;
 
-use super::{
-    Format, LoadError, PodSeries, RecordedFault, RecordedLog, RecordedSpan, Recording,
-};
+use super::{Format, LoadError, PodSeries, RecordedFault, RecordedLog, RecordedSpan, Recording};
 use crate::signals::LogLevel;
 
 /// The Nezha format.
@@ -62,9 +60,7 @@ fn csv_reader(path: &Path) -> Result<csv::Reader<Box<dyn Read>>, LoadError> {
     } else {
         Box::new(BufReader::new(file))
     };
-    Ok(csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(reader))
+    Ok(csv::ReaderBuilder::new().flexible(true).from_reader(reader))
 }
 
 /// The files of a subdirectory, sorted.
@@ -85,7 +81,11 @@ fn column(headers: &csv::StringRecord, name: &str) -> Option<usize> {
     headers.iter().position(|h| h.trim() == name)
 }
 
-fn required_column(headers: &csv::StringRecord, name: &str, path: &Path) -> Result<usize, LoadError> {
+fn required_column(
+    headers: &csv::StringRecord,
+    name: &str,
+    path: &Path,
+) -> Result<usize, LoadError> {
     column(headers, name).ok_or_else(|| invalid(path, format!("no column {name:?}")))
 }
 
@@ -141,9 +141,11 @@ fn read_faults(path: &Path, recording: &mut Recording) -> Result<(), LoadError> 
     };
     for fault in lists.into_iter().filter_map(Value::as_array).flatten() {
         let field = |k: &str| fault.get(k).and_then(Value::as_str);
-        let (Some(time), Some(pod), Some(kind)) =
-            (field("inject_time"), field("inject_pod"), field("inject_type"))
-        else {
+        let (Some(time), Some(pod), Some(kind)) = (
+            field("inject_time"),
+            field("inject_pod"),
+            field("inject_type"),
+        ) else {
             return Err(invalid(
                 path,
                 format!("a fault without inject_time, inject_pod or inject_type: {fault}"),
@@ -233,9 +235,7 @@ fn parse_log_line(line: &str) -> (LogLevel, String) {
     let mut rest = line;
     for _ in 0..skip {
         rest = rest.trim_start();
-        rest = rest
-            .find(char::is_whitespace)
-            .map_or("", |at| &rest[at..]);
+        rest = rest.find(char::is_whitespace).map_or("", |at| &rest[at..]);
     }
     (level, rest.trim().to_owned())
 }

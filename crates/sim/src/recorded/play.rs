@@ -204,8 +204,12 @@ pub async fn run(
                 .acquire_owned()
                 .await
                 .context("semaphore closed")?;
-            let (world, tools, client, options) =
-                (world.clone(), tools.clone(), client.clone(), options.clone());
+            let (world, tools, client, options) = (
+                world.clone(),
+                tools.clone(),
+                client.clone(),
+                options.clone(),
+            );
             tasks.spawn(async move {
                 let agent = ReferenceAgent { version };
                 let played = play(
@@ -227,8 +231,7 @@ pub async fn run(
                             &truth.incident_id,
                         )
                         .await;
-                        summary.wrong_component =
-                            u64::from(!truth.investigation.correct_component);
+                        summary.wrong_component = u64::from(!truth.investigation.correct_component);
                         Some((truth, summary))
                     }
                     None => None,
