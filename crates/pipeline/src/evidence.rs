@@ -73,12 +73,14 @@ impl EntitySignals {
         anomaly + logs + traces + events
     }
 
-    /// When trouble started here: the earliest change point or error.
+    /// When trouble started here: the earliest change point or error (errors that were there all
+    /// along start nothing).
     pub fn onset(&self) -> Option<Timestamp> {
+        let errors = (!self.chronic).then_some(&self.error_logs);
         self.anomalies
             .iter()
             .map(|a| a.onset)
-            .chain(self.error_logs.iter().filter_map(|m| m.at))
+            .chain(errors.into_iter().flatten().filter_map(|m| m.at))
             .min()
     }
 
@@ -773,5 +775,58 @@ mod tests {
         );
         assert_eq!(checkout.anomalies[0].metric, "http_errors_total");
         assert_eq!(evidence.signals["payments-db"].error_logs.len(), 1);
+    }
+
+    fn captured(id: &str, value: &Value) -> (SnapshotQuery, Option<Vec<u8>>) {
+        let query = SnapshotQuery {
+            status: evalmint_model::CaptureStatus::Captured,
+            ..SnapshotQuery::pending(
+                id.into(),
+                "s".into(),
+                SignalSource::Traces,
+                "t".into(),
+                "q".into(),
+                Timestamp::UNIX_EPOCH,
+                Timestamp::UNIX_EPOCH,
+            )
+        };
+        (query, Some(value.to_string().into_bytes()))
+    }
+
+    #[test]
+    fn a_failing_trace_blames_its_deepest_failing_span_and_its_callers_are_victims() {
+        let traces = serde_json::json!({"data": {"result": [{"trace_id": "t1", "error": true, "spans": [
+            {"span_id": "a", "service": "gateway", "status": "error", "start_ms": 1_767_225_600_000_i64},
+            {"span_id": "b", "parent_span_id": "a", "service": "orders", "status": "error", "message": "upstream failed"},
+            {"span_id": "c", "parent_span_id": "b", "service": "contacts", "status": "error", "message": "No contacts"},
+            {"span_id": "d", "parent_span_id": "c", "service": "contacts-db", "status": "ok"},
+            {"span_id": "e", "parent_span_id": "a", "service": "auth", "status": "ok"}
+        ]}]}});
+        let evidence = Evidence::extract(&[captured("q1", &traces)], &[]);
+        let contacts = &evidence.signals["contacts"];
+        assert_eq!(contacts.trace_blames.len(), 1);
+        assert_eq!(contacts.trace_blames[0].text, "No contacts");
+        assert!(contacts.signal_kinds().contains(&SignalSource::Traces));
+        assert_eq!(evidence.signals["orders"].blames.get("contacts"), Some(&1));
+        assert!(evidence.signals["gateway"].trace_blames.is_empty());
+        assert!(!evidence.signals.contains_key("auth"));
+        assert_eq!(evidence.ranking()[0].0, "contacts");
+    }
+
+    #[test]
+    fn errors_as_frequent_before_the_alert_as_after_are_chronic() {
+        let at = |minute: i64| jiff::Timestamp::from_second(1_767_225_600 + 60 * minute).unwrap();
+        let line = |minute: i64, service: &str| serde_json::json!({"timestamp": at(minute).to_string(), "service": service, "level": "error", "message": "failed"});
+        // `noisy` errs every few minutes all along; `root` only from minute 30.
+        let mut rows: Vec<Value> = (0..40).step_by(4).map(|m| line(m, "noisy")).collect();
+        rows.extend((30..40).map(|m| line(m, "root")));
+        let logs = serde_json::json!({"data": {"result": rows}});
+        let mut evidence = Evidence::extract(&[captured("q1", &logs)], &[]);
+        let before = evidence.signals["noisy"].strength();
+        evidence.weigh_change(at(28));
+        assert!(evidence.signals["noisy"].chronic);
+        assert!(evidence.signals["noisy"].strength() < before);
+        assert!(!evidence.signals["root"].chronic);
+        assert_eq!(evidence.ranking()[0].0, "root");
     }
 }
