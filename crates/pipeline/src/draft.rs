@@ -779,16 +779,7 @@ fn choose_component(draft: &mut Draft, evidence: &Evidence, taxonomy: &Taxonomy)
         .iter()
         .filter_map(|e| evidence.signals.get(&key(e))?.onset())
         .min();
-    let score = |entity: &String| -> f64 {
-        let Some(signals) = evidence.signals.get(&key(entity)) else {
-            return 0.0;
-        };
-        let first = match (signals.onset(), earliest) {
-            (Some(onset), Some(earliest)) if onset <= earliest => 0.5,
-            _ => 0.0,
-        };
-        signals.strength() + first
-    };
+    let score = |entity: &String| evidence.support(&key(entity), earliest);
     // Best supported first; among equals, the order the text gives (or the name's, when resolved).
     let mut ranked: Vec<(f64, String)> = pool.into_iter().map(|e| (score(&e), e)).collect();
     if draft.method == Method::Resolved {

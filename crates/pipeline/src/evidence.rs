@@ -41,6 +41,11 @@ pub struct EntitySignals {
     /// Other entities this one's own errors name as failing ("lookup payments-db: no such
     /// host"), with how often: a sign that this entity is a victim, not the cause.
     pub blames: BTreeMap<String, usize>,
+    /// Failing request traces whose deepest failing span, the one whose children all succeed,
+    /// is this entity's: trace-derived blame.
+    pub trace_blames: Vec<Mention>,
+    /// Its errors were as frequent before the trouble as during it: chronic noise, not a change.
+    pub chronic: bool,
 }
 
 impl EntitySignals {
@@ -51,7 +56,10 @@ impl EntitySignals {
             .iter()
             .map(|a| (a.strength / 8.0).min(1.0) * (a.relative.min(2.0) / 2.0 + 0.5))
             .fold(0.0, f64::max);
-        let logs = (self.error_logs.len() as f64 / 5.0).min(1.0) * 0.6;
+        // Errors that were there before the trouble say little about it.
+        let chronic = if self.chronic { 0.2 } else { 1.0 };
+        let logs = (self.error_logs.len() as f64 / 5.0).min(1.0) * 0.6 * chronic;
+        let traces = (self.trace_blames.len() as f64 / 3.0).min(1.0) * 0.8 * chronic;
         let events = if self.events.iter().any(|e| {
             matches!(
                 e.kind.as_str(),
@@ -62,15 +70,17 @@ impl EntitySignals {
         } else {
             0.0
         };
-        anomaly + logs + events
+        anomaly + logs + traces + events
     }
 
-    /// When trouble started here: the earliest change point or error.
+    /// When trouble started here: the earliest change point or error (errors that were there all
+    /// along start nothing).
     pub fn onset(&self) -> Option<Timestamp> {
+        let errors = (!self.chronic).then_some(&self.error_logs);
         self.anomalies
             .iter()
             .map(|a| a.onset)
-            .chain(self.error_logs.iter().filter_map(|m| m.at))
+            .chain(errors.into_iter().flatten().filter_map(|m| m.at))
             .min()
     }
 
@@ -85,6 +95,9 @@ impl EntitySignals {
         if !self.events.is_empty() {
             kinds.insert(SignalSource::Events);
         }
+        if !self.trace_blames.is_empty() {
+            kinds.insert(SignalSource::Traces);
+        }
         kinds
     }
 
@@ -94,6 +107,7 @@ impl EntitySignals {
             .map(|a| a.query_id.clone())
             .chain(self.error_logs.iter().map(|m| m.query_id.clone()))
             .chain(self.events.iter().map(|m| m.query_id.clone()))
+            .chain(self.trace_blames.iter().map(|m| m.query_id.clone()))
             .collect()
     }
 
@@ -102,6 +116,7 @@ impl EntitySignals {
         self.error_logs
             .iter()
             .chain(&self.events)
+            .chain(&self.trace_blames)
             .map(|m| m.text.as_str())
     }
 }
@@ -121,6 +136,9 @@ pub struct Evidence {
     /// Pod or instance name → the entity it belongs to.
     pods: HashMap<String, String>,
 }
+
+/// The least stretch of errors before the reference that says what is usual (seconds).
+const MIN_BASELINE_SECS: f64 = 300.0;
 
 const ENTITY_LABELS: &[&str] = &[
     "service",
@@ -235,7 +253,11 @@ impl Evidence {
     fn read_signals(&mut self, query: &SnapshotQuery, value: &Value) {
         let mut series = Vec::new();
         let mut rows = Vec::new();
+        let mut traces = Vec::new();
         visit_objects(value, &mut |object| {
+            if let Some(spans) = object.get("spans").and_then(Value::as_array) {
+                traces.push(spans.clone());
+            }
             if let (Some(metric), Some(values)) = (
                 object.get("metric").and_then(Value::as_object),
                 object.get("values").and_then(Value::as_array),
@@ -275,7 +297,14 @@ impl Evidence {
                     .push(anomaly);
             }
         }
+        for spans in traces {
+            self.read_trace(query, &spans);
+        }
         for row in rows {
+            if row.contains_key("span_id") && row.contains_key("status") {
+                // A span of a trace, read above.
+                continue;
+            }
             let Some(service) = row.get("service").and_then(Value::as_str) else {
                 continue;
             };
@@ -338,6 +367,123 @@ impl Evidence {
                     }
                 }
             }
+        }
+    }
+
+    /// Trace-derived blame: in a failing trace, the deepest failing span (none of whose children
+    /// fail) is where the failure began; the failing spans above it are victims.
+    fn read_trace(&mut self, query: &SnapshotQuery, spans: &[Value]) {
+        let field = |span: &Value, names: &[&str]| {
+            names
+                .iter()
+                .find_map(|n| span.get(*n).and_then(Value::as_str))
+                .map(str::to_owned)
+        };
+        let failed = |span: &Value| {
+            span.get("error").and_then(Value::as_bool) == Some(true)
+                || field(span, &["status", "status_code", "statusCode"]).is_some_and(|s| {
+                    let s = s.to_ascii_lowercase();
+                    s == "error" || s == "status_code_error" || s == "failed"
+                })
+        };
+        struct Span {
+            id: String,
+            parent: Option<String>,
+            service: String,
+            failed: bool,
+            at: Option<Timestamp>,
+            message: String,
+        }
+        let parsed: Vec<Span> = spans
+            .iter()
+            .filter_map(|span| {
+                Some(Span {
+                    id: field(span, &["span_id", "spanId", "spanID"])?,
+                    parent: field(span, &["parent_span_id", "parentSpanId", "parent_id"]),
+                    service: field(span, &["service", "service_name", "serviceName"])?,
+                    failed: failed(span),
+                    at: span
+                        .get("start_ms")
+                        .and_then(Value::as_i64)
+                        .and_then(|ms| Timestamp::from_millisecond(ms).ok()),
+                    message: field(span, &["message", "status_message"]).unwrap_or_default(),
+                })
+            })
+            .collect();
+        let failing_parents: BTreeSet<&str> = parsed
+            .iter()
+            .filter(|s| s.failed)
+            .filter_map(|s| s.parent.as_deref())
+            .collect();
+        let mut culprits: BTreeMap<String, &Span> = BTreeMap::new();
+        for span in parsed.iter().filter(|s| s.failed) {
+            if !failing_parents.contains(span.id.as_str()) {
+                let entity = self.entity_of(&span.service);
+                culprits.entry(entity).or_insert(span);
+            }
+        }
+        let victims: BTreeSet<String> = parsed
+            .iter()
+            .filter(|s| s.failed && failing_parents.contains(s.id.as_str()))
+            .map(|s| s.service.to_ascii_lowercase())
+            .collect();
+        for (entity, span) in &culprits {
+            self.signals
+                .entry(entity.clone())
+                .or_default()
+                .trace_blames
+                .push(Mention {
+                    query_id: query.id.clone(),
+                    at: span.at,
+                    kind: "trace".to_owned(),
+                    text: span.message.clone(),
+                });
+            for victim in victims.iter().filter(|v| *v != entity) {
+                let victim = self.entity_of(victim);
+                *self
+                    .signals
+                    .entry(victim)
+                    .or_default()
+                    .blames
+                    .entry(entity.clone())
+                    .or_default() += 1;
+            }
+        }
+    }
+
+    /// Marks the entities whose errors are no more frequent from `reference` on than before it
+    /// (a rate, so a busy service's steady errors do not count as a change). Judged only where
+    /// the snapshot's errors cover a stretch before `reference`.
+    pub fn weigh_change(&mut self, reference: Timestamp) {
+        let times: Vec<Timestamp> = self
+            .signals
+            .values()
+            .flat_map(|s| s.error_logs.iter().chain(&s.trace_blames))
+            .filter_map(|m| m.at)
+            .collect();
+        let (Some(first), Some(last)) = (times.iter().min(), times.iter().max()) else {
+            return;
+        };
+        let before_span = reference.duration_since(*first).as_secs_f64();
+        let after_span = last.duration_since(reference).as_secs_f64().max(60.0);
+        if before_span < MIN_BASELINE_SECS {
+            return;
+        }
+        for signals in self.signals.values_mut() {
+            let (mut before, mut after) = (0.0, 0.0);
+            for at in signals
+                .error_logs
+                .iter()
+                .chain(&signals.trace_blames)
+                .filter_map(|m| m.at)
+            {
+                if at < reference {
+                    before += 1.0;
+                } else {
+                    after += 1.0;
+                }
+            }
+            signals.chronic = before >= 2.0 && after / after_span <= 2.0 * before / before_span;
         }
     }
 
@@ -413,6 +559,41 @@ impl Evidence {
             frontier = next;
         }
         None
+    }
+
+    /// How well the snapshot supports `key` as the cause among suspects whose earliest onset is
+    /// `earliest`: its signal strength, plus a half when its trouble started first (symptoms
+    /// follow their cause).
+    pub fn support(&self, key: &str, earliest: Option<Timestamp>) -> f64 {
+        let Some(signals) = self.signals.get(key) else {
+            return 0.0;
+        };
+        let first = match (signals.onset(), earliest) {
+            (Some(onset), Some(earliest)) if onset <= earliest => 0.5,
+            _ => 0.0,
+        };
+        signals.strength() + first
+    }
+
+    /// Every entity with signals, best supported first (ties by name): what the evidence alone,
+    /// with no text to go by, says the cause is.
+    pub fn ranking(&self) -> Vec<(String, f64)> {
+        let pool: Vec<&String> = self
+            .signals
+            .iter()
+            .filter(|(_, s)| s.strength() > 0.0)
+            .map(|(e, _)| e)
+            .collect();
+        let earliest = pool
+            .iter()
+            .filter_map(|e| self.signals.get(*e)?.onset())
+            .min();
+        let mut ranked: Vec<(String, f64)> = pool
+            .into_iter()
+            .map(|e| (e.clone(), self.support(e, earliest)))
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        ranked
     }
 
     /// Instances (pods, replicas) the topology lists, with the entity each belongs to.
@@ -594,5 +775,58 @@ mod tests {
         );
         assert_eq!(checkout.anomalies[0].metric, "http_errors_total");
         assert_eq!(evidence.signals["payments-db"].error_logs.len(), 1);
+    }
+
+    fn captured(id: &str, value: &Value) -> (SnapshotQuery, Option<Vec<u8>>) {
+        let query = SnapshotQuery {
+            status: evalmint_model::CaptureStatus::Captured,
+            ..SnapshotQuery::pending(
+                id.into(),
+                "s".into(),
+                SignalSource::Traces,
+                "t".into(),
+                "q".into(),
+                Timestamp::UNIX_EPOCH,
+                Timestamp::UNIX_EPOCH,
+            )
+        };
+        (query, Some(value.to_string().into_bytes()))
+    }
+
+    #[test]
+    fn a_failing_trace_blames_its_deepest_failing_span_and_its_callers_are_victims() {
+        let traces = serde_json::json!({"data": {"result": [{"trace_id": "t1", "error": true, "spans": [
+            {"span_id": "a", "service": "gateway", "status": "error", "start_ms": 1_767_225_600_000_i64},
+            {"span_id": "b", "parent_span_id": "a", "service": "orders", "status": "error", "message": "upstream failed"},
+            {"span_id": "c", "parent_span_id": "b", "service": "contacts", "status": "error", "message": "No contacts"},
+            {"span_id": "d", "parent_span_id": "c", "service": "contacts-db", "status": "ok"},
+            {"span_id": "e", "parent_span_id": "a", "service": "auth", "status": "ok"}
+        ]}]}});
+        let evidence = Evidence::extract(&[captured("q1", &traces)], &[]);
+        let contacts = &evidence.signals["contacts"];
+        assert_eq!(contacts.trace_blames.len(), 1);
+        assert_eq!(contacts.trace_blames[0].text, "No contacts");
+        assert!(contacts.signal_kinds().contains(&SignalSource::Traces));
+        assert_eq!(evidence.signals["orders"].blames.get("contacts"), Some(&1));
+        assert!(evidence.signals["gateway"].trace_blames.is_empty());
+        assert!(!evidence.signals.contains_key("auth"));
+        assert_eq!(evidence.ranking()[0].0, "contacts");
+    }
+
+    #[test]
+    fn errors_as_frequent_before_the_alert_as_after_are_chronic() {
+        let at = |minute: i64| jiff::Timestamp::from_second(1_767_225_600 + 60 * minute).unwrap();
+        let line = |minute: i64, service: &str| serde_json::json!({"timestamp": at(minute).to_string(), "service": service, "level": "error", "message": "failed"});
+        // `noisy` errs every few minutes all along; `root` only from minute 30.
+        let mut rows: Vec<Value> = (0..40).step_by(4).map(|m| line(m, "noisy")).collect();
+        rows.extend((30..40).map(|m| line(m, "root")));
+        let logs = serde_json::json!({"data": {"result": rows}});
+        let mut evidence = Evidence::extract(&[captured("q1", &logs)], &[]);
+        let before = evidence.signals["noisy"].strength();
+        evidence.weigh_change(at(28));
+        assert!(evidence.signals["noisy"].chronic);
+        assert!(evidence.signals["noisy"].strength() < before);
+        assert!(!evidence.signals["root"].chronic);
+        assert_eq!(evidence.ranking()[0].0, "root");
     }
 }

@@ -24,6 +24,9 @@ use crate::{noise, redact, score};
 const LEASE: SignedDuration = SignedDuration::from_secs(120);
 const CLAIM_BATCH: usize = 8;
 /// How long a job waiting for captures sleeps unless a finished capture wakes it first.
+/// How long before an alert the trouble may have begun: errors earlier than that are the
+/// baseline they are compared with.
+pub const CHANGE_LEAD: jiff::SignedDuration = jiff::SignedDuration::from_mins(15);
 const CAPTURE_WAIT: SignedDuration = SignedDuration::from_secs(30);
 /// How often feedback waiting for its trace is checked against its deadline.
 const UNJOINED_SWEEP: Duration = Duration::from_secs(30);
@@ -205,7 +208,10 @@ impl LabelWorker {
             .tool_calls()
             .flat_map(|c| c.entities.iter().cloned())
             .collect();
-        let evidence = Evidence::extract(&results, &entities);
+        let mut evidence = Evidence::extract(&results, &entities);
+        if let Some(fired_at) = investigation.trigger.as_ref().and_then(|t| t.fired_at) {
+            evidence.weigh_change(fired_at - CHANGE_LEAD);
+        }
 
         let has_noise = snapshot
             .iter()

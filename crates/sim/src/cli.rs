@@ -171,6 +171,10 @@ pub struct TelemetryArgs {
     pub listen: String,
     #[command(flatten)]
     pub world: WorldArgs,
+    /// Serve a recorded data set (e.g. the Nezha data) instead of a simulated world; the clock
+    /// starts at the end of its data.
+    #[arg(long, value_name = "DIR")]
+    pub recorded: Option<PathBuf>,
     /// Retention of metrics (e.g. 15m, 2h, 7d).
     #[arg(long, default_value = "15d")]
     pub ttl_metrics: String,
@@ -244,18 +248,43 @@ pub(crate) async fn telemetry(args: TelemetryArgs) -> anyhow::Result<()> {
     if !(args.time_factor > 0.0 && args.time_factor.is_finite()) {
         anyhow::bail!("--time-factor must be a positive number");
     }
-    let config = args.world.config(now_minute())?;
-    let world = Arc::new(tokio::task::spawn_blocking(move || World::generate(config)).await?);
-    let service = Arc::new(TelemetryService::new(
-        world.clone(),
-        Arc::new(SimClock::running(world.end * 1000, args.time_factor)),
-        retention,
-    ));
+    let service = match &args.recorded {
+        Some(dir) => {
+            let dir = dir.clone();
+            let world = tokio::task::spawn_blocking(move || crate::recorded::load(&dir))
+                .await?
+                .context("loading the recorded data")?;
+            for note in &world.notes {
+                tracing::info!(note = %note, "recorded data");
+            }
+            tracing::info!(
+                format = world.format,
+                services = world.services.len(),
+                faults = world.faults.len(),
+                "recorded world loaded"
+            );
+            let clock = SimClock::running(world.end * 1000, args.time_factor);
+            TelemetryService::recorded(Arc::new(world), Arc::new(clock), retention)
+        }
+        None => {
+            let config = args.world.config(now_minute())?;
+            let world =
+                Arc::new(tokio::task::spawn_blocking(move || World::generate(config)).await?);
+            tracing::info!(
+                seed = config.seed,
+                incidents = config.incidents,
+                "world generated"
+            );
+            let clock = SimClock::running(world.end * 1000, args.time_factor);
+            TelemetryService::new(world, Arc::new(clock), retention)
+        }
+    };
+    let service = Arc::new(service);
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let address = listener.local_addr()?;
-    tracing::info!(%address, seed = config.seed, incidents = config.incidents, "telemetry API listening");
+    tracing::info!(%address, "telemetry API listening");
     axum::serve(listener, app(service))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

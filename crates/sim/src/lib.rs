@@ -10,6 +10,7 @@ pub mod generate;
 pub mod otlp;
 mod output;
 pub mod promql;
+pub mod recorded;
 mod rng;
 pub mod run;
 pub mod scenario;

@@ -51,7 +51,8 @@ impl Matcher {
         }
     }
 
-    fn matches(&self, actual: Option<&str>) -> bool {
+    /// Whether a series whose label has the value `actual` (`None`: no such label) is selected.
+    pub fn matches(&self, actual: Option<&str>) -> bool {
         let actual = actual.unwrap_or("");
         match self.op {
             MatchOp::Equal => actual == self.value,
@@ -365,36 +366,62 @@ impl Parser<'_> {
     }
 }
 
-/// Evaluates `expr` at every instant of `times` (unix seconds).
-pub fn evaluate(world: &World, expr: &Expr, times: &[i64]) -> Result<Vec<Series>, PromqlError> {
-    match expr {
-        Expr::Selector { metric, matchers } => {
-            let metric = Metric::from_prom_name(metric)
-                .ok_or_else(|| PromqlError::UnknownMetric(metric.clone()))?;
-            let mut out = Vec::new();
-            for component in 0..world.topology.components.len() {
-                if !world.has_metric(component, metric) {
-                    continue;
-                }
-                if !matchers
-                    .iter()
-                    .all(|m| m.matches(world.label_value(component, metric, &m.label)))
-                {
-                    continue;
-                }
-                let labels: BTreeMap<String, String> = world
-                    .series_labels(component, metric)
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v))
-                    .collect();
-                let values = times
-                    .iter()
-                    .map(|&t| world.metric_value(component, metric, t))
-                    .collect();
-                out.push(Series { labels, values });
+/// Where selectors find their series: the simulated world computes them, a recorded world reads
+/// them from its samples. A value with no sample in reach is NaN and left out of answers.
+pub trait SeriesSource {
+    /// The series of `metric` whose labels satisfy every matcher, one value per instant of `times`.
+    fn select(
+        &self,
+        metric: &str,
+        matchers: &[Matcher],
+        times: &[i64],
+    ) -> Result<Vec<Series>, PromqlError>;
+}
+
+impl SeriesSource for World {
+    fn select(
+        &self,
+        metric: &str,
+        matchers: &[Matcher],
+        times: &[i64],
+    ) -> Result<Vec<Series>, PromqlError> {
+        let world = self;
+        let metric = Metric::from_prom_name(metric)
+            .ok_or_else(|| PromqlError::UnknownMetric(metric.to_owned()))?;
+        let mut out = Vec::new();
+        for component in 0..world.topology.components.len() {
+            if !world.has_metric(component, metric) {
+                continue;
             }
-            Ok(out)
+            if !matchers
+                .iter()
+                .all(|m| m.matches(world.label_value(component, metric, &m.label)))
+            {
+                continue;
+            }
+            let labels: BTreeMap<String, String> = world
+                .series_labels(component, metric)
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            let values = times
+                .iter()
+                .map(|&t| world.metric_value(component, metric, t))
+                .collect();
+            out.push(Series { labels, values });
         }
+        Ok(out)
+    }
+}
+
+/// Evaluates `expr` at every instant of `times` (unix seconds).
+pub fn evaluate(
+    world: &dyn SeriesSource,
+    expr: &Expr,
+    times: &[i64],
+) -> Result<Vec<Series>, PromqlError> {
+    match expr {
+        Expr::Selector { metric, matchers } => world.select(metric, matchers, times),
         Expr::Aggregate { op, by, inner } => {
             let series = evaluate(world, inner, times)?;
             let mut groups: BTreeMap<Vec<(String, String)>, Vec<Series>> = BTreeMap::new();
@@ -410,13 +437,19 @@ pub fn evaluate(world: &World, expr: &Expr, times: &[i64]) -> Result<Vec<Series>
                 .map(|(key, members)| {
                     let values = (0..times.len())
                         .map(|i| {
-                            let column = members.iter().map(|m| m.values[i]);
+                            // Members without a sample at this instant take no part.
+                            let column =
+                                members.iter().map(|m| m.values[i]).filter(|v| !v.is_nan());
+                            let present = column.clone().count();
+                            if present == 0 {
+                                return f64::NAN;
+                            }
                             match op {
                                 Aggregation::Sum => column.sum(),
-                                Aggregation::Avg => column.sum::<f64>() / members.len() as f64,
+                                Aggregation::Avg => column.sum::<f64>() / present as f64,
                                 Aggregation::Max => column.fold(f64::MIN, f64::max),
                                 Aggregation::Min => column.fold(f64::MAX, f64::min),
-                                Aggregation::Count => members.len() as f64,
+                                Aggregation::Count => present as f64,
                             }
                         })
                         .collect();
@@ -430,7 +463,13 @@ pub fn evaluate(world: &World, expr: &Expr, times: &[i64]) -> Result<Vec<Series>
         Expr::TopK { k, inner } => {
             let mut series = evaluate(world, inner, times)?;
             // Rank by the peak over the range (Prometheus ranks per step; a range view wants peaks).
-            let peak = |s: &Series| s.values.iter().copied().fold(f64::MIN, f64::max);
+            let peak = |s: &Series| {
+                s.values
+                    .iter()
+                    .copied()
+                    .filter(|v| !v.is_nan())
+                    .fold(f64::MIN, f64::max)
+            };
             series.sort_by(|a, b| peak(b).total_cmp(&peak(a)));
             series.truncate(*k);
             Ok(series)

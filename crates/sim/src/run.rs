@@ -289,7 +289,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<RunSummary> {
     Ok(total)
 }
 
-fn merge(total: &mut RunSummary, part: RunSummary) {
+pub(crate) fn merge(total: &mut RunSummary, part: RunSummary) {
     total.traces_sent += part.traces_sent;
     total.export_requests += part.export_requests;
     total.spans += part.spans;
@@ -347,10 +347,30 @@ async fn play_one(
 ) -> IncidentReport {
     let incident = &world.incidents[index];
     let outcome = play(world, incident, agent, tools, &options.rates).await;
+    let mut summary = deliver(
+        &outcome,
+        client,
+        &options.server,
+        options.api_key.as_deref(),
+        &incident.id,
+    )
+    .await;
+    let truth = truth_record(world, incident, &outcome);
+    summary.wrong_component = u64::from(!truth.investigation.correct_component);
+    IncidentReport { truth, summary }
+}
+
+/// Sends one incident's trace and feedback to evalmint in the planned order, and counts.
+pub(crate) async fn deliver(
+    outcome: &crate::scenario::Outcome,
+    client: &reqwest::Client,
+    server: &str,
+    api_key: Option<&str>,
+    incident_id: &str,
+) -> RunSummary {
     let mut summary = RunSummary::default();
     let mut stats = DeliveryStats::default();
-    let api_key = options.api_key.as_deref();
-    let server = options.server.trim_end_matches('/');
+    let server = server.trim_end_matches('/');
     let traces_url = format!("{server}/v1/traces");
     let feedback_url = format!("{server}/api/v1/feedback");
     summary.tool_errors = outcome
@@ -360,7 +380,7 @@ async fn play_one(
         .filter(|s| matches!(s, crate::agent::Step::Tool { error: Some(_), .. }))
         .count() as u64;
     let reject = |summary: &mut RunSummary, problem: String| {
-        tracing::warn!(problem = %problem, incident = %incident.id, "request rejected");
+        tracing::warn!(problem = %problem, incident = %incident_id, "request rejected");
         summary.client_errors += 1;
         if summary.error_samples.len() < 3 {
             summary.error_samples.push(problem);
@@ -425,7 +445,5 @@ async fn play_one(
     }
     summary.throttled_retries = stats.throttled;
     summary.server_errors = stats.server_errors;
-    let truth = truth_record(world, incident, &outcome);
-    summary.wrong_component = u64::from(!truth.investigation.correct_component);
-    IncidentReport { truth, summary }
+    summary
 }

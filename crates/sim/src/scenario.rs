@@ -107,7 +107,6 @@ pub struct FeedbackTruth {
 pub fn truth_record(world: &World, incident: &Incident, outcome: &Outcome) -> TruthRecord {
     let components = &world.topology.components;
     let root = &components[incident.root];
-    let inv = &outcome.investigation;
     TruthRecord {
         incident_id: incident.id.clone(),
         seed: world.seed,
@@ -130,22 +129,28 @@ pub fn truth_record(world: &World, incident: &Incident, outcome: &Outcome) -> Tr
             .iter()
             .map(|b| b.description.clone())
             .collect(),
-        investigation: InvestigationTruth {
-            trace_id: hex::encode(inv.trace_id),
-            agent_version: inv.version.as_str(),
-            blamed: inv.blamed.clone(),
-            correct_component: inv.blamed == root.name,
-            took_loudest_symptom: inv.took_loudest_symptom,
-            conclusion: inv.conclusion.clone(),
-            span_count: 1 + inv.steps.len(),
-            export_requests: outcome.requests.len(),
-            feedback: outcome.feedback.as_ref().map(|f| FeedbackTruth {
-                style: f.style.as_str(),
-                verdict: f.body.verdict,
-                rating: f.body.rating,
-                correction: f.body.correction.clone(),
-                before_trace: f.before_trace,
-            }),
-        },
+        investigation: investigation_truth(outcome, &root.name),
+    }
+}
+
+/// The truth about one investigation of a fault rooted at `root`.
+pub fn investigation_truth(outcome: &Outcome, root: &str) -> InvestigationTruth {
+    let inv = &outcome.investigation;
+    InvestigationTruth {
+        trace_id: hex::encode(inv.trace_id),
+        agent_version: inv.version.as_str(),
+        blamed: inv.blamed.clone(),
+        correct_component: inv.blamed == root,
+        took_loudest_symptom: inv.took_loudest_symptom,
+        conclusion: inv.conclusion.clone(),
+        span_count: 1 + inv.steps.len(),
+        export_requests: outcome.requests.len(),
+        feedback: outcome.feedback.as_ref().map(|f| FeedbackTruth {
+            style: f.style.as_str(),
+            verdict: f.body.verdict,
+            rating: f.body.rating,
+            correction: f.body.correction.clone(),
+            before_trace: f.before_trace,
+        }),
     }
 }

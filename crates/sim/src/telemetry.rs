@@ -14,7 +14,8 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::promql::{self, Series};
+use crate::promql::{self, Series, SeriesSource};
+use crate::recorded::RecordedWorld;
 use crate::signals::{EventKind, Metric};
 use crate::world::{LogFilter, World};
 
@@ -179,10 +180,26 @@ pub fn rfc3339_ms(ms: i64) -> String {
 const MAX_POINTS_PER_SERIES: i64 = 11_000;
 const MAX_LIMIT: usize = 1_000;
 
+/// What the telemetry API serves: the simulated world, or a recorded one.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Simulated(Arc<World>),
+    Recorded(Arc<RecordedWorld>),
+}
+
+impl Backend {
+    fn series(&self) -> &dyn SeriesSource {
+        match self {
+            Backend::Simulated(world) => world.as_ref(),
+            Backend::Recorded(world) => world.as_ref(),
+        }
+    }
+}
+
 /// The query side of the telemetry API, shared by the HTTP handlers and the in-process tools.
 #[derive(Debug)]
 pub struct TelemetryService {
-    world: Arc<World>,
+    backend: Backend,
     clock: Arc<SimClock>,
     retention: Retention,
     /// The topology listing never changes; built once.
@@ -261,16 +278,37 @@ fn format_value(v: f64) -> String {
 
 impl TelemetryService {
     pub fn new(world: Arc<World>, clock: Arc<SimClock>, retention: Retention) -> TelemetryService {
+        TelemetryService::with_backend(Backend::Simulated(world), clock, retention)
+    }
+
+    /// The API over a recorded world; its clock decides what retention has cut.
+    pub fn recorded(
+        world: Arc<RecordedWorld>,
+        clock: Arc<SimClock>,
+        retention: Retention,
+    ) -> TelemetryService {
+        TelemetryService::with_backend(Backend::Recorded(world), clock, retention)
+    }
+
+    fn with_backend(backend: Backend, clock: Arc<SimClock>, retention: Retention) -> Self {
         TelemetryService {
-            world,
+            backend,
             clock,
             retention,
             services: std::sync::OnceLock::new(),
         }
     }
 
-    pub fn world(&self) -> &Arc<World> {
-        &self.world
+    /// The simulated world, when that is what is served.
+    pub fn world(&self) -> Option<&Arc<World>> {
+        match &self.backend {
+            Backend::Simulated(world) => Some(world),
+            Backend::Recorded(_) => None,
+        }
+    }
+
+    pub fn backend(&self) -> &Backend {
+        &self.backend
     }
 
     pub fn clock(&self) -> &Arc<SimClock> {
@@ -327,14 +365,14 @@ impl TelemetryService {
             }
         }
         let times: Vec<i64> = times_ms.iter().map(|t| t.div_euclid(1000)).collect();
-        let series = promql::evaluate(&self.world, &expr, &times)
+        let series = promql::evaluate(self.backend.series(), &expr, &times)
             .map_err(|e| QueryError::BadData(e.to_string()))?;
         let result: Vec<Value> = if times.is_empty() {
             Vec::new()
         } else {
             series
                 .into_iter()
-                .map(|s| matrix_entry(s, &times_ms))
+                .filter_map(|s| matrix_entry(s, &times_ms))
                 .collect()
         };
         Ok(json!({"status": "success", "data": {"resultType": "matrix", "result": result}}))
@@ -349,9 +387,10 @@ impl TelemetryService {
         let expr = promql::parse(query).map_err(|e| QueryError::BadData(e.to_string()))?;
         let result: Vec<Value> = match self.retained(self.retention.metrics, time, time) {
             None => Vec::new(),
-            Some(_) => promql::evaluate(&self.world, &expr, &[time.div_euclid(1000)])
+            Some(_) => promql::evaluate(self.backend.series(), &expr, &[time.div_euclid(1000)])
                 .map_err(|e| QueryError::BadData(e.to_string()))?
                 .into_iter()
+                .filter(|s| !s.values[0].is_nan())
                 .map(|s| json!({"metric": s.labels, "value": [time as f64 / 1000.0, format_value(s.values[0])]}))
                 .collect(),
         };
@@ -364,23 +403,46 @@ impl TelemetryService {
         let end = parse_time_ms(required(&params.end, "end")?)?;
         let limit = params.limit.unwrap_or(100).min(MAX_LIMIT);
         let filter = LogFilter::parse(query);
-        let lines = match self.retained(self.retention.logs, start, end) {
-            Some((from, to)) => self.world.search_logs(&filter, from, to, limit),
-            None => Vec::new(),
-        };
-        let components = &self.world.topology.components;
-        let result: Vec<Value> = lines
-            .iter()
-            .map(|l| {
-                json!({
-                    "timestamp": rfc3339_ms(l.time_ms),
-                    "service": components[l.component].name,
-                    "pod": l.pod,
-                    "level": l.level.as_str(),
-                    "message": l.message,
+        let retained = self.retained(self.retention.logs, start, end);
+        let result: Vec<Value> = match (&self.backend, retained) {
+            (_, None) => Vec::new(),
+            (Backend::Simulated(world), Some((from, to))) => {
+                let components = &world.topology.components;
+                world
+                    .search_logs(&filter, from, to, limit)
+                    .iter()
+                    .map(|l| {
+                        json!({
+                            "timestamp": rfc3339_ms(l.time_ms),
+                            "service": components[l.component].name,
+                            "pod": l.pod,
+                            "level": l.level.as_str(),
+                            "message": l.message,
+                        })
+                    })
+                    .collect()
+            }
+            (Backend::Recorded(world), Some((from, to))) => world
+                .search_logs(&filter, from, to, limit)
+                .into_iter()
+                .map(|l| {
+                    let mut row = json!({
+                        "timestamp": rfc3339_ms(l.time_ms),
+                        "service": world.workload(&l.pod),
+                        "pod": l.pod,
+                        "level": l.level.as_str(),
+                        "message": l.message,
+                    });
+                    if let Some(trace) = &l.trace_id {
+                        row["trace_id"] = json!(trace);
+                    }
+                    if let Some(span) = &l.span_id {
+                        row["span_id"] = json!(span);
+                    }
+                    row
                 })
-            })
-            .collect();
+                .collect(),
+        };
         Ok(json!({"status": "success", "data": {"result": result}}))
     }
 
@@ -403,11 +465,14 @@ impl TelemetryService {
             ),
         };
         let limit = params.limit.unwrap_or(200).min(MAX_LIMIT);
-        let components = &self.world.topology.components;
+        // A recorded data set has no change events.
+        let Backend::Simulated(world) = &self.backend else {
+            return Ok(json!({"status": "success", "data": {"result": []}}));
+        };
+        let components = &world.topology.components;
         let result: Vec<Value> = match self.retained(self.retention.events, start, end) {
             None => Vec::new(),
-            Some((from, to)) => self
-                .world
+            Some((from, to)) => world
                 .events(
                     services.as_deref(),
                     kinds.as_deref(),
@@ -432,24 +497,37 @@ impl TelemetryService {
 
     pub fn traces(&self, params: &TraceParams) -> Result<Value, QueryError> {
         let service = required(&params.service, "service")?;
-        let component = self
-            .world
-            .topology
-            .index_of(service)
-            .ok_or_else(|| QueryError::NotFound(format!("unknown service {service:?}")))?;
+        let unknown = || QueryError::NotFound(format!("unknown service {service:?}"));
         let start = parse_time_ms(required(&params.start, "start")?)?;
         let end = parse_time_ms(required(&params.end, "end")?)?;
         let limit = params.limit.unwrap_or(10).min(100);
-        let traces = match self.retained(self.retention.traces, start, end) {
-            Some((from, to)) => self.world.traces(
-                component,
-                from.div_euclid(1000),
-                to.div_euclid(1000),
-                params.errors.unwrap_or(false),
-                limit,
-            ),
-            None => Vec::new(),
-        };
+        let errors = params.errors.unwrap_or(false);
+        let retained = self.retained(self.retention.traces, start, end);
+        let traces = match &self.backend {
+            Backend::Simulated(world) => {
+                let component = world.topology.index_of(service).ok_or_else(unknown)?;
+                let traces = match retained {
+                    Some((from, to)) => world.traces(
+                        component,
+                        from.div_euclid(1000),
+                        to.div_euclid(1000),
+                        errors,
+                        limit,
+                    ),
+                    None => Vec::new(),
+                };
+                serde_json::to_value(traces)
+            }
+            Backend::Recorded(world) => {
+                world.service(service).ok_or_else(unknown)?;
+                let traces = match retained {
+                    Some((from, to)) => world.traces(service, from, to, errors, limit),
+                    None => Vec::new(),
+                };
+                serde_json::to_value(traces)
+            }
+        }
+        .map_err(|_| QueryError::Internal)?;
         Ok(json!({"status": "success", "data": {"result": traces}}))
     }
 
@@ -458,7 +536,11 @@ impl TelemetryService {
     }
 
     fn build_services(&self) -> Value {
-        let t = &self.world.topology;
+        let world = match &self.backend {
+            Backend::Simulated(world) => world,
+            Backend::Recorded(world) => return recorded_services(world),
+        };
+        let t = &world.topology;
         let name = |i: &usize| t.components[*i].name.clone();
         let services: Vec<Value> = t
             .components
@@ -495,6 +577,10 @@ impl TelemetryService {
     /// Prometheus text exposition of every series at the simulated now.
     pub fn scrape(&self) -> String {
         let now = self.now_ms().div_euclid(1000);
+        let world = match &self.backend {
+            Backend::Simulated(world) => world,
+            Backend::Recorded(world) => return recorded_scrape(world, now),
+        };
         let mut out = String::new();
         for metric in Metric::ALL {
             let kind = if metric.is_counter() {
@@ -509,12 +595,11 @@ impl TelemetryService {
                 metric.prom_name(),
                 kind
             ));
-            for component in 0..self.world.topology.components.len() {
-                if !self.world.has_metric(component, metric) {
+            for component in 0..world.topology.components.len() {
+                if !world.has_metric(component, metric) {
                     continue;
                 }
-                let labels: Vec<String> = self
-                    .world
+                let labels: Vec<String> = world
                     .series_labels(component, metric)
                     .into_iter()
                     .filter(|(k, _)| *k != "__name__")
@@ -522,7 +607,7 @@ impl TelemetryService {
                         format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
                     })
                     .collect();
-                let value = self.world.metric_value(component, metric, now);
+                let value = world.metric_value(component, metric, now);
                 out.push_str(&format!(
                     "{}{{{}}} {}\n",
                     metric.prom_name(),
@@ -535,14 +620,84 @@ impl TelemetryService {
     }
 }
 
-fn matrix_entry(series: Series, times_ms: &[i64]) -> Value {
+/// One matrix entry; instants without a sample are left out, and so is a series without any.
+fn matrix_entry(series: Series, times_ms: &[i64]) -> Option<Value> {
     let values: Vec<Value> = times_ms
         .iter()
         .zip(&series.values)
+        .filter(|(_, v)| !v.is_nan())
         .map(|(t, v)| json!([*t as f64 / 1000.0, format_value(*v)]))
         .collect();
+    if values.is_empty() {
+        return None;
+    }
     let labels: BTreeMap<String, String> = series.labels;
-    json!({"metric": labels, "values": values})
+    Some(json!({"metric": labels, "values": values}))
+}
+
+/// The topology of a recorded world, in the simulator's listing shape. Each entry service gets an
+/// error-rate and a latency monitor, the alerts a recorded incident fires.
+fn recorded_services(world: &RecordedWorld) -> Value {
+    let services: Vec<Value> = world
+        .services
+        .iter()
+        .map(|s| {
+            json!({
+                "name": s.name,
+                "kind": s.kind,
+                "team": "",
+                "technology": "",
+                "calls": s.calls,
+                "callers": s.callers,
+                "pods": s.pods,
+            })
+        })
+        .collect();
+    let monitors: Vec<Value> = world
+        .entry
+        .iter()
+        .flat_map(|entry| {
+            [
+                json!({"name": format!("{entry}-error-rate"), "service": entry, "metric": "request_error_ratio", "threshold": 0.05, "description": format!("success rate of {entry} below objective")}),
+                json!({"name": format!("{entry}-p99-latency"), "service": entry, "metric": "request_latency_p99_seconds", "threshold": 1.0, "description": format!("p99 latency of {entry} above objective")}),
+            ]
+        })
+        .collect();
+    let hosts: std::collections::BTreeSet<&str> = world
+        .services
+        .iter()
+        .flat_map(|s| s.pods.iter().map(|p| p.host.as_str()))
+        .filter(|h| !h.is_empty())
+        .collect();
+    json!({"status": "success", "data": {"services": services, "queues": [], "monitors": monitors, "hosts": hosts}})
+}
+
+/// The last sample of every recorded series within the lookback, as Prometheus text.
+fn recorded_scrape(world: &RecordedWorld, now: i64) -> String {
+    let mut out = String::new();
+    for name in world.metric_names() {
+        out.push_str(&format!("# TYPE {name} gauge\n"));
+        let Ok(series) = world.select(name, &[], &[now]) else {
+            continue;
+        };
+        for s in series {
+            if s.values[0].is_nan() {
+                continue;
+            }
+            let labels: Vec<String> = s
+                .labels
+                .iter()
+                .filter(|(k, _)| k.as_str() != "__name__")
+                .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
+                .collect();
+            out.push_str(&format!(
+                "{name}{{{}}} {}\n",
+                labels.join(","),
+                format_value(s.values[0])
+            ));
+        }
+    }
+    out
 }
 
 #[derive(Debug, Deserialize)]
@@ -614,10 +769,21 @@ async fn services(State(s): Shared) -> Json<Value> {
 }
 
 async fn world_parameters(State(s): Shared) -> Json<Value> {
-    let c = s.world().config;
-    Json(
-        json!({"seed": c.seed, "incidents": c.incidents, "services": c.services, "timeline_end": c.timeline_end}),
-    )
+    match s.backend() {
+        Backend::Simulated(world) => {
+            let c = world.config;
+            Json(
+                json!({"seed": c.seed, "incidents": c.incidents, "services": c.services, "timeline_end": c.timeline_end}),
+            )
+        }
+        Backend::Recorded(world) => Json(json!({
+            "recorded": world.format,
+            "faults": world.faults.len(),
+            "services": world.services.len(),
+            "start": rfc3339_ms(world.start * 1000),
+            "end": rfc3339_ms(world.end * 1000),
+        })),
+    }
 }
 
 async fn scrape(State(s): Shared) -> Result<impl IntoResponse, QueryError> {

@@ -139,6 +139,78 @@ fn pick_weighted(rng: &mut SimRng, options: &[(CorrectionStyle, f64)]) -> Correc
     options.last().map_or(CorrectionStyle::NoText, |o| o.0)
 }
 
+/// What a user knows about the fault behind an investigation: the truth, as they would put it.
+#[derive(Debug, Clone)]
+pub struct FaultView<'a> {
+    pub seed: u64,
+    pub index: u64,
+    pub incident_id: &'a str,
+    pub root: &'a str,
+    pub root_kind: ComponentKind,
+    /// The root's pods as (pod, host).
+    pub root_pods: Vec<(String, String)>,
+    /// The simulator's fault kind; `None` for a recorded fault.
+    pub kind: Option<FaultKind>,
+    pub mechanism: &'a str,
+    /// Unix seconds.
+    pub onset: i64,
+    pub alerted: &'a str,
+    pub alerted_calls: Vec<String>,
+    /// Components with unrelated trouble at the time (red herrings for a mistaken user).
+    pub background: Vec<String>,
+    pub frontends: Vec<String>,
+    /// Symptom words a vague user may use beyond the generic ones ("memory again").
+    pub vague_hints: Vec<String>,
+}
+
+impl<'a> FaultView<'a> {
+    /// The view of a simulated incident.
+    pub fn of_incident(world: &'a World, incident: &'a Incident) -> FaultView<'a> {
+        let components = &world.topology.components;
+        let root = &components[incident.root];
+        let alerted = &components[incident.alerted];
+        let mut vague_hints = Vec::new();
+        if matches!(incident.kind, FaultKind::PacketLoss | FaultKind::DnsFailure) {
+            vague_hints.push("network issue".to_string());
+        }
+        if matches!(incident.kind, FaultKind::OomKill | FaultKind::MemoryLeak) {
+            vague_hints.push("memory again".to_string());
+        }
+        FaultView {
+            seed: world.seed,
+            index: incident.index,
+            incident_id: &incident.id,
+            root: &root.name,
+            root_kind: root.kind,
+            root_pods: root
+                .pods
+                .iter()
+                .map(|p| (p.name.clone(), p.host.clone()))
+                .collect(),
+            kind: Some(incident.kind),
+            mechanism: incident.kind.mechanism(),
+            onset: incident.onset,
+            alerted: &alerted.name,
+            alerted_calls: alerted
+                .calls
+                .iter()
+                .map(|&c| components[c].name.clone())
+                .collect(),
+            background: incident
+                .background
+                .iter()
+                .map(|b| components[b.component].name.clone())
+                .collect(),
+            frontends: components
+                .iter()
+                .filter(|c| c.kind == ComponentKind::Frontend)
+                .map(|c| c.name.clone())
+                .collect(),
+            vague_hints,
+        }
+    }
+}
+
 /// Decides what (if anything) the user says about `investigation` of `incident`.
 pub fn plan_feedback(
     world: &World,
@@ -146,14 +218,26 @@ pub fn plan_feedback(
     investigation: &Investigation,
     rates: &FeedbackRates,
 ) -> Option<PlannedFeedback> {
+    plan_feedback_for(
+        &FaultView::of_incident(world, incident),
+        investigation,
+        rates,
+    )
+}
+
+/// Decides what (if anything) the user who knows `fault` says about `investigation`.
+pub fn plan_feedback_for(
+    fault: &FaultView<'_>,
+    investigation: &Investigation,
+    rates: &FeedbackRates,
+) -> Option<PlannedFeedback> {
     let mut rng = SimRng::new(hash_words(&[
-        world.seed,
-        incident.index,
+        fault.seed,
+        fault.index,
         investigation.version as u64,
         0xfeed,
     ]));
-    let components = &world.topology.components;
-    let root = &components[incident.root].name;
+    let root = fault.root;
     let right = investigation.blamed == *root;
     let user_mistaken = right && rng.chance(rates.mistaken_when_right);
     let silent = if right && !user_mistaken {
@@ -206,7 +290,7 @@ pub fn plan_feedback(
     } else {
         None
     };
-    let correction = correction_text(world, incident, investigation, style, &mut rng);
+    let correction = correction_text(fault, investigation, style, &mut rng);
     let mut tags = Vec::new();
     match style {
         CorrectionStyle::Precise
@@ -233,8 +317,8 @@ pub fn plan_feedback(
         user_id: format!("u-{}", rng.range_i64(1, 60)),
         idempotency_key: format!(
             "sim-{}-{}-{}",
-            world.seed,
-            incident.id,
+            fault.seed,
+            fault.incident_id,
             investigation.version.as_str()
         ),
         metadata,
@@ -266,18 +350,16 @@ fn other_spelling(name: &str, rng: &mut SimRng) -> String {
 }
 
 fn correction_text(
-    world: &World,
-    incident: &Incident,
+    fault: &FaultView<'_>,
     investigation: &Investigation,
     style: CorrectionStyle,
     rng: &mut SimRng,
 ) -> Option<String> {
-    let components = &world.topology.components;
-    let root = &components[incident.root];
-    let alerted = &components[incident.alerted].name;
+    let root = fault.root;
+    let alerted = fault.alerted;
     let blamed = &investigation.blamed;
-    let mechanism = incident.kind.mechanism();
-    let onset = hhmm(incident.onset);
+    let mechanism = fault.mechanism;
+    let onset = hhmm(fault.onset);
     Some(match style {
         CorrectionStyle::NoText => return None,
         CorrectionStyle::Confirm => rng
@@ -288,22 +370,21 @@ fn correction_text(
             ])
             .to_string(),
         CorrectionStyle::Precise => {
-            let specific = match incident.kind {
-                FaultKind::OomKill => format!("{} pods OOM-killed from {onset}", root.name),
-                FaultKind::BadDeploy => format!(
-                    "the {onset} deploy of {} broke it, rolling back fixed it",
-                    root.name
-                ),
-                FaultKind::ConnectionPoolExhaustion => {
-                    format!("it was the {} connection pool, not {blamed}", root.name)
+            let specific = match fault.kind {
+                Some(FaultKind::OomKill) => format!("{root} pods OOM-killed from {onset}"),
+                Some(FaultKind::BadDeploy) => {
+                    format!("the {onset} deploy of {root} broke it, rolling back fixed it")
                 }
-                FaultKind::DnsFailure => {
-                    format!("DNS for {} stopped resolving around {onset}", root.name)
+                Some(FaultKind::ConnectionPoolExhaustion) => {
+                    format!("it was the {root} connection pool, not {blamed}")
                 }
-                FaultKind::CertificateExpiry => {
-                    format!("the TLS cert on {} expired at {onset}", root.name)
+                Some(FaultKind::DnsFailure) => {
+                    format!("DNS for {root} stopped resolving around {onset}")
                 }
-                _ => format!("{} {mechanism} starting {onset} UTC", root.name),
+                Some(FaultKind::CertificateExpiry) => {
+                    format!("the TLS cert on {root} expired at {onset}")
+                }
+                _ => format!("{root} {mechanism} starting {onset} UTC"),
             };
             if rng.chance(0.5) {
                 format!("{specific}; {blamed} was only a symptom")
@@ -317,24 +398,18 @@ fn correction_text(
                 "something downstream".to_string(),
                 format!("not sure, but {alerted} was just reacting"),
             ];
-            match root.kind {
+            match fault.root_kind {
                 ComponentKind::Postgres => {
                     options.extend(["check the db".to_string(), "database problem".to_string()])
                 }
                 ComponentKind::Redis => options.push("the cache was acting up".to_string()),
                 _ => {}
             }
-            if matches!(incident.kind, FaultKind::PacketLoss | FaultKind::DnsFailure) {
-                options.push("network issue".to_string());
-            }
-            if matches!(incident.kind, FaultKind::OomKill | FaultKind::MemoryLeak) {
-                options.push("memory again".to_string());
-            }
+            options.extend(fault.vague_hints.iter().cloned());
             rng.pick(&options).clone()
         }
         CorrectionStyle::Partial => {
-            let blamed_kind = world.topology.index_of(blamed).map(|i| components[i].kind);
-            if blamed_kind == Some(ComponentKind::Frontend) && rng.chance(0.6) {
+            if fault.frontends.contains(blamed) && rng.chance(0.6) {
                 "not the frontend".to_string()
             } else {
                 rng.pick(&[
@@ -347,19 +422,10 @@ fn correction_text(
         }
         CorrectionStyle::Mistaken => {
             // The user blames a red herring: a background anomaly, the alerted service, or a neighbour.
-            let mut suspects: Vec<String> = incident
-                .background
-                .iter()
-                .map(|b| components[b.component].name.clone())
-                .collect();
-            suspects.push(alerted.clone());
-            suspects.extend(
-                components[incident.alerted]
-                    .calls
-                    .iter()
-                    .map(|&c| components[c].name.clone()),
-            );
-            suspects.retain(|s| *s != root.name);
+            let mut suspects: Vec<String> = fault.background.clone();
+            suspects.push(alerted.to_string());
+            suspects.extend(fault.alerted_calls.iter().cloned());
+            suspects.retain(|s| s != root);
             let suspect = if suspects.is_empty() {
                 "the load balancer".to_string()
             } else {
@@ -373,23 +439,21 @@ fn correction_text(
             .clone()
         }
         CorrectionStyle::Named => {
-            let pod = (!root.pods.is_empty()).then(|| rng.pick(&root.pods).clone());
-            let spelled = other_spelling(&root.name, rng);
+            let pod = (!fault.root_pods.is_empty()).then(|| rng.pick(&fault.root_pods).clone());
+            let spelled = other_spelling(root, rng);
             match (rng.range_i64(0, 3), pod) {
-                (0, Some(pod)) => format!("{} {mechanism} from {onset}, not {blamed}", pod.name),
-                (1, Some(pod)) => format!(
-                    "{spelled} on {} ({}) — {mechanism} starting {onset}",
-                    pod.host, pod.name
-                ),
+                (0, Some((pod, _))) => format!("{pod} {mechanism} from {onset}, not {blamed}"),
+                (1, Some((pod, host))) => {
+                    format!("{spelled} on {host} ({pod}) — {mechanism} starting {onset}")
+                }
                 _ => format!("it was {spelled}: {mechanism}, around {onset}"),
             }
         }
         CorrectionStyle::WrongTime => {
             let shift = rng.range_i64(30, 120) * 60 * if rng.chance(0.5) { 1 } else { -1 };
             format!(
-                "{} {mechanism}, it started at {} UTC",
-                root.name,
-                hhmm(incident.onset + shift)
+                "{root} {mechanism}, it started at {} UTC",
+                hhmm(fault.onset + shift)
             )
         }
     })

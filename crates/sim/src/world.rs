@@ -650,25 +650,33 @@ impl LogFilter {
     }
 
     fn matches(&self, world: &World, line: &LogLine) -> bool {
-        if line.level < self.min_level {
+        self.accepts(
+            &world.topology.components[line.component].name,
+            &line.pod,
+            line.level,
+            &line.message,
+        )
+    }
+
+    /// Whether a line of `service`'s `pod` at `level` saying `message` passes the filter.
+    pub fn accepts(&self, service: &str, pod: &str, level: LogLevel, message: &str) -> bool {
+        if level < self.min_level {
             return false;
         }
         if let Some(services) = &self.services
-            && !services
-                .iter()
-                .any(|s| *s == world.topology.components[line.component].name)
+            && !services.iter().any(|s| s == service)
         {
             return false;
         }
         if let Some(pods) = &self.pods
-            && !pods.contains(&line.pod)
+            && !pods.iter().any(|p| p == pod)
         {
             return false;
         }
         if self.terms.is_empty() {
             return true;
         }
-        let message = line.message.to_lowercase();
+        let message = message.to_lowercase();
         self.terms.iter().all(|t| message.contains(t.as_str()))
     }
 }

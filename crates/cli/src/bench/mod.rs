@@ -20,6 +20,7 @@ pub(crate) mod edge;
 pub(crate) mod engine;
 mod harness;
 pub(crate) mod latency;
+pub(crate) mod nezha;
 pub(crate) mod openrca;
 pub(crate) mod quality;
 mod spans;
@@ -34,6 +35,8 @@ pub(crate) enum BenchCommand {
     Capture(crate::bench::capture::CaptureArgs),
     /// Real agent runs from the OpenRCA benchmark through the label pipeline.
     Openrca(crate::bench::openrca::OpenRcaArgs),
+    /// Label quality on real recorded telemetry (the Nezha faults), over loopback HTTP.
+    Nezha(crate::bench::nezha::NezhaArgs),
     /// Feedback-to-routed-candidate latency at a steady feedback rate.
     Latency(crate::bench::latency::LatencyArgs),
     /// The SQLite engine alone inserting the rows the store writes for benchmark spans.
@@ -89,6 +92,7 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Quality(args) => crate::bench::quality::run(args).await,
         BenchCommand::Capture(args) => crate::bench::capture::run(args).await,
         BenchCommand::Openrca(args) => crate::bench::openrca::run(args).await,
+        BenchCommand::Nezha(args) => crate::bench::nezha::run(args).await,
         BenchCommand::Latency(args) => crate::bench::latency::run(args).await,
         BenchCommand::Sqlite(args) => crate::bench::engine::run(args).await,
         BenchCommand::Contention(args) => crate::bench::contention::run(args).await,
