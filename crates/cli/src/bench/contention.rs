@@ -40,7 +40,7 @@ pub(crate) async fn run(args: ContentionArgs) -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()?;
-    let key = format!("em_bench_{}", std::process::id());
+    let key = super::bench_admin_key();
     let (child, server) = ChildServer::start(&key, &["--max-body", &args.max_body])?;
     wait_until_healthy(&client, &server).await?;
 
