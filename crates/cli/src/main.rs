@@ -120,12 +120,13 @@ fn fail(error: &anyhow::Error) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// Whether the command failed writing its own output to a closed pipe (`evalmint … | head`).
+/// Only an error that is itself an IO error counts: a broken pipe deeper in the chain is a
+/// connection that failed (a server hanging up on a request), which must be reported.
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+    error
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 fn init_tracing() {

@@ -413,7 +413,10 @@ impl PhaseResult {
 }
 
 /// Sends `requests` requests with `concurrency` workers; a 429 waits for `Retry-After` and is
-/// retried (at most 100 times per request), any other failure aborts the benchmark.
+/// retried (at most 100 times per request), and so is a request whose connection the server
+/// closed while its body was still being sent: that is how a refusal (429, 413) reaches a client
+/// that streams a large body, and OTLP exporters retry it too. Any other failure aborts the
+/// benchmark.
 async fn run_phase<F>(
     name: &str,
     client: &reqwest::Client,
@@ -454,7 +457,16 @@ where
                 let sent = Instant::now();
                 let mut attempts = 0;
                 loop {
-                    let response = build(&client, index).send().await?;
+                    let response = match build(&client, index).send().await {
+                        Ok(response) => response,
+                        Err(e) if e.is_request() && attempts < 100 => {
+                            attempts += 1;
+                            retries += 1;
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            continue;
+                        }
+                        Err(e) => return Err(e.into()),
+                    };
                     let status = response.status();
                     if status == reqwest::StatusCode::TOO_MANY_REQUESTS && attempts < 100 {
                         attempts += 1;
