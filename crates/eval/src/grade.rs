@@ -232,7 +232,7 @@ mod tests {
 
     #[test]
     fn aliases_category_and_onset_decide_with_a_reason() {
-        let mut entry = CatalogEntry::new("payments-db", EntityProvenance::Declared);
+        let mut entry = CatalogEntry::new("payments-db", EntityProvenance::StaticFile);
         entry.aliases = vec!["pg-payments".into()];
         let catalog = Catalog::new(vec![entry]);
         let config = GradeConfig::default();
