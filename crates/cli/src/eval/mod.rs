@@ -199,7 +199,7 @@ async fn run_eval(args: RunArgs) -> anyhow::Result<u8> {
 
     let total = labels.len() as u64 * u64::from(args.k.max(1));
     let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let show_progress = !args.json;
+    let show_progress = !args.json && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let counter = done.clone();
     let progress: Arc<dyn Fn(&evalmint_model::EvalResult) + Send + Sync> = Arc::new(move |_| {
         let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
