@@ -126,7 +126,8 @@ async fn admitted_label(
             reason: Some(CORRECTION.into()),
             entities: vec![],
         }),
-        snapshot: vec![query],
+        // The snapshot as captured, as the label worker reads it.
+        snapshot: store.snapshot(tenant, trace).await.unwrap(),
         segments: vec![evalmint_model::Segment {
             facet: "service".into(),
             value: "payments-db".into(),
