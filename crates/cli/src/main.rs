@@ -9,6 +9,7 @@ mod eval;
 mod feedback;
 mod keys;
 mod labels;
+mod replay;
 mod serve;
 mod table;
 
@@ -51,6 +52,11 @@ enum Command {
     Eval {
         #[command(subcommand)]
         command: eval::EvalCommand,
+    },
+    /// Replay sessions: serve one's tools as MCP on stdio.
+    Replay {
+        #[command(subcommand)]
+        command: replay::ReplayCommand,
     },
     /// Manage API keys in a data directory (works with the server stopped or running).
     Keys {
@@ -118,6 +124,7 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             Command::Feedback { command } => feedback::run(command).await,
             Command::Catalog { command } => catalog::run(command).await,
             Command::Keys { command } => keys::run(command).await,
+            Command::Replay { command } => replay::run(command).await,
             #[cfg(feature = "sim")]
             Command::Sim { command } => evalmint_sim::run(command).await,
             #[cfg(feature = "sim")]

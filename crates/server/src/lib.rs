@@ -6,6 +6,7 @@ mod auth;
 mod body;
 mod connections;
 mod error;
+pub mod mcp;
 mod metrics;
 mod routes;
 
@@ -133,6 +134,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/review", get(labels::review_queue))
         .route("/api/v1/catalog", get(catalog::list).post(catalog::import))
         .route("/api/v1/replay/sessions", post(replay::open))
+        .route(
+            "/replay/sessions/{sid}/mcp",
+            axum::routing::any(replay::mcp),
+        )
         .route("/replay/sessions/{sid}/tools", get(replay::list_tools))
         .route("/replay/sessions/{sid}/tools/{name}", post(replay::tool))
         .route(

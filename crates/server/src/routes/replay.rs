@@ -116,6 +116,45 @@ pub(crate) async fn tool(
     session.call(&name, &args).map(Json).map_err(tool_error)
 }
 
+/// The session's MCP server, streamable HTTP. Stateless: every request stands alone, so nothing
+/// outlives the replay session but the session itself. The body is read through the capped reader
+/// and handed on whole.
+pub(crate) async fn mcp(
+    State(state): State<AppState>,
+    Path(sid): Path<String>,
+    request: axum::extract::Request,
+) -> Result<axum::response::Response, ApiError> {
+    use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+    use rmcp::transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService,
+    };
+
+    let session = session(&state, &sid)?;
+    let (parts, body) = request.into_parts();
+    let bytes = read_capped(&state, &parts.headers, body, MAX_ARGUMENT_BYTES)
+        .await?
+        .bytes;
+    let request = axum::http::Request::from_parts(parts, Body::from(bytes));
+    let tools = crate::mcp::McpTools::new(Arc::new(crate::mcp::LocalSession(session)));
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_owned();
+    let service = StreamableHttpService::new(
+        move || Ok(tools.clone()),
+        Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default()
+            .with_legacy_session_mode(false)
+            .with_json_response(true)
+            .with_sse_keep_alive(None)
+            // The session id in the path is the credential; any host that reached it may use it.
+            .with_allowed_hosts([host]),
+    );
+    Ok(service.handle(request).await.map(Body::new))
+}
+
 /// The tools a session offers.
 pub(crate) async fn list_tools(
     State(state): State<AppState>,
