@@ -74,13 +74,13 @@ def test_the_mcp_client_lists_tools_and_calls_them(labelled_server):
             assert {"query_metrics", "search_logs", "get_traces", "get_events", "list_services",
                     "get_service_dependencies", "submit_rca"} <= names
             answer = await client.call_tool("query_metrics", arguments)
-            assert not answer.isError, answer
+            assert not answer.is_error, answer
             frozen = json.loads(answer.content[0].text)
             assert frozen["data"]["result"], "the frozen series came back"
             missing = await client.call_tool("query_metrics", {"query": "up{job=\"nowhere\"}"})
             assert "no data" in missing.content[0].text
             submitted = await client.call_tool("submit_rca", {"conclusion": "db pool", "component": "payments-db"})
-            assert not submitted.isError, submitted
+            assert not submitted.is_error, submitted
 
     asyncio.run(run())
 
