@@ -196,14 +196,11 @@ pub fn prometheus_instant(
                 .get("values")
                 .and_then(Value::as_array)
                 .and_then(|points| {
-                    points
-                        .iter()
-                        .filter(|p| {
-                            p.get(0)
-                                .and_then(Value::as_f64)
-                                .is_some_and(|t| (t * 1000.0) as i64 <= time)
-                        })
-                        .next_back()
+                    points.iter().rfind(|p| {
+                        p.get(0)
+                            .and_then(Value::as_f64)
+                            .is_some_and(|t| (t * 1000.0) as i64 <= time)
+                    })
                 });
             if let Some(point) = last {
                 vector.push(json!({"metric": s.get("metric").cloned().unwrap_or(json!({})), "value": point}));
