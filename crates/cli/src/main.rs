@@ -5,9 +5,11 @@
 mod bench;
 mod catalog;
 mod client;
+mod eval;
 mod feedback;
 mod keys;
 mod labels;
+mod replay;
 mod serve;
 mod table;
 
@@ -45,6 +47,16 @@ enum Command {
     Catalog {
         #[command(subcommand)]
         command: catalog::CatalogCommand,
+    },
+    /// Evaluation runs: replay the label set against a candidate agent, compare runs, gate CI.
+    Eval {
+        #[command(subcommand)]
+        command: eval::EvalCommand,
+    },
+    /// Replay sessions: serve one's tools as MCP on stdio.
+    Replay {
+        #[command(subcommand)]
+        command: replay::ReplayCommand,
     },
     /// Manage API keys in a data directory (works with the server stopped or running).
     Keys {
@@ -89,22 +101,35 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async move {
         match cli.command {
+            // The eval gate decides its own exit codes: 1 regression, 2 the run failed.
+            Command::Eval { command } => Ok(Some(eval::run(command).await)),
+            other => run_command(other).await.map(|()| None),
+        }
+    });
+    match outcome {
+        Ok(Some(code)) => ExitCode::from(code),
+        Ok(None) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+async fn run_command(command: Command) -> anyhow::Result<()> {
+    {
+        match command {
+            Command::Eval { .. } => unreachable!("handled by main"),
             Command::Serve(args) => serve::run(args).await,
             Command::Worker(args) => serve::worker(args).await,
             Command::Labels { command } => labels::run(command).await,
             Command::Feedback { command } => feedback::run(command).await,
             Command::Catalog { command } => catalog::run(command).await,
             Command::Keys { command } => keys::run(command).await,
+            Command::Replay { command } => replay::run(command).await,
             #[cfg(feature = "sim")]
             Command::Sim { command } => evalmint_sim::run(command).await,
             #[cfg(feature = "sim")]
             Command::Bench { command } => bench::run(command).await,
         }
-    });
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(e) => fail(&e),
     }
 }
 

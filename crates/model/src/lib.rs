@@ -6,6 +6,7 @@
 mod auth;
 mod catalog;
 mod catalog_file;
+mod eval;
 mod feedback;
 mod ids;
 mod investigation;
@@ -14,6 +15,7 @@ mod label;
 pub use auth::{MIN_SECRET_LEN, Scope, ScopeSet, check_chosen_secret};
 pub use catalog::{Catalog, CatalogEntry, EntityProvenance, tool_call_entries, workload_of};
 pub use catalog_file::{CatalogFileError, CatalogFormat, parse_catalog_file};
+pub use eval::{AgentAnswer, EvalResult, EvalRun, Grade, Outcome, RcaAnswer, RunStatus};
 pub use feedback::{
     Feedback, FeedbackOrigin, FeedbackSubmission, FieldError, ValidFeedback, Verdict,
 };

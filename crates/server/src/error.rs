@@ -35,6 +35,9 @@ pub enum ApiError {
     Busy { retry_after_secs: u32 },
     #[error("the server is shutting down")]
     Unavailable,
+    /// A replay session made more tool calls than it may.
+    #[error("{0}")]
+    CallLimit(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -69,6 +72,7 @@ impl ApiError {
             ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::CallLimit(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -86,6 +90,7 @@ impl ApiError {
             ApiError::RequestTimeout { .. } => "request_timeout",
             ApiError::Busy { .. } => "busy",
             ApiError::Unavailable => "unavailable",
+            ApiError::CallLimit(_) => "call_limit",
             ApiError::Internal(_) => "internal",
         }
     }

@@ -6,6 +6,7 @@ mod auth;
 mod body;
 mod connections;
 mod error;
+pub mod mcp;
 mod metrics;
 mod routes;
 
@@ -88,6 +89,8 @@ pub struct AppState {
     pub labels: Arc<dyn PipelineStore>,
     pub config: Arc<ServerConfig>,
     pub metrics: Arc<Metrics>,
+    /// Open replay sessions, served under `/replay/sessions/{sid}`.
+    pub sessions: Arc<evalmint_eval::Sessions>,
     keys: Arc<auth::KeyCache>,
     bodies: Arc<body::BodyBudget>,
 }
@@ -110,6 +113,7 @@ impl AppState {
             bodies: Arc::new(body::BodyBudget::new(&config)),
             config: Arc::new(config),
             metrics: Arc::new(metrics),
+            sessions: Arc::default(),
             keys: Arc::default(),
         }
     }
@@ -117,7 +121,7 @@ impl AppState {
 
 /// The whole API as a router.
 pub fn app(state: AppState) -> Router {
-    use routes::{catalog, feedback, investigations, keys, labels, ops, otlp};
+    use routes::{catalog, feedback, investigations, keys, labels, ops, otlp, replay, runs};
     Router::new()
         .route("/v1/traces", post(otlp::export))
         .route("/api/v1/investigations", post(investigations::create))
@@ -134,6 +138,19 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/labels/{id}", get(labels::show))
         .route("/api/v1/review", get(labels::review_queue))
         .route("/api/v1/catalog", get(catalog::list).post(catalog::import))
+        .route("/api/v1/replay/sessions", post(replay::open))
+        .route(
+            "/replay/sessions/{sid}/mcp",
+            axum::routing::any(replay::mcp),
+        )
+        .route("/replay/sessions/{sid}/tools", get(replay::list_tools))
+        .route("/replay/sessions/{sid}/tools/{name}", post(replay::tool))
+        .route(
+            "/replay/sessions/{sid}/prometheus/api/v1/{endpoint}",
+            get(replay::prometheus).post(replay::prometheus),
+        )
+        .route("/api/v1/runs", get(runs::list))
+        .route("/api/v1/runs/{id}", get(runs::show))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .fallback(|| async { ApiError::NotFound("route") })

@@ -9,8 +9,8 @@ mod sqlite;
 
 use async_trait::async_trait;
 use evalmint_model::{
-    CandidateLabel, CaptureStatus, Catalog, CatalogEntry, EntityProvenance, Feedback, FeedbackId,
-    Investigation, Route, ScopeSet, SnapshotQuery, Step, TenantId, Timestamp, TraceId,
+    CandidateLabel, CaptureStatus, Catalog, CatalogEntry, EntityProvenance, EvalRun, Feedback,
+    FeedbackId, Investigation, Route, ScopeSet, SnapshotQuery, Step, TenantId, Timestamp, TraceId,
     ValidFeedback,
 };
 
@@ -410,6 +410,15 @@ pub trait PipelineStore: Send + Sync + 'static {
         tenant: &TenantId,
         query: CatalogQuery,
     ) -> Result<Vec<StoredCatalogEntry>>;
+
+    /// Stores a finished evaluation run (its results, grades and traces); storing a run with
+    /// the same id again replaces it.
+    async fn store_eval_run(&self, tenant: &TenantId, run: EvalRun) -> Result<()>;
+
+    async fn eval_run(&self, tenant: &TenantId, id: &str) -> Result<Option<EvalRun>>;
+
+    /// The tenant's runs, newest first, at most `limit`.
+    async fn eval_runs(&self, tenant: &TenantId, limit: usize) -> Result<Vec<EvalRun>>;
 }
 
 /// Both interfaces at once, for components (the pipeline worker) that need both.

@@ -1437,6 +1437,7 @@ suite!(sqlite:
     catalog_merges_sources_per_tenant_and_pages_by_name,
     catalog_retention_forgets_observed_names_only,
     catalog_last_seen_is_kept_to_the_minute,
+    eval_runs_are_kept_per_tenant_newest_first,
 );
 
 #[tokio::test]
@@ -1642,4 +1643,68 @@ async fn sqlite_migration_keeps_existing_rows_and_unblocks_colliding_labels() {
             .len(),
         1
     );
+}
+
+fn eval_run(id: &str, minute: i64, agent: &str) -> evalmint_model::EvalRun {
+    evalmint_model::EvalRun {
+        id: id.to_owned(),
+        agent: agent.to_owned(),
+        label_source: "admitted".to_owned(),
+        k: 1,
+        status: evalmint_model::RunStatus::Completed,
+        error: None,
+        started_at: start() + SignedDuration::from_mins(minute),
+        finished_at: start() + SignedDuration::from_mins(minute + 1),
+        results: vec![evalmint_model::EvalResult {
+            label_id: "cand-1".to_owned(),
+            label_version: 1,
+            attempt: 0,
+            outcome: evalmint_model::Outcome::Pass,
+            reason: "component matched".to_owned(),
+            grades: Vec::new(),
+            segments: Vec::new(),
+            answer: None,
+            trace: vec![step(1, None, StepKind::Tool)],
+            duration_ms: 3,
+        }],
+    }
+}
+
+async fn eval_runs_are_kept_per_tenant_newest_first(f: Fixture) {
+    let (acme, globex) = (tenant("acme"), tenant("globex"));
+    f.store
+        .store_eval_run(&acme, eval_run("run-a", 0, "sim:v1"))
+        .await
+        .unwrap();
+    f.store
+        .store_eval_run(&acme, eval_run("run-b", 5, "sim:v2"))
+        .await
+        .unwrap();
+    // Another tenant may use the same id without touching acme's run.
+    f.store
+        .store_eval_run(&globex, eval_run("run-a", 9, "cmd:x"))
+        .await
+        .unwrap();
+    let listed: Vec<String> = f
+        .store
+        .eval_runs(&acme, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(listed, ["run-b", "run-a"]);
+    let run = f.store.eval_run(&acme, "run-a").await.unwrap().unwrap();
+    assert_eq!(run, eval_run("run-a", 0, "sim:v1"));
+    assert_eq!(
+        f.store
+            .eval_run(&globex, "run-a")
+            .await
+            .unwrap()
+            .unwrap()
+            .agent,
+        "cmd:x"
+    );
+    assert!(f.store.eval_run(&globex, "run-b").await.unwrap().is_none());
+    assert_eq!(f.store.eval_runs(&acme, 1).await.unwrap().len(), 1);
 }

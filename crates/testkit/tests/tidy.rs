@@ -18,15 +18,22 @@ const RULES: DependencyRules<'static> = DependencyRules {
         ("evalmint-otlp", &["evalmint-model"]),
         ("evalmint-store", &["evalmint-model"]),
         ("evalmint-pipeline", &["evalmint-model", "evalmint-store"]),
+        ("evalmint-eval", &["evalmint-model", "evalmint-store"]),
         (
             "evalmint-server",
-            &["evalmint-model", "evalmint-otlp", "evalmint-store"],
+            &[
+                "evalmint-eval",
+                "evalmint-model",
+                "evalmint-otlp",
+                "evalmint-store",
+            ],
         ),
         ("evalmint-sim", &["evalmint-model"]),
         ("evalmint-testkit", &[]),
         (
             "evalmint-cli",
             &[
+                "evalmint-eval",
                 "evalmint-model",
                 "evalmint-otlp",
                 "evalmint-pipeline",
@@ -41,10 +48,16 @@ const RULES: DependencyRules<'static> = DependencyRules {
         // the API's router in-process.
         ("axum", &["evalmint-server", "evalmint-sim", "evalmint-cli"]),
         // Calling HTTP: capture sources and the LLM drafter, the simulator's agents and users,
-        // and the CLI's client commands and benchmarks.
+        // candidate agents served over HTTP (`eval`), and the CLI's client commands and
+        // benchmarks.
         (
             "reqwest",
-            &["evalmint-pipeline", "evalmint-sim", "evalmint-cli"],
+            &[
+                "evalmint-pipeline",
+                "evalmint-eval",
+                "evalmint-sim",
+                "evalmint-cli",
+            ],
         ),
         ("rusqlite", &["evalmint-store"]),
     ],

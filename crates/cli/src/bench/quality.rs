@@ -48,6 +48,10 @@ pub(crate) struct QualityArgs {
     /// Print the figures as one JSON object instead of tables.
     #[arg(long)]
     json: bool,
+    /// Keep the store (labels and snapshots) in this directory instead of a temporary one, for
+    /// `evalmint eval run --data DIR` afterwards.
+    #[arg(long)]
+    keep_data: Option<std::path::PathBuf>,
 }
 
 const KEY: &str = "em_bench_quality_admin_key_0123456789";
@@ -55,7 +59,11 @@ const KEY: &str = "em_bench_quality_admin_key_0123456789";
 pub(crate) async fn run(args: QualityArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let data = tempfile::tempdir()?;
-    let store = Arc::new(SqliteStore::open(data.path(), SqliteOptions::default())?);
+    let store_dir = args
+        .keep_data
+        .clone()
+        .unwrap_or_else(|| data.path().to_owned());
+    let store = Arc::new(SqliteStore::open(&store_dir, SqliteOptions::default())?);
     evalmint_server::bootstrap_admin_key(store.as_ref(), Some(KEY)).await?;
     let tenant = TenantId::default_tenant();
 

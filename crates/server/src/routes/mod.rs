@@ -7,6 +7,8 @@ pub(crate) mod keys;
 pub(crate) mod labels;
 pub(crate) mod ops;
 pub(crate) mod otlp;
+pub(crate) mod replay;
+pub(crate) mod runs;
 
 use std::future::Future;
 use std::time::Instant;

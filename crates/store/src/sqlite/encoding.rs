@@ -5,7 +5,7 @@
 //! commits the new golden row next to the old ones and teaches [`Stored::upgrade`] to read the
 //! old format, so rows already on disk keep decoding.
 
-use evalmint_model::{CandidateLabel, SnapshotQuery, Step, ValidFeedback};
+use evalmint_model::{CandidateLabel, EvalRun, SnapshotQuery, Step, ValidFeedback};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -45,6 +45,10 @@ impl Stored for SnapshotQuery {
 
 impl Stored for CandidateLabel {
     const KIND: &'static str = "candidate";
+}
+
+impl Stored for EvalRun {
+    const KIND: &'static str = "eval_run";
 }
 
 pub(crate) fn encode<T: Stored>(value: &T) -> Result<String> {
@@ -134,6 +138,11 @@ mod tests {
     #[test]
     fn snapshot_queries_keep_their_stored_format() {
         check::<SnapshotQuery>();
+    }
+
+    #[test]
+    fn eval_runs_keep_their_stored_format() {
+        check::<EvalRun>();
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod catalog;
 mod encoding;
 pub mod engine;
 mod erasure;
+mod eval_runs;
 mod pipeline;
 mod rows;
 mod schema;
@@ -33,7 +34,7 @@ use crate::{
     LabelOutcome, NewApiKey, PipelineStats, PipelineStore, Result, Store, StoreError,
     StoredCatalogEntry, SystemClock,
 };
-use evalmint_model::{CandidateLabel, Catalog, CatalogEntry, SnapshotQuery};
+use evalmint_model::{CandidateLabel, Catalog, CatalogEntry, EvalRun, SnapshotQuery};
 
 pub(crate) use self::erasure::user_id_sha256;
 
@@ -770,6 +771,24 @@ impl PipelineStore for SqliteStore {
     ) -> Result<Vec<StoredCatalogEntry>> {
         let tenant = tenant.clone();
         self.read(move |conn, _| catalog::query(conn, &tenant, &query))
+            .await
+    }
+
+    async fn store_eval_run(&self, tenant: &TenantId, run: EvalRun) -> Result<()> {
+        let tenant = tenant.clone();
+        self.write_patiently(move |conn, _| eval_runs::store(conn, &tenant, &run))
+            .await
+    }
+
+    async fn eval_run(&self, tenant: &TenantId, id: &str) -> Result<Option<EvalRun>> {
+        let (tenant, id) = (tenant.clone(), id.to_owned());
+        self.read(move |conn, _| eval_runs::one(conn, &tenant, &id))
+            .await
+    }
+
+    async fn eval_runs(&self, tenant: &TenantId, limit: usize) -> Result<Vec<EvalRun>> {
+        let tenant = tenant.clone();
+        self.read(move |conn, _| eval_runs::newest(conn, &tenant, limit))
             .await
     }
 

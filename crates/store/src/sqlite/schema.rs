@@ -29,6 +29,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0006_catalog.sql",
         include_str!("../../migrations/0006_catalog.sql"),
     ),
+    (
+        "0008_eval_runs.sql",
+        include_str!("../../migrations/0008_eval_runs.sql"),
+    ),
 ];
 
 /// The schema version a migration produces: the number its file name starts with.

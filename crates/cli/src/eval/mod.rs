@@ -1,0 +1,343 @@
+//! `evalmint eval`: run a candidate agent on the admitted labels of a data directory (sessions
+//! served in-process on a loopback port), list and show stored runs, compare two runs, and gate
+//! CI on regressions. Exit codes: 0 fine, 1 a regression or a pass rate under the minimum, 2 the
+//! run itself failed.
+
+#[cfg(feature = "sim")]
+mod sim_agent;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use evalmint_eval::agent::AgentFactory;
+use evalmint_eval::report;
+use evalmint_eval::run::RunConfig;
+use evalmint_model::{EvalRun, TenantId};
+use evalmint_server::{AppState, ServerConfig};
+use evalmint_store::{PipelineStore, SqliteOptions, SqliteStore, SystemClock};
+use tokio_util::sync::CancellationToken;
+
+use crate::DataArgs;
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum EvalCommand {
+    /// Replay the admitted labels against a candidate agent, grade, store and report the run.
+    Run(RunArgs),
+    /// Stored runs, newest first.
+    List {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long, default_value = "default")]
+        tenant: TenantId,
+    },
+    /// One stored run's summary (`--json` for the whole run).
+    Show {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long, default_value = "default")]
+        tenant: TenantId,
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare run B with baseline run A: per-segment McNemar tests and flipped labels.
+    Compare {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long, default_value = "default")]
+        tenant: TenantId,
+        baseline: String,
+        candidate: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[arg(long, default_value = "default")]
+    tenant: TenantId,
+    /// `http://…`, `cmd:…`, `sim:v1` or `sim:v2`.
+    #[arg(long)]
+    agent: String,
+    /// Attempts per label.
+    #[arg(long, default_value_t = 1)]
+    k: u32,
+    /// Attempts running at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Time an agent has for one attempt.
+    #[arg(long, default_value = "60s", value_parser = crate::positive_duration)]
+    timeout: jiff::SignedDuration,
+    /// Tool calls one attempt may make.
+    #[arg(long, default_value_t = evalmint_eval::session::DEFAULT_CALL_LIMIT)]
+    call_limit: u32,
+    /// Tolerance of the onset grader.
+    #[arg(long, default_value = "15m", value_parser = crate::positive_duration)]
+    onset_tolerance: jiff::SignedDuration,
+    /// A stored run to compare with.
+    #[arg(long)]
+    baseline: Option<String>,
+    /// Exit 1 when a segment regresses against the baseline (McNemar p < 0.05).
+    #[arg(long)]
+    fail_on_regression: bool,
+    /// Exit 1 when the overall pass rate is below this (0-1).
+    #[arg(long)]
+    min_pass_rate: Option<f64>,
+    /// Print the summary as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Write JUnit XML here (one test case per label).
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Write a self-contained HTML report here.
+    #[arg(long)]
+    html: Option<PathBuf>,
+}
+
+fn open(data: &DataArgs) -> anyhow::Result<Arc<SqliteStore>> {
+    let store = SqliteStore::open(&data.dir, SqliteOptions::default())
+        .with_context(|| format!("opening the store in {}", data.dir.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// Runs one `eval` command and returns its exit code.
+pub(crate) async fn run(command: EvalCommand) -> u8 {
+    let outcome = match command {
+        EvalCommand::Run(args) => {
+            return run_eval(args).await.unwrap_or_else(|e| {
+                eprintln!("error: the run failed: {e:#}");
+                2
+            });
+        }
+        EvalCommand::List { data, tenant } => list(&data, &tenant).await,
+        EvalCommand::Show {
+            data,
+            tenant,
+            id,
+            json,
+        } => show(&data, &tenant, &id, json).await,
+        EvalCommand::Compare {
+            data,
+            tenant,
+            baseline,
+            candidate,
+            json,
+        } => compare(&data, &tenant, &baseline, &candidate, json).await,
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            2
+        }
+    }
+}
+
+async fn load(store: &dyn PipelineStore, tenant: &TenantId, id: &str) -> anyhow::Result<EvalRun> {
+    store
+        .eval_run(tenant, id)
+        .await?
+        .with_context(|| format!("no run {id:?} for tenant {:?}", tenant.as_str()))
+}
+
+fn agents(client: reqwest::Client) -> Option<AgentFactory> {
+    #[cfg(feature = "sim")]
+    {
+        let factory: AgentFactory =
+            Arc::new(move |spec: &str| sim_agent::from_spec(spec, client.clone()));
+        Some(factory)
+    }
+    #[cfg(not(feature = "sim"))]
+    {
+        let _ = client;
+        None
+    }
+}
+
+async fn run_eval(args: RunArgs) -> anyhow::Result<u8> {
+    if let Some(min) = args.min_pass_rate
+        && !(0.0..=1.0).contains(&min)
+    {
+        bail!("--min-pass-rate {min} is outside 0-1");
+    }
+    let store = open(&args.data)?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency.max(1) * 2)
+        .build()?;
+    let agent = evalmint_eval::agent::from_spec(&args.agent, agents(client).as_ref())
+        .map_err(anyhow::Error::msg)?;
+    let baseline = match &args.baseline {
+        Some(id) => Some(load(&*store, &args.tenant, id).await?),
+        None => None,
+    };
+    let labels = evalmint_eval::labels::admitted(&*store, &args.tenant).await?;
+    if labels.is_empty() {
+        bail!("tenant {:?} has no admitted labels", args.tenant.as_str());
+    }
+    let catalog = Arc::new(store.catalog(&args.tenant).await?);
+
+    // The sessions are served by the API's own router on a loopback port.
+    let state = AppState::new(store.clone(), ServerConfig::default());
+    let sessions = state.sessions.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding the replay port")?;
+    let base_url = format!("http://{}", listener.local_addr()?);
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(evalmint_server::serve(
+        listener,
+        state,
+        Arc::new(SystemClock),
+        shutdown.clone(),
+    ));
+
+    let total = labels.len() as u64 * u64::from(args.k.max(1));
+    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let show_progress = !args.json && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let counter = done.clone();
+    let progress: Arc<dyn Fn(&evalmint_model::EvalResult) + Send + Sync> = Arc::new(move |_| {
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if show_progress {
+            let width = 30;
+            let filled = (n * width / total.max(1)) as usize;
+            eprint!(
+                "\r[{}{}] {n}/{total}",
+                "#".repeat(filled),
+                " ".repeat(width as usize - filled)
+            );
+            if n == total {
+                eprintln!();
+            }
+        }
+    });
+    let config = RunConfig {
+        k: args.k.max(1),
+        concurrency: args.concurrency.max(1),
+        timeout: Duration::try_from(args.timeout).unwrap_or(Duration::from_secs(60)),
+        call_limit: args.call_limit,
+        grade: evalmint_eval::grade::GradeConfig {
+            onset_tolerance: args.onset_tolerance,
+            ..Default::default()
+        },
+        base_url,
+    };
+    let run = evalmint_eval::run::execute(
+        sessions,
+        args.tenant.clone(),
+        args.agent.clone(),
+        agent,
+        labels,
+        catalog,
+        config,
+        progress,
+    )
+    .await;
+    shutdown.cancel();
+    let _ = server.await;
+    store
+        .store_eval_run(&args.tenant, run.clone())
+        .await
+        .context("storing the run")?;
+
+    let summary = report::summarise(&run, baseline.as_ref());
+    if let Some(path) = &args.junit {
+        std::fs::write(path, report::junit(&run))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.html {
+        std::fs::write(path, report::html(&summary))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    print_summary(&summary, args.json)?;
+    let mut code = 0;
+    if args.fail_on_regression && baseline.is_some() {
+        for row in summary.regressions() {
+            eprintln!(
+                "regression: {} fell from {:.1}% to {:.1}% (McNemar p = {:.4})",
+                row.segment,
+                row.baseline.map_or(0.0, |b| b.rate) * 100.0,
+                row.rate.rate * 100.0,
+                row.p_value.unwrap_or(1.0)
+            );
+            code = 1;
+        }
+    }
+    if let Some(min) = args.min_pass_rate
+        && summary.overall().rate.rate < min
+    {
+        eprintln!(
+            "the pass rate {:.1}% is below the minimum {:.1}%",
+            summary.overall().rate.rate * 100.0,
+            min * 100.0
+        );
+        code = 1;
+    }
+    Ok(code)
+}
+
+fn print_summary(summary: &report::Summary, json: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, summary)?;
+        writeln!(out)?;
+    } else {
+        write!(out, "{}", report::table(summary))?;
+    }
+    Ok(())
+}
+
+async fn list(data: &DataArgs, tenant: &TenantId) -> anyhow::Result<u8> {
+    let store = open(data)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<32} {:<12} {:>7} {:>9}  started",
+        "run", "agent", "labels", "pass"
+    )?;
+    for run in store.eval_runs(tenant, 100).await? {
+        let summary = report::summarise(&run, None);
+        writeln!(
+            out,
+            "{:<32} {:<12} {:>7} {:>8.1}%  {}",
+            run.id,
+            run.agent,
+            summary.labels,
+            summary.overall().rate.rate * 100.0,
+            run.started_at
+        )?;
+    }
+    Ok(0)
+}
+
+async fn show(data: &DataArgs, tenant: &TenantId, id: &str, json: bool) -> anyhow::Result<u8> {
+    let store = open(data)?;
+    let run = load(&*store, tenant, id).await?;
+    if json {
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &run)?;
+        writeln!(out)?;
+        return Ok(0);
+    }
+    print_summary(&report::summarise(&run, None), false)?;
+    Ok(0)
+}
+
+async fn compare(
+    data: &DataArgs,
+    tenant: &TenantId,
+    baseline: &str,
+    candidate: &str,
+    json: bool,
+) -> anyhow::Result<u8> {
+    let store = open(data)?;
+    let base = load(&*store, tenant, baseline).await?;
+    let run = load(&*store, tenant, candidate).await?;
+    print_summary(&report::summarise(&run, Some(&base)), json)?;
+    Ok(0)
+}

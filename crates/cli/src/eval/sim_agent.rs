@@ -1,0 +1,202 @@
+//! The simulator's reference agents (`sim:v1`, `sim:v2`) as candidate agents. They read the
+//! snapshot only through the session's plain HTTP tools, as any agent would, and submit their
+//! root cause through `submit_rca`.
+
+use std::sync::Arc;
+
+use evalmint_eval::agent::{Agent, AgentError, AgentFuture, AgentInput};
+use evalmint_model::AgentAnswer;
+use evalmint_sim::agent::{AgentVersion, Investigator, ReferenceAgent, Trigger};
+use evalmint_sim::tools::{ToolError, Tools};
+use serde_json::{Value, json};
+
+/// The agent a `sim:…` spec names.
+pub(crate) fn from_spec(spec: &str, client: reqwest::Client) -> Option<Arc<dyn Agent>> {
+    let version = match spec {
+        "sim:v1" => AgentVersion::V1,
+        "sim:v2" => AgentVersion::V2,
+        _ => return None,
+    };
+    Some(Arc::new(SimAgent { version, client }))
+}
+
+struct SimAgent {
+    version: AgentVersion,
+    client: reqwest::Client,
+}
+
+/// The session's tools over HTTP: `POST {tools}/{name}` with flat JSON arguments.
+struct SessionTools {
+    base: String,
+    client: reqwest::Client,
+}
+
+fn rfc3339(ms: i64) -> String {
+    evalmint_sim::telemetry::rfc3339_ms(ms)
+}
+
+impl SessionTools {
+    async fn call(&self, tool: &str, args: Value) -> Result<Value, ToolError> {
+        let response = self
+            .client
+            .post(format!("{}/{tool}", self.base))
+            .json(&args)
+            .send()
+            .await
+            .map_err(|e| ToolError::Transport(e.without_url().to_string()))?;
+        let status = response.status();
+        let body = response
+            .text()
+            .await
+            .map_err(|e| ToolError::Transport(e.to_string()))?;
+        if !status.is_success() {
+            return Err(ToolError::Status {
+                status: status.as_u16(),
+                body,
+            });
+        }
+        serde_json::from_str(&body).map_err(|e| ToolError::Decode(e.to_string()))
+    }
+}
+
+impl Tools for SessionTools {
+    async fn query_metrics(
+        &self,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_secs: i64,
+    ) -> Result<Value, ToolError> {
+        self.call(
+            "query_metrics",
+            json!({"query": query, "start": rfc3339(start_ms), "end": rfc3339(end_ms), "step": format!("{step_secs}s")}),
+        )
+        .await
+    }
+
+    async fn search_logs(
+        &self,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        limit: usize,
+    ) -> Result<Value, ToolError> {
+        self.call(
+            "search_logs",
+            json!({"query": query, "start": rfc3339(start_ms), "end": rfc3339(end_ms), "limit": limit}),
+        )
+        .await
+    }
+
+    async fn get_events(
+        &self,
+        services: &[String],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Value, ToolError> {
+        self.call(
+            "get_events",
+            json!({"services": services, "start": rfc3339(start_ms), "end": rfc3339(end_ms)}),
+        )
+        .await
+    }
+
+    async fn get_traces(
+        &self,
+        service: &str,
+        start_ms: i64,
+        end_ms: i64,
+        errors_only: bool,
+    ) -> Result<Value, ToolError> {
+        self.call(
+            "get_traces",
+            json!({"service": service, "start": rfc3339(start_ms), "end": rfc3339(end_ms), "errors": errors_only}),
+        )
+        .await
+    }
+
+    async fn list_services(&self) -> Result<Value, ToolError> {
+        self.call("list_services", json!({})).await
+    }
+}
+
+/// A run key from the label and attempt, so attempts differ and reruns repeat.
+fn run_key(label_id: &str, attempt: u32) -> u64 {
+    // FNV-1a: stable across builds, unlike the standard library's hasher.
+    label_id
+        .bytes()
+        .chain(attempt.to_be_bytes())
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+}
+
+impl Agent for SimAgent {
+    fn investigate<'a>(&'a self, input: &'a AgentInput) -> AgentFuture<'a> {
+        Box::pin(async move {
+            let tools = SessionTools {
+                base: input.urls.http.clone(),
+                client: self.client.clone(),
+            };
+            let trigger = input
+                .trigger
+                .as_ref()
+                .ok_or_else(|| AgentError::Failed("the label has no trigger".into()))?;
+            let fired_at_ms = trigger
+                .fired_at
+                .map(|t| t.as_millisecond())
+                .ok_or_else(|| AgentError::Failed("the trigger has no firing time".into()))?;
+            let monitor = trigger.monitor.clone().unwrap_or_default();
+            // The alerted service is the monitor's, as the topology says.
+            let topology = tools
+                .list_services()
+                .await
+                .map_err(|e| AgentError::Failed(e.to_string()))?;
+            let service = topology
+                .pointer("/data/monitors")
+                .and_then(Value::as_array)
+                .and_then(|monitors| {
+                    monitors
+                        .iter()
+                        .find(|m| m.get("name").and_then(Value::as_str) == Some(monitor.as_str()))
+                })
+                .and_then(|m| m.get("service")?.as_str())
+                .ok_or_else(|| {
+                    AgentError::Failed(format!("monitor {monitor:?} is not in the topology"))
+                })?
+                .to_owned();
+            let sim_trigger = Trigger {
+                kind: "alert",
+                monitor,
+                service,
+                text: trigger.text.clone(),
+                fired_at_ms,
+            };
+            let agent = ReferenceAgent {
+                version: self.version,
+            };
+            let investigation = agent
+                .investigate(
+                    &tools,
+                    &sim_trigger,
+                    run_key(&input.label_id, input.attempt),
+                )
+                .await;
+            let mut submission = json!({
+                "conclusion": investigation.conclusion,
+                "component": investigation.blamed,
+            });
+            if let Some(onset) = investigation.onset_ms {
+                submission["onset"] = json!(rfc3339(onset));
+            }
+            tools
+                .call("submit_rca", submission)
+                .await
+                .map_err(|e| AgentError::Failed(e.to_string()))?;
+            Ok(AgentAnswer {
+                conclusion: investigation.conclusion,
+                rca: None,
+            })
+        })
+    }
+}
