@@ -154,3 +154,41 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// The error body a compatible client library expects (see `routes/compat`): Langfuse reads
+/// `{"message", "error"}`, Phoenix and LangSmith (FastAPI servers) read `{"detail"}` and answer
+/// invalid input with 422.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ErrorShape {
+    Langfuse,
+    Phoenix,
+    LangSmith,
+}
+
+impl ApiError {
+    /// This error as the client library of `shape` expects it.
+    pub(crate) fn shaped(self, shape: ErrorShape) -> Response {
+        if let ApiError::Internal(detail) = &self {
+            tracing::error!(detail = %detail, "request failed");
+        }
+        let status = match (&self, shape) {
+            (ApiError::InvalidRequest { .. }, ErrorShape::Phoenix | ErrorShape::LangSmith) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            _ => self.status(),
+        };
+        let body = match shape {
+            ErrorShape::Langfuse => {
+                serde_json::json!({ "message": self.to_string(), "error": self.code() })
+            }
+            ErrorShape::Phoenix | ErrorShape::LangSmith => {
+                serde_json::json!({ "detail": self.to_string() })
+            }
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Some(value) = self.retry_after() {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+}

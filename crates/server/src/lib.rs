@@ -1,5 +1,5 @@
-//! The evalmint HTTP API: OTLP/HTTP trace ingest, native investigations and feedback, API keys,
-//! health and self-metrics. The only crate that serves the API. [`app`] builds the router without a
+//! The evalmint HTTP API: OTLP/HTTP trace ingest, native investigations and feedback, the
+//! Langfuse/Phoenix/LangSmith-compatible feedback endpoints, API keys, health and self-metrics. The only crate that serves the API. [`app`] builds the router without a
 //! socket, for tests; [`serve`] runs it until shutdown.
 
 mod auth;
@@ -112,7 +112,7 @@ impl AppState {
 
 /// The whole API as a router.
 pub fn app(state: AppState) -> Router {
-    use routes::{catalog, feedback, investigations, keys, labels, ops, otlp};
+    use routes::{catalog, compat, feedback, investigations, keys, labels, ops, otlp};
     Router::new()
         .route("/v1/traces", post(otlp::export))
         .route("/api/v1/investigations", post(investigations::create))
@@ -129,6 +129,14 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/labels/{id}", get(labels::show))
         .route("/api/v1/review", get(labels::review_queue))
         .route("/api/v1/catalog", get(catalog::list).post(catalog::import))
+        .route("/api/public/scores", post(compat::langfuse::scores))
+        .route("/api/public/ingestion", post(compat::langfuse::ingestion))
+        .route("/api/public/projects", get(compat::langfuse::projects))
+        .route("/api/public/otel/v1/traces", post(otlp::export))
+        .route("/v1/span_annotations", post(compat::phoenix::span_annotations))
+        .route("/arize_phoenix_version", get(compat::phoenix::version))
+        .route("/info", get(compat::langsmith::info))
+        .route("/feedback", post(compat::langsmith::feedback))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .fallback(|| async { ApiError::NotFound("route") })

@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per resource.
 
 pub(crate) mod catalog;
+pub(crate) mod compat;
 pub(crate) mod feedback;
 pub(crate) mod investigations;
 pub(crate) mod keys;
