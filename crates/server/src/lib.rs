@@ -133,7 +133,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/public/ingestion", post(compat::langfuse::ingestion))
         .route("/api/public/projects", get(compat::langfuse::projects))
         .route("/api/public/otel/v1/traces", post(otlp::export))
-        .route("/v1/span_annotations", post(compat::phoenix::span_annotations))
+        .route(
+            "/v1/span_annotations",
+            post(compat::phoenix::span_annotations),
+        )
         .route("/arize_phoenix_version", get(compat::phoenix::version))
         .route("/info", get(compat::langsmith::info))
         .route("/feedback", post(compat::langsmith::feedback))

@@ -171,7 +171,9 @@ async fn scores_inner(
         Value::Array(items) => {
             let (accepted, errors) = store_scores(state, &caller, items).await?;
             if errors.is_empty() {
-                return Ok((StatusCode::ACCEPTED, Json(json!({ "message": "Accepted" }))).into_response());
+                return Ok(
+                    (StatusCode::ACCEPTED, Json(json!({ "message": "Accepted" }))).into_response(),
+                );
             }
             let errors: Vec<Value> = errors
                 .into_iter()
@@ -224,7 +226,10 @@ async fn store_scores(
         }
     }
     let mut accepted = 0;
-    for (index, outcome) in positions.into_iter().zip(submit_all(state, caller, valid).await) {
+    for (index, outcome) in positions
+        .into_iter()
+        .zip(submit_all(state, caller, valid).await)
+    {
         match outcome {
             Ok(_) => accepted += 1,
             Err(e) if is_retryable(&e) => return Err(e),
@@ -301,7 +306,10 @@ async fn ingestion_inner(
                 "message": message, "error": "invalid_request" })),
         }
     }
-    for (id, outcome) in score_ids.into_iter().zip(submit_all(state, &caller, scores).await) {
+    for (id, outcome) in score_ids
+        .into_iter()
+        .zip(submit_all(state, &caller, scores).await)
+    {
         match outcome {
             Ok(_) => successes.push(json!({ "id": id, "status": 201 })),
             Err(e) if is_retryable(&e) => return Err(e),
@@ -340,30 +348,46 @@ mod tests {
     #[test]
     fn scores_map_by_data_type() {
         let trace = "5b8efff798038103d269b633813fc60c";
-        let boolean = score_feedback(json!({"name": "helpful", "value": 0, "dataType": "BOOLEAN", "traceId": trace})).unwrap();
+        let boolean = score_feedback(
+            json!({"name": "helpful", "value": 0, "dataType": "BOOLEAN", "traceId": trace}),
+        )
+        .unwrap();
         assert_eq!(boolean.verdict, Some(Verdict::Down));
-        let categorical = score_feedback(json!({"name": "verdict", "value": "thumbs_up", "traceId": trace, "configId": "x"})).unwrap();
+        let categorical = score_feedback(
+            json!({"name": "verdict", "value": "thumbs_up", "traceId": trace, "configId": "x"}),
+        )
+        .unwrap();
         assert_eq!(categorical.verdict, Some(Verdict::Up));
-        let correction = score_feedback(json!({"id": "s1", "name": "fix", "value": "the db pool", "dataType": "CORRECTION",
-            "traceId": trace, "observationId": "051581bf3cb55c13"})).unwrap();
+        let correction = score_feedback(
+            json!({"id": "s1", "name": "fix", "value": "the db pool", "dataType": "CORRECTION",
+            "traceId": trace, "observationId": "051581bf3cb55c13"}),
+        )
+        .unwrap();
         assert_eq!(correction.correction.as_deref(), Some("the db pool"));
         assert_eq!(correction.verdict, Some(Verdict::NotQuite));
         assert_eq!(correction.span_id.unwrap().to_hex(), "051581bf3cb55c13");
         assert_eq!(correction.idempotency_key.as_deref(), Some("langfuse:s1"));
-        let rating = score_feedback(json!({"name": "stars", "value": 4, "traceId": trace})).unwrap();
+        let rating =
+            score_feedback(json!({"name": "stars", "value": 4, "traceId": trace})).unwrap();
         assert_eq!(rating.rating, Some(4));
     }
 
     #[test]
     fn bad_scores_name_the_langfuse_field() {
         let trace = "5b8efff798038103d269b633813fc60c";
-        let no_target = score_feedback(json!({"name": "x", "value": 1, "sessionId": "s"})).unwrap_err();
+        let no_target =
+            score_feedback(json!({"name": "x", "value": 1, "sessionId": "s"})).unwrap_err();
         assert!(no_target.contains("names a session"), "{no_target}");
-        let label = score_feedback(json!({"name": "x", "value": "meh", "traceId": trace})).unwrap_err();
+        let label =
+            score_feedback(json!({"name": "x", "value": "meh", "traceId": trace})).unwrap_err();
         assert!(label.starts_with("value:"), "{label}");
-        let kind = score_feedback(json!({"name": "x", "value": 1, "dataType": "VECTOR", "traceId": trace})).unwrap_err();
+        let kind = score_feedback(
+            json!({"name": "x", "value": 1, "dataType": "VECTOR", "traceId": trace}),
+        )
+        .unwrap_err();
         assert!(kind.starts_with("dataType:"), "{kind}");
-        let trace_id = score_feedback(json!({"name": "x", "value": 1, "traceId": "abc"})).unwrap_err();
+        let trace_id =
+            score_feedback(json!({"name": "x", "value": 1, "traceId": "abc"})).unwrap_err();
         assert!(trace_id.starts_with("traceId:"), "{trace_id}");
         let missing = score_feedback(json!({"value": 1, "traceId": trace})).unwrap_err();
         assert!(missing.contains("name"), "{missing}");

@@ -105,7 +105,12 @@ fn langsmith_feedback(raw: Value) -> Result<ValidFeedback, String> {
     let span_id = feedback
         .run_id
         .filter(|run| Some(*run) != trace_id)
-        .map(|run| run.as_bytes()[..8].iter().map(|b| format!("{b:02x}")).collect());
+        .map(|run| {
+            run.as_bytes()[..8]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        });
     let mut judgement = Judgement {
         trace_id: trace_id.map(|t| t.simple().to_string()),
         span_id,
@@ -131,8 +136,7 @@ fn langsmith_feedback(raw: Value) -> Result<ValidFeedback, String> {
             judgement.rating = judgement.rating.or(rating);
         }
     }
-    if judgement.verdict.is_none() && judgement.rating.is_none() && judgement.correction.is_some()
-    {
+    if judgement.verdict.is_none() && judgement.rating.is_none() && judgement.correction.is_some() {
         judgement.verdict = Some(Verdict::NotQuite);
     }
     langsmith.insert("key".into(), Value::String(feedback.key));
@@ -195,7 +199,15 @@ async fn feedback_inner(
 pub(crate) async fn info() -> Response {
     Json(json!({
         "version": "0.8.0",
-        "batch_ingest_config": { "use_multipart_endpoint": false },
+        // The client's tracing thread reads every field of this block.
+        "batch_ingest_config": {
+            "use_multipart_endpoint": false,
+            "scale_up_qsize_trigger": 1000,
+            "scale_up_nthreads_limit": 1,
+            "scale_down_nempty_trigger": 4,
+            "size_limit": 100,
+            "size_limit_bytes": 20_971_520,
+        },
         "instance_flags": {},
     }))
     .into_response()
@@ -211,16 +223,24 @@ mod tests {
         let run = "051581bf-3cb5-5c13-0000-000000000000";
         let feedback = langsmith_feedback(json!({"id": "7d3f3a8e-4b4e-4f0e-9a51-0b3f0f0e0a01",
             "run_id": run, "trace_id": trace, "key": "user_score", "score": 0,
-            "comment": "wrong service", "session_id": null, "extra": true})).unwrap();
-        assert_eq!(feedback.investigation_id.unwrap().to_hex(), "5b8efff798038103d269b633813fc60c");
+            "comment": "wrong service", "session_id": null, "extra": true}))
+        .unwrap();
+        assert_eq!(
+            feedback.investigation_id.unwrap().to_hex(),
+            "5b8efff798038103d269b633813fc60c"
+        );
         assert_eq!(feedback.span_id.unwrap().to_hex(), "051581bf3cb55c13");
         assert_eq!(feedback.verdict, Some(Verdict::Down));
         assert_eq!(feedback.correction.as_deref(), Some("wrong service"));
-        let root = langsmith_feedback(json!({"run_id": trace, "trace_id": trace, "key": "k", "value": "correct"})).unwrap();
+        let root = langsmith_feedback(
+            json!({"run_id": trace, "trace_id": trace, "key": "k", "value": "correct"}),
+        )
+        .unwrap();
         assert_eq!(root.span_id, None);
         assert_eq!(root.verdict, Some(Verdict::Up));
         let corrected = langsmith_feedback(json!({"trace_id": trace, "key": "k",
-            "correction": {"answer": "payments-db pool"}})).unwrap();
+            "correction": {"answer": "payments-db pool"}}))
+        .unwrap();
         assert_eq!(corrected.correction.as_deref(), Some("payments-db pool"));
     }
 
@@ -229,11 +249,13 @@ mod tests {
         let trace = "5b8efff7-9803-8103-d269-b633813fc60c";
         let nothing = langsmith_feedback(json!({"key": "k", "score": 1})).unwrap_err();
         assert!(nothing.starts_with("run_id:"), "{nothing}");
-        let score = langsmith_feedback(json!({"trace_id": trace, "key": "k", "score": 9.5})).unwrap_err();
+        let score =
+            langsmith_feedback(json!({"trace_id": trace, "key": "k", "score": 9.5})).unwrap_err();
         assert!(score.starts_with("score:"), "{score}");
         let empty = langsmith_feedback(json!({"trace_id": trace, "key": "k"})).unwrap_err();
         assert!(empty.starts_with("score:"), "{empty}");
-        let id = langsmith_feedback(json!({"trace_id": "nope", "key": "k", "score": 1})).unwrap_err();
+        let id =
+            langsmith_feedback(json!({"trace_id": "nope", "key": "k", "score": 1})).unwrap_err();
         assert!(id.contains("trace_id") || id.contains("UUID"), "{id}");
     }
 }

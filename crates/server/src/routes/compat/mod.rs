@@ -44,7 +44,8 @@ impl Judgement {
             if self.correction.is_none() && self.verdict != Some(Verdict::Up) {
                 self.correction = Some(comment);
             } else {
-                self.metadata.insert("comment".to_owned(), Value::String(comment));
+                self.metadata
+                    .insert("comment".to_owned(), Value::String(comment));
             }
         }
         let submission = FeedbackSubmission {
@@ -77,7 +78,10 @@ impl Judgement {
 /// A number as a verdict or a rating. Scores in 0–1 are normalised (≥ 0.8 up, ≤ 0.2 down,
 /// between them not quite); an integer 1–5 is a rating when it is above 1 or when the score's
 /// name says it is one (`rating`, `stars`).
-pub(crate) fn read_number(value: f64, name: &str) -> Result<(Option<Verdict>, Option<i64>), String> {
+pub(crate) fn read_number(
+    value: f64,
+    name: &str,
+) -> Result<(Option<Verdict>, Option<i64>), String> {
     if !value.is_finite() {
         return Err("must be a finite number".to_owned());
     }

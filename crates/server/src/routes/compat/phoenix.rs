@@ -126,7 +126,12 @@ fn annotation_feedback(raw: Value) -> Result<ValidFeedback, String> {
         .insert("phoenix".into(), Value::Object(phoenix));
     judgement
         .into_valid(FeedbackOrigin::Phoenix, FIELD_NAMES)
-        .map_err(|m| m.replace("span_id: one of investigation_id (trace id) or span_id is required", "span_id: required"))
+        .map_err(|m| {
+            m.replace(
+                "span_id: one of investigation_id (trace id) or span_id is required",
+                "span_id: required",
+            )
+        })
 }
 
 /// `POST /v1/span_annotations`.
@@ -190,20 +195,30 @@ mod tests {
         assert_eq!(labelled.correction.as_deref(), Some("the db pool"));
         assert_eq!(labelled.span_id.unwrap().to_hex(), "051581bf3cb55c13");
         let scored = annotation_feedback(json!({"name": "quality", "span_id": "051581bf3cb55c13",
-            "result": {"label": "meh", "score": 0.9}, "extra": 1})).unwrap();
+            "result": {"label": "meh", "score": 0.9}, "extra": 1}))
+        .unwrap();
         assert_eq!(scored.verdict, Some(Verdict::Up));
         let note = annotation_feedback(json!({"name": "note", "span_id": "051581bf3cb55c13",
-            "result": {"explanation": "look at the pool"}})).unwrap();
+            "result": {"explanation": "look at the pool"}}))
+        .unwrap();
         assert_eq!(note.verdict, Some(Verdict::NotQuite));
     }
 
     #[test]
     fn bad_annotations_name_the_phoenix_field() {
-        let empty = annotation_feedback(json!({"name": "x", "span_id": "051581bf3cb55c13", "result": {}})).unwrap_err();
+        let empty =
+            annotation_feedback(json!({"name": "x", "span_id": "051581bf3cb55c13", "result": {}}))
+                .unwrap_err();
         assert!(empty.starts_with("result:"), "{empty}");
-        let label = annotation_feedback(json!({"name": "x", "span_id": "051581bf3cb55c13", "result": {"label": "meh"}})).unwrap_err();
+        let label = annotation_feedback(
+            json!({"name": "x", "span_id": "051581bf3cb55c13", "result": {"label": "meh"}}),
+        )
+        .unwrap_err();
         assert!(label.starts_with("result.label:"), "{label}");
-        let span = annotation_feedback(json!({"name": "x", "span_id": "nope", "result": {"label": "good"}})).unwrap_err();
+        let span = annotation_feedback(
+            json!({"name": "x", "span_id": "nope", "result": {"label": "good"}}),
+        )
+        .unwrap_err();
         assert!(span.starts_with("span_id:"), "{span}");
     }
 }
