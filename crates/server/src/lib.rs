@@ -7,6 +7,7 @@ mod body;
 mod connections;
 mod error;
 mod metrics;
+mod openapi;
 mod routes;
 
 use std::net::SocketAddr;
@@ -19,11 +20,13 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::get;
 use evalmint_model::{ScopeSet, TenantId};
 use evalmint_store::{Clock, PipelineStore, Store};
 use tokio_util::sync::CancellationToken;
 use tower_http::set_header::SetResponseHeaderLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use connections::default_max_connections;
 pub use error::ApiError;
@@ -110,38 +113,17 @@ impl AppState {
     }
 }
 
-/// The whole API as a router.
+/// The whole API as a router, with its OpenAPI description at `/openapi.json` and a reference
+/// page at `/docs`.
 pub fn app(state: AppState) -> Router {
-    use routes::{catalog, compat, feedback, investigations, keys, labels, ops, otlp};
-    Router::new()
-        .route("/v1/traces", post(otlp::export))
-        .route("/api/v1/investigations", post(investigations::create))
-        .route("/api/v1/investigations/{id}", get(investigations::show))
+    let (router, api) = api_router().split_for_parts();
+    let api = openapi::finish(api);
+    router
         .route(
-            "/api/v1/feedback",
-            post(feedback::submit).delete(feedback::erase),
+            "/openapi.json",
+            get(move || std::future::ready(axum::Json(api.clone()))),
         )
-        .route("/api/v1/feedback/{id}", get(feedback::show))
-        .route("/api/v1/keys", post(keys::create).get(keys::list))
-        .route("/api/v1/keys/{id}", delete(keys::revoke))
-        .route("/api/v1/keys/{id}/rotate", post(keys::rotate))
-        .route("/api/v1/labels", get(labels::list))
-        .route("/api/v1/labels/{id}", get(labels::show))
-        .route("/api/v1/review", get(labels::review_queue))
-        .route("/api/v1/catalog", get(catalog::list).post(catalog::import))
-        .route("/api/public/scores", post(compat::langfuse::scores))
-        .route("/api/public/ingestion", post(compat::langfuse::ingestion))
-        .route("/api/public/projects", get(compat::langfuse::projects))
-        .route("/api/public/otel/v1/traces", post(otlp::export))
-        .route(
-            "/v1/span_annotations",
-            post(compat::phoenix::span_annotations),
-        )
-        .route("/arize_phoenix_version", get(compat::phoenix::version))
-        .route("/info", get(compat::langsmith::info))
-        .route("/feedback", post(compat::langsmith::feedback))
-        .route("/healthz", get(ops::healthz))
-        .route("/metrics", get(ops::metrics))
+        .route("/docs", get(openapi::docs_page))
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(
@@ -165,6 +147,35 @@ pub fn app(state: AppState) -> Router {
             HeaderValue::from_static("no-store"),
         ))
         .with_state(state)
+}
+
+/// Every documented route; the OpenAPI description is generated from the handlers' attributes.
+fn api_router() -> OpenApiRouter<AppState> {
+    use routes::compat::{langfuse, langsmith, phoenix};
+    use routes::{catalog, feedback, investigations, keys, labels, ops, otlp};
+    OpenApiRouter::new()
+        .routes(routes!(otlp::export))
+        .routes(routes!(investigations::create))
+        .routes(routes!(investigations::show))
+        .routes(routes!(feedback::submit, feedback::erase))
+        .routes(routes!(feedback::show))
+        .routes(routes!(keys::create, keys::list))
+        .routes(routes!(keys::revoke))
+        .routes(routes!(keys::rotate))
+        .routes(routes!(labels::list))
+        .routes(routes!(labels::show))
+        .routes(routes!(labels::review_queue))
+        .routes(routes!(catalog::list, catalog::import))
+        .routes(routes!(langfuse::scores))
+        .routes(routes!(langfuse::ingestion))
+        .routes(routes!(langfuse::projects))
+        .routes(routes!(langfuse::otel_traces))
+        .routes(routes!(phoenix::span_annotations))
+        .routes(routes!(phoenix::version))
+        .routes(routes!(langsmith::info))
+        .routes(routes!(langsmith::feedback))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::metrics))
 }
 
 async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {

@@ -273,3 +273,35 @@ async fn bad_input_is_4xx_in_each_shape_and_a_feedback_key_reads_nothing() {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn the_openapi_description_documents_every_route_and_docs_renders_it() {
+    let harness = Harness::new();
+    let (status, api) = harness
+        .send(Request::get("/openapi.json").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(api["openapi"].as_str().unwrap().starts_with("3.1"), "{api}");
+    let paths = api["paths"].as_object().unwrap();
+    for path in [
+        "/v1/traces",
+        "/api/v1/feedback",
+        "/api/v1/investigations/{id}",
+        "/api/public/scores",
+        "/api/public/ingestion",
+        "/api/public/projects",
+        "/api/public/otel/v1/traces",
+        "/v1/span_annotations",
+        "/arize_phoenix_version",
+        "/info",
+        "/feedback",
+        "/healthz",
+    ] {
+        assert!(paths.contains_key(path), "{path} is not documented");
+    }
+    let (status, page) = harness
+        .send(Request::get("/docs").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.as_str().unwrap().contains("/openapi.json"));
+}

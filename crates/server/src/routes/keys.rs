@@ -42,6 +42,22 @@ fn new_key_response(created: &NewApiKey) -> impl IntoResponse + use<> {
     (StatusCode::CREATED, Json(body))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys",
+    tag = "keys",
+    summary = "Create an API key (the secret is shown once)",
+    request_body(content = Object, content_type = "application/json"),
+    responses(
+        (status = 201, description = "the key with its secret", body = Object),
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = Object),
+        (status = 401, description = "missing or unknown API key", body = Object),
+        (status = 403, description = "the key lacks the scope", body = Object),
+        (status = 409, description = "conflict", body = Object),
+        (status = 415, description = "wrong content type", body = Object)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -70,6 +86,18 @@ pub(crate) async fn create(
     Ok(new_key_response(&created))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/keys",
+    tag = "keys",
+    summary = "The tenant's keys, without secrets",
+    responses(
+        (status = 200, description = "the keys", body = Object),
+        (status = 401, description = "missing or unknown API key", body = Object),
+        (status = 403, description = "the key lacks the scope", body = Object)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -81,6 +109,20 @@ pub(crate) async fn list(
     })))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/keys/{id}",
+    tag = "keys",
+    summary = "Revoke a key",
+    params(("id" = String, Path, description = "the object's id")),
+    responses(
+        (status = 204, description = "revoked"),
+        (status = 401, description = "missing or unknown API key", body = Object),
+        (status = 403, description = "the key lacks the scope", body = Object),
+        (status = 404, description = "no such object in the caller's tenant", body = Object)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
@@ -94,6 +136,20 @@ pub(crate) async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys/{id}/rotate",
+    tag = "keys",
+    summary = "Replace a key by a new one with the same name and scopes",
+    params(("id" = String, Path, description = "the object's id")),
+    responses(
+        (status = 201, description = "the new key with its secret", body = Object),
+        (status = 401, description = "missing or unknown API key", body = Object),
+        (status = 403, description = "the key lacks the scope", body = Object),
+        (status = 404, description = "no such object in the caller's tenant", body = Object)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn rotate(
     State(state): State<AppState>,
     caller: Caller,

@@ -146,6 +146,26 @@ fn score_feedback(raw: Value) -> Result<ValidFeedback, String> {
 }
 
 /// `POST /api/public/scores`.
+#[utoipa::path(
+    post,
+    path = "/api/public/scores",
+    tag = "langfuse",
+    summary = "Langfuse: a batch of scores",
+    request_body(content = Vec<Object>, content_type = "application/json", description = "Langfuse score objects"),
+    responses(
+        (status = 202, description = "every score stored", body = Object),
+        (status = 200, description = "a single score object stored", body = Object),
+        (status = 207, description = "some items were rejected; each is listed with its reason", body = Object),
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = Object),
+        (status = 401, description = "missing or unknown API key", body = Object),
+        (status = 403, description = "the key lacks the scope", body = Object),
+        (status = 409, description = "conflict", body = Object),
+        (status = 413, description = "body larger than the limit", body = Object),
+        (status = 415, description = "wrong content type", body = Object),
+        (status = 429, description = "saturated; retry after Retry-After seconds", body = Object)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn scores(
     State(state): State<AppState>,
     caller: Result<Caller, ApiError>,
@@ -257,6 +277,23 @@ struct IngestionEvent {
 /// `POST /api/public/ingestion`: the legacy batch endpoint. Only `score-create` events are
 /// feedback; other events (traces, observations) are answered as errors pointing at the OTLP
 /// endpoint, so nothing is silently dropped. Always 207, with per-event results.
+#[utoipa::path(
+    post,
+    path = "/api/public/ingestion",
+    tag = "langfuse",
+    summary = "Langfuse (legacy): score-create events",
+    request_body(content = Object, content_type = "application/json"),
+    responses(
+        (status = 207, description = "per-event results", body = Object),
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = Object),
+        (status = 401, description = "missing or unknown API key", body = Object),
+        (status = 403, description = "the key lacks the scope", body = Object),
+        (status = 413, description = "body larger than the limit", body = Object),
+        (status = 415, description = "wrong content type", body = Object),
+        (status = 429, description = "saturated; retry after Retry-After seconds", body = Object)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn ingestion(
     State(state): State<AppState>,
     caller: Result<Caller, ApiError>,
@@ -324,7 +361,45 @@ async fn ingestion_inner(
         .into_response())
 }
 
+/// `POST /api/public/otel/v1/traces`: the Langfuse SDK's span exporter; the OTLP handler.
+#[utoipa::path(
+    post,
+    path = "/api/public/otel/v1/traces",
+    tag = "langfuse",
+    summary = "Langfuse: the SDK's span export (OTLP/HTTP, as /v1/traces)",
+    request_body(content = Object, content_type = "application/json", description = "an OTLP ExportTraceServiceRequest; application/x-protobuf is also taken"),
+    responses(
+        (status = 200, description = "stored", body = Object),
+        (status = 400, description = "invalid request", body = Object),
+        (status = 401, description = "missing or unknown API key", body = Object),
+        (status = 403, description = "the key lacks the scope", body = Object),
+        (status = 413, description = "body larger than the limit", body = Object),
+        (status = 415, description = "wrong content type", body = Object),
+        (status = 429, description = "saturated; retry after Retry-After seconds", body = Object)
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn otel_traces(
+    state: State<AppState>,
+    caller: Result<Caller, ApiError>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    crate::routes::otlp::export(state, caller, headers, body).await
+}
+
 /// `GET /api/public/projects`: the key's tenant as Langfuse's one project.
+#[utoipa::path(
+    get,
+    path = "/api/public/projects",
+    tag = "langfuse",
+    summary = "Langfuse: the key's project (auth_check)",
+    responses(
+        (status = 200, description = "the tenant as the one project", body = Object),
+        (status = 401, description = "missing or unknown API key", body = Object)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn projects(caller: Result<Caller, ApiError>) -> Response {
     match caller {
         Ok(caller) => {

@@ -158,6 +158,24 @@ fn langsmith_feedback(raw: Value) -> Result<ValidFeedback, String> {
 }
 
 /// `POST /feedback`: answers the feedback as stored, with LangSmith's id.
+#[utoipa::path(
+    post,
+    path = "/feedback",
+    tag = "langsmith",
+    summary = "LangSmith: one feedback",
+    request_body(content = Object, content_type = "application/json"),
+    responses(
+        (status = 200, description = "stored", body = Object),
+        (status = 401, description = "missing or unknown API key", body = Object),
+        (status = 403, description = "the key lacks the scope", body = Object),
+        (status = 409, description = "conflict", body = Object),
+        (status = 413, description = "body larger than the limit", body = Object),
+        (status = 415, description = "wrong content type", body = Object),
+        (status = 422, description = "invalid input, in the SDK's error shape", body = Object),
+        (status = 429, description = "saturated; retry after Retry-After seconds", body = Object)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn feedback(
     State(state): State<AppState>,
     caller: Result<Caller, ApiError>,
@@ -196,6 +214,15 @@ async fn feedback_inner(
 }
 
 /// `GET /info`: no multipart ingestion, so feedback goes to `POST /feedback` one by one.
+#[utoipa::path(
+    get,
+    path = "/info",
+    tag = "langsmith",
+    summary = "LangSmith: server info for the client",
+    responses(
+        (status = 200, description = "server info", body = Object)
+    )
+)]
 pub(crate) async fn info() -> Response {
     Json(json!({
         "version": "0.8.0",

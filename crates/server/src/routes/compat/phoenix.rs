@@ -135,6 +135,25 @@ fn annotation_feedback(raw: Value) -> Result<ValidFeedback, String> {
 }
 
 /// `POST /v1/span_annotations`.
+#[utoipa::path(
+    post,
+    path = "/v1/span_annotations",
+    tag = "phoenix",
+    summary = "Phoenix: span annotations",
+    request_body(content = Object, content_type = "application/json"),
+    params(("sync" = Option<bool>, Query, description = "answer the new ids")),
+    responses(
+        (status = 200, description = "stored; ids when sync=true", body = Object),
+        (status = 401, description = "missing or unknown API key", body = Object),
+        (status = 403, description = "the key lacks the scope", body = Object),
+        (status = 409, description = "conflict", body = Object),
+        (status = 413, description = "body larger than the limit", body = Object),
+        (status = 415, description = "wrong content type", body = Object),
+        (status = 422, description = "invalid input, in the SDK's error shape", body = Object),
+        (status = 429, description = "saturated; retry after Retry-After seconds", body = Object)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn span_annotations(
     State(state): State<AppState>,
     caller: Result<Caller, ApiError>,
@@ -179,6 +198,15 @@ async fn span_annotations_inner(
 }
 
 /// `GET /arize_phoenix_version`: plain text, as Phoenix serves it.
+#[utoipa::path(
+    get,
+    path = "/arize_phoenix_version",
+    tag = "phoenix",
+    summary = "Phoenix: the server version the client checks",
+    responses(
+        (status = 200, description = "a version", body = String, content_type = "text/plain")
+    )
+)]
 pub(crate) async fn version() -> &'static str {
     PHOENIX_VERSION
 }
