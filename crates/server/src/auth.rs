@@ -107,6 +107,23 @@ fn basic_secret(encoded: &str) -> Option<String> {
     Some(secret.trim().to_owned())
 }
 
+/// A publishable key answers only to the web origins it was made for; a request without an
+/// `Origin` (not from a browser page) is refused too, so the key is good for its pages only.
+fn check_origin(key: &ApiKey, headers: &HeaderMap) -> Result<(), ApiError> {
+    if key.allowed_origins.is_empty() {
+        return Ok(());
+    }
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if key.allowed_origins.iter().any(|allowed| allowed == origin) {
+        Ok(())
+    } else {
+        Err(ApiError::OriginNotAllowed(origin.to_owned()))
+    }
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -117,15 +134,19 @@ impl FromRequestParts<AppState> for Caller {
                 "missing API key: send Authorization: Bearer <key>",
             ))?;
         let secret = secret.as_ref();
-        if let Some(key) = state.keys.get(secret) {
-            return Ok(Caller { key });
-        }
-        let key = state
-            .store
-            .authenticate(secret)
-            .await?
-            .ok_or(ApiError::Unauthenticated("invalid API key"))?;
-        state.keys.put(secret, key.clone());
+        let key = match state.keys.get(secret) {
+            Some(key) => key,
+            None => {
+                let key = state
+                    .store
+                    .authenticate(secret)
+                    .await?
+                    .ok_or(ApiError::Unauthenticated("invalid API key"))?;
+                state.keys.put(secret, key.clone());
+                key
+            }
+        };
+        check_origin(&key, &parts.headers)?;
         Ok(Caller { key })
     }
 }

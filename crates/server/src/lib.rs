@@ -126,6 +126,7 @@ pub fn app(state: AppState) -> Router {
         .route("/docs", get(openapi::docs_page))
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn(routes::widget::cors))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -152,7 +153,7 @@ pub fn app(state: AppState) -> Router {
 /// Every documented route; the OpenAPI description is generated from the handlers' attributes.
 fn api_router() -> OpenApiRouter<AppState> {
     use routes::compat::{langfuse, langsmith, phoenix};
-    use routes::{catalog, feedback, investigations, keys, labels, ops, otlp};
+    use routes::{catalog, feedback, investigations, keys, labels, ops, otlp, widget};
     OpenApiRouter::new()
         .routes(routes!(otlp::export))
         .routes(routes!(investigations::create))
@@ -174,6 +175,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(phoenix::version))
         .routes(routes!(langsmith::info))
         .routes(routes!(langsmith::feedback))
+        .routes(routes!(widget::script))
+        .routes(routes!(widget::demo))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::metrics))
 }

@@ -22,6 +22,28 @@ use crate::{AppState, OPERATOR_KEY_NAME};
 struct NewKey {
     name: String,
     scopes: Vec<Scope>,
+    /// Makes a publishable key (scopes must be `["feedback"]`) that answers only to these web
+    /// origins, for the feedback widget.
+    #[serde(default)]
+    allowed_origins: Option<Vec<String>>,
+}
+
+/// A web origin as browsers send it: `http(s)://host[:port]`, nothing after.
+fn check_origin(origin: &str) -> Result<(), String> {
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .ok_or_else(|| format!("{origin:?} must start with https:// or http://"))?;
+    if rest.is_empty()
+        || !rest
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+    {
+        return Err(format!(
+            "{origin:?} is not an origin (scheme://host[:port], no path or trailing slash)"
+        ));
+    }
+    Ok(())
 }
 
 /// A key as shown: never its secret.
@@ -32,6 +54,7 @@ fn key_json(key: &ApiKey) -> serde_json::Value {
         "name": key.name,
         "scopes": key.scopes.iter().collect::<Vec<_>>(),
         "created_at": key.created_at,
+        "allowed_origins": key.allowed_origins,
     })
 }
 
@@ -79,10 +102,31 @@ pub(crate) async fn create(
     if scopes.is_empty() {
         return Err(ApiError::invalid("scopes: at least one scope is required"));
     }
-    let created = state
-        .store
-        .create_api_key(caller.tenant(), name, scopes)
-        .await?;
+    let created = match request.allowed_origins {
+        None => {
+            state
+                .store
+                .create_api_key(caller.tenant(), name, scopes)
+                .await?
+        }
+        Some(origins) => {
+            if scopes != ScopeSet::default().with(Scope::Feedback) {
+                return Err(ApiError::invalid(
+                    "scopes: a key with allowed_origins is publishable and has exactly [\"feedback\"]",
+                ));
+            }
+            if origins.is_empty() || origins.len() > 32 {
+                return Err(ApiError::invalid("allowed_origins: 1-32 origins"));
+            }
+            if let Some(problem) = origins.iter().find_map(|o| check_origin(o).err()) {
+                return Err(ApiError::invalid(format!("allowed_origins: {problem}")));
+            }
+            state
+                .store
+                .create_publishable_key(caller.tenant(), name, origins)
+                .await?
+        }
+    };
     Ok(new_key_response(&created))
 }
 

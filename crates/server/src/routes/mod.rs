@@ -8,6 +8,7 @@ pub(crate) mod keys;
 pub(crate) mod labels;
 pub(crate) mod ops;
 pub(crate) mod otlp;
+pub(crate) mod widget;
 
 use std::future::Future;
 use std::time::Instant;

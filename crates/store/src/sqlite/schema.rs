@@ -29,6 +29,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0006_catalog.sql",
         include_str!("../../migrations/0006_catalog.sql"),
     ),
+    (
+        "0010_publishable_keys.sql",
+        include_str!("../../migrations/0010_publishable_keys.sql"),
+    ),
 ];
 
 /// The schema version a migration produces: the number its file name starts with.
