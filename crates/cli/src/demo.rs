@@ -18,7 +18,7 @@ use evalmint_sim::agent::AgentVersion;
 use evalmint_sim::telemetry::Retention;
 use evalmint_sim::world::{World, WorldConfig};
 use evalmint_store::{
-    CaptureOrder, CandidateQuery, FullStore, PipelineStore, SqliteOptions, SqliteStore, Store,
+    CandidateQuery, CaptureOrder, FullStore, PipelineStore, SqliteOptions, SqliteStore, Store,
     SystemClock,
 };
 use indicatif::{ProgressBar, ProgressStyle};
@@ -132,7 +132,16 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let labelled = wait_for_labels(store.as_ref(), &tenant, summary.feedback_sent).await?;
     let ready_in = started.elapsed();
-    print_tour(store.as_ref(), &tenant, &url, &sign_in, &summary, labelled, ready_in).await?;
+    print_tour(
+        store.as_ref(),
+        &tenant,
+        &url,
+        &sign_in,
+        &summary,
+        labelled,
+        ready_in,
+    )
+    .await?;
 
     if !args.no_wait {
         tokio::signal::ctrl_c().await.ok();
@@ -151,9 +160,11 @@ async fn wait_for_labels(
 ) -> anyhow::Result<u64> {
     let progress = ProgressBar::new(feedback);
     progress.set_style(
-        ProgressStyle::with_template("labelling [{bar:40}] {pos}/{len} feedback routed ({elapsed})")
-            .expect("a valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "labelling [{bar:40}] {pos}/{len} feedback routed ({elapsed})",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
     );
     let waited = Instant::now();
     let stats = loop {
@@ -187,14 +198,18 @@ async fn print_tour(
             },
         )
         .await?;
-    let count = |route: evalmint_model::Route| candidates.iter().filter(|c| c.route == route).count();
+    let count =
+        |route: evalmint_model::Route| candidates.iter().filter(|c| c.route == route).count();
     let sample = candidates.first().map(|c| c.investigation_id.to_string());
     let widget_key = store
         .create_publishable_key(tenant, "demo widget", vec![url.to_owned()])
         .await?
         .secret;
     println!();
-    println!("evalmint is ready at {url} ({:.1} s from the command)", ready_in.as_secs_f64());
+    println!(
+        "evalmint is ready at {url} ({:.1} s from the command)",
+        ready_in.as_secs_f64()
+    );
     println!();
     println!("  sign-in key (admin): {sign_in}");
     println!();
@@ -211,11 +226,19 @@ async fn print_tour(
     println!();
     println!("A short tour:");
     println!("  1. The API reference:          {url}/docs");
-    println!("  2. The admitted labels:        curl -s -H 'Authorization: Bearer {sign_in}' {url}/api/v1/labels");
-    println!("  3. The review queue:           curl -s -H 'Authorization: Bearer {sign_in}' {url}/api/v1/review");
+    println!(
+        "  2. The admitted labels:        curl -s -H 'Authorization: Bearer {sign_in}' {url}/api/v1/labels"
+    );
+    println!(
+        "  3. The review queue:           curl -s -H 'Authorization: Bearer {sign_in}' {url}/api/v1/review"
+    );
     if let Some(trace) = sample {
-        println!("  4. One investigation:          curl -s -H 'Authorization: Bearer {sign_in}' {url}/api/v1/investigations/{trace}");
-        println!("  5. The feedback widget on it:  {url}/widget/demo?investigation={trace}&key={widget_key}");
+        println!(
+            "  4. One investigation:          curl -s -H 'Authorization: Bearer {sign_in}' {url}/api/v1/investigations/{trace}"
+        );
+        println!(
+            "  5. The feedback widget on it:  {url}/widget/demo?investigation={trace}&key={widget_key}"
+        );
     }
     println!("  6. Send scores with the Langfuse, Phoenix or LangSmith SDK: see docs/compat.md");
     println!();
