@@ -5,6 +5,8 @@
 mod bench;
 mod catalog;
 mod client;
+#[cfg(feature = "sim")]
+mod demo;
 mod eval;
 mod feedback;
 mod keys;
@@ -31,6 +33,10 @@ enum Command {
     /// Run the HTTP API (OTLP trace ingest, feedback, investigations, labels) and the label
     /// pipeline.
     Serve(serve::ServeArgs),
+    /// The whole story on the embedded store: the server, simulated telemetry, a few hundred
+    /// incidents investigated by agent v1 with simulated feedback, labels; then a tour.
+    #[cfg(feature = "sim")]
+    Demo(demo::DemoArgs),
     /// Run only the label pipeline: capture snapshots, draft, score and route candidates.
     Worker(serve::WorkerArgs),
     /// Candidate labels on a server: the label set, one label.
@@ -120,6 +126,8 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             Command::Eval { .. } => unreachable!("handled by main"),
             Command::Serve(args) => serve::run(args).await,
             Command::Worker(args) => serve::worker(args).await,
+            #[cfg(feature = "sim")]
+            Command::Demo(args) => demo::run(args).await,
             Command::Labels { command } => labels::run(command).await,
             Command::Feedback { command } => feedback::run(command).await,
             Command::Catalog { command } => catalog::run(command).await,

@@ -254,7 +254,7 @@ pub(crate) async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
 /// releases every lease of the embedded store when it starts, taking them for a dead worker's;
 /// that is only right while no other process runs a pipeline on the same data directory. The
 /// operating system drops the lock when the process ends, however it ends.
-fn lock_pipeline(data_dir: &Path) -> anyhow::Result<std::fs::File> {
+pub(crate) fn lock_pipeline(data_dir: &Path) -> anyhow::Result<std::fs::File> {
     let path = data_dir.join("worker.lock");
     let file = std::fs::OpenOptions::new()
         .create(true)

@@ -1,8 +1,10 @@
-//! Who is calling: the API key from `Authorization: Bearer …` (or `x-api-key`), resolved to its
-//! tenant and scopes. Resolved keys are cached briefly so authentication costs no storage read
+//! Who is calling: the API key from `Authorization: Bearer …`, `x-api-key`, or the secret half of
+//! `Authorization: Basic public:secret` (as Langfuse clients send it), resolved to its tenant and
+//! scopes. Resolved keys are cached briefly so authentication costs no storage read
 //! on the hot path; a key revoked through this server is dropped from the cache at once, one
 //! revoked elsewhere (the CLI, another server) stops working within the cache's lifetime.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -73,18 +75,53 @@ impl KeyCache {
     }
 }
 
-pub(crate) fn presented_secret(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn presented_secret(headers: &HeaderMap) -> Option<Cow<'_, str>> {
     if let Some(value) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     {
-        let (scheme, secret) = value.trim().split_once(' ')?;
-        return scheme.eq_ignore_ascii_case("bearer").then(|| secret.trim());
+        let (scheme, credentials) = value.trim().split_once(' ')?;
+        if scheme.eq_ignore_ascii_case("bearer") {
+            return Some(Cow::Borrowed(credentials.trim()));
+        }
+        if scheme.eq_ignore_ascii_case("basic") {
+            return basic_secret(credentials.trim()).map(Cow::Owned);
+        }
+        return None;
     }
     headers
         .get("x-api-key")
         .and_then(|v| v.to_str().ok())
-        .map(str::trim)
+        .map(|v| Cow::Borrowed(v.trim()))
+}
+
+/// The password of HTTP Basic credentials: Langfuse clients send `public_key:secret_key`, and the
+/// secret key is the evalmint key; the public key names nothing here.
+fn basic_secret(encoded: &str) -> Option<String> {
+    use base64::Engine;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (_public, secret) = text.split_once(':')?;
+    Some(secret.trim().to_owned())
+}
+
+/// A publishable key answers only to the web origins it was made for; a request without an
+/// `Origin` (not from a browser page) is refused too, so the key is good for its pages only.
+fn check_origin(key: &ApiKey, headers: &HeaderMap) -> Result<(), ApiError> {
+    if key.allowed_origins.is_empty() {
+        return Ok(());
+    }
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if key.allowed_origins.iter().any(|allowed| allowed == origin) {
+        Ok(())
+    } else {
+        Err(ApiError::OriginNotAllowed(origin.to_owned()))
+    }
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -96,15 +133,20 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or(ApiError::Unauthenticated(
                 "missing API key: send Authorization: Bearer <key>",
             ))?;
-        if let Some(key) = state.keys.get(secret) {
-            return Ok(Caller { key });
-        }
-        let key = state
-            .store
-            .authenticate(secret)
-            .await?
-            .ok_or(ApiError::Unauthenticated("invalid API key"))?;
-        state.keys.put(secret, key.clone());
+        let secret = secret.as_ref();
+        let key = match state.keys.get(secret) {
+            Some(key) => key,
+            None => {
+                let key = state
+                    .store
+                    .authenticate(secret)
+                    .await?
+                    .ok_or(ApiError::Unauthenticated("invalid API key"))?;
+                state.keys.put(secret, key.clone());
+                key
+            }
+        };
+        check_origin(&key, &parts.headers)?;
         Ok(Caller { key })
     }
 }

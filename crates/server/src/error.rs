@@ -14,6 +14,8 @@ pub enum ApiError {
     Unauthenticated(&'static str),
     #[error("this key lacks the {0:?} scope")]
     Forbidden(&'static str),
+    #[error("this publishable key does not answer to origin {0:?}")]
+    OriginNotAllowed(String),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("this method is not allowed on this route")]
@@ -62,7 +64,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
@@ -81,6 +83,7 @@ impl ApiError {
         match self {
             ApiError::Unauthenticated(_) => "unauthenticated",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::OriginNotAllowed(_) => "origin_not_allowed",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::InvalidRequest { .. } => "invalid_request",
@@ -153,6 +156,51 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (self.status(), axum::Json(body)).into_response();
+        if let Some(value) = self.retry_after() {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        if let ApiError::OriginNotAllowed(_) = &self {
+            response.extensions_mut().insert(OriginRefused);
+        }
+        response
+    }
+}
+
+/// Marks a response refused for its origin: CORS must not let the page read it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OriginRefused;
+
+/// The error body a compatible client library expects (see `routes/compat`): Langfuse reads
+/// `{"message", "error"}`, Phoenix and LangSmith (FastAPI servers) read `{"detail"}` and answer
+/// invalid input with 422.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ErrorShape {
+    Langfuse,
+    Phoenix,
+    LangSmith,
+}
+
+impl ApiError {
+    /// This error as the client library of `shape` expects it.
+    pub(crate) fn shaped(self, shape: ErrorShape) -> Response {
+        if let ApiError::Internal(detail) = &self {
+            tracing::error!(detail = %detail, "request failed");
+        }
+        let status = match (&self, shape) {
+            (ApiError::InvalidRequest { .. }, ErrorShape::Phoenix | ErrorShape::LangSmith) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            _ => self.status(),
+        };
+        let body = match shape {
+            ErrorShape::Langfuse => {
+                serde_json::json!({ "message": self.to_string(), "error": self.code() })
+            }
+            ErrorShape::Phoenix | ErrorShape::LangSmith => {
+                serde_json::json!({ "detail": self.to_string() })
+            }
+        };
+        let mut response = (status, axum::Json(body)).into_response();
         if let Some(value) = self.retry_after() {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }

@@ -1,5 +1,5 @@
-//! The evalmint HTTP API: OTLP/HTTP trace ingest, native investigations and feedback, API keys,
-//! health and self-metrics. The only crate that serves the API. [`app`] builds the router without a
+//! The evalmint HTTP API: OTLP/HTTP trace ingest, native investigations and feedback, the
+//! Langfuse/Phoenix/LangSmith-compatible feedback endpoints, API keys, health and self-metrics. The only crate that serves the API. [`app`] builds the router without a
 //! socket, for tests; [`serve`] runs it until shutdown.
 
 mod auth;
@@ -8,6 +8,7 @@ mod connections;
 mod error;
 pub mod mcp;
 mod metrics;
+mod openapi;
 mod routes;
 
 use std::net::SocketAddr;
@@ -20,11 +21,13 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 use evalmint_model::{ScopeSet, TenantId};
 use evalmint_store::{Clock, PipelineStore, Store};
 use tokio_util::sync::CancellationToken;
 use tower_http::set_header::SetResponseHeaderLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use connections::default_max_connections;
 pub use error::ApiError;
@@ -119,25 +122,19 @@ impl AppState {
     }
 }
 
-/// The whole API as a router.
+/// The whole API as a router, with its OpenAPI description at `/openapi.json` and a reference
+/// page at `/docs`.
 pub fn app(state: AppState) -> Router {
-    use routes::{catalog, feedback, investigations, keys, labels, ops, otlp, replay, runs};
-    Router::new()
-        .route("/v1/traces", post(otlp::export))
-        .route("/api/v1/investigations", post(investigations::create))
-        .route("/api/v1/investigations/{id}", get(investigations::show))
+    use routes::{replay, runs};
+    let (router, api) = api_router().split_for_parts();
+    let api = openapi::finish(api);
+    router
         .route(
-            "/api/v1/feedback",
-            post(feedback::submit).delete(feedback::erase),
+            "/openapi.json",
+            get(move || std::future::ready(axum::Json(api.clone()))),
         )
-        .route("/api/v1/feedback/{id}", get(feedback::show))
-        .route("/api/v1/keys", post(keys::create).get(keys::list))
-        .route("/api/v1/keys/{id}", delete(keys::revoke))
-        .route("/api/v1/keys/{id}/rotate", post(keys::rotate))
-        .route("/api/v1/labels", get(labels::list))
-        .route("/api/v1/labels/{id}", get(labels::show))
-        .route("/api/v1/review", get(labels::review_queue))
-        .route("/api/v1/catalog", get(catalog::list).post(catalog::import))
+        .route("/docs", get(openapi::docs_page))
+        // Replay sessions and runs: served, not yet in the OpenAPI description.
         .route("/api/v1/replay/sessions", post(replay::open))
         .route(
             "/replay/sessions/{sid}/mcp",
@@ -151,10 +148,9 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/runs", get(runs::list))
         .route("/api/v1/runs/{id}", get(runs::show))
-        .route("/healthz", get(ops::healthz))
-        .route("/metrics", get(ops::metrics))
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn(routes::widget::cors))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -176,6 +172,37 @@ pub fn app(state: AppState) -> Router {
             HeaderValue::from_static("no-store"),
         ))
         .with_state(state)
+}
+
+/// Every documented route; the OpenAPI description is generated from the handlers' attributes.
+fn api_router() -> OpenApiRouter<AppState> {
+    use routes::compat::{langfuse, langsmith, phoenix};
+    use routes::{catalog, feedback, investigations, keys, labels, ops, otlp, widget};
+    OpenApiRouter::new()
+        .routes(routes!(otlp::export))
+        .routes(routes!(investigations::create))
+        .routes(routes!(investigations::show))
+        .routes(routes!(feedback::submit, feedback::erase))
+        .routes(routes!(feedback::show))
+        .routes(routes!(keys::create, keys::list))
+        .routes(routes!(keys::revoke))
+        .routes(routes!(keys::rotate))
+        .routes(routes!(labels::list))
+        .routes(routes!(labels::show))
+        .routes(routes!(labels::review_queue))
+        .routes(routes!(catalog::list, catalog::import))
+        .routes(routes!(langfuse::scores))
+        .routes(routes!(langfuse::ingestion))
+        .routes(routes!(langfuse::projects))
+        .routes(routes!(langfuse::otel_traces))
+        .routes(routes!(phoenix::span_annotations))
+        .routes(routes!(phoenix::version))
+        .routes(routes!(langsmith::info))
+        .routes(routes!(langsmith::feedback))
+        .routes(routes!(widget::script))
+        .routes(routes!(widget::demo))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::metrics))
 }
 
 async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {

@@ -659,6 +659,14 @@ impl Store for SaturatedStore {
     ) -> Result<NewApiKey, StoreError> {
         self.0.create_api_key(t, n, s).await
     }
+    async fn create_publishable_key(
+        &self,
+        t: &TenantId,
+        n: &str,
+        o: Vec<String>,
+    ) -> Result<NewApiKey, StoreError> {
+        self.0.create_publishable_key(t, n, o).await
+    }
     async fn replace_named_api_key(
         &self,
         t: &TenantId,

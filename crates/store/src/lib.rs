@@ -88,6 +88,9 @@ pub struct ApiKey {
     pub name: String,
     pub scopes: ScopeSet,
     pub created_at: Timestamp,
+    /// Web origins a publishable key answers to (`https://app.example.com`); empty for every
+    /// other key. A publishable key has the `feedback` scope only.
+    pub allowed_origins: Vec<String>,
 }
 
 /// A freshly created key: the only time its secret is visible.
@@ -135,6 +138,15 @@ pub trait Store: Send + Sync + 'static {
         scopes: ScopeSet,
         secret: &str,
     ) -> Result<ApiKey>;
+
+    /// Creates a publishable key: `feedback` scope only, answering only to `allowed_origins`
+    /// (at least one), safe to embed in a web page.
+    async fn create_publishable_key(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        allowed_origins: Vec<String>,
+    ) -> Result<NewApiKey>;
 
     async fn authenticate(&self, secret: &str) -> Result<Option<ApiKey>>;
 

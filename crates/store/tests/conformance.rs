@@ -407,6 +407,52 @@ async fn a_named_key_replaced_with_a_new_secret_revokes_the_old_one(f: Fixture) 
     );
 }
 
+async fn publishable_keys_carry_feedback_scope_and_their_origins_through_rotation(f: Fixture) {
+    let acme = tenant("acme");
+    let origins = vec![
+        "https://app.example.com".to_owned(),
+        "http://localhost:3000".to_owned(),
+    ];
+    let created = f
+        .store
+        .create_publishable_key(&acme, "widget", origins.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        created.key.scopes,
+        ScopeSet::parse_list("feedback").unwrap()
+    );
+    assert_eq!(created.key.allowed_origins, origins);
+    let found = f
+        .store
+        .authenticate(&created.secret)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, created.key);
+    let rotated = f
+        .store
+        .rotate_api_key(&acme, &created.key.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rotated.key.allowed_origins, origins);
+    assert_eq!(rotated.key.scopes, created.key.scopes);
+    // Other keys answer to any origin.
+    let plain = f
+        .store
+        .create_api_key(&acme, "ci", ScopeSet::parse_list("feedback").unwrap())
+        .await
+        .unwrap();
+    assert!(plain.key.allowed_origins.is_empty());
+    assert!(
+        f.store
+            .create_publishable_key(&acme, "none", Vec::new())
+            .await
+            .is_err()
+    );
+}
+
 async fn keys_are_listed_revoked_and_rotated_within_their_tenant(f: Fixture) {
     let (acme, globex) = (tenant("acme"), tenant("globex"));
     let scopes = ScopeSet::parse_list("ingest,review").unwrap();
@@ -1424,6 +1470,7 @@ suite!(sqlite:
     tenants_never_see_each_other,
     retention_expires_unpinned_investigations_only,
     api_keys_authenticate_by_secret_only,
+    publishable_keys_carry_feedback_scope_and_their_origins_through_rotation,
     a_named_key_replaced_with_a_new_secret_revokes_the_old_one,
     keys_are_listed_revoked_and_rotated_within_their_tenant,
     feedback_enqueues_one_label_job_that_reruns_when_more_feedback_arrives,

@@ -18,7 +18,7 @@ pub(crate) mod capture;
 pub(crate) mod contention;
 pub(crate) mod edge;
 pub(crate) mod engine;
-mod harness;
+pub(crate) mod harness;
 pub(crate) mod latency;
 pub(crate) mod nezha;
 pub(crate) mod openrca;

@@ -33,6 +33,20 @@ pub(crate) struct ListParams {
     limit: Option<usize>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/catalog",
+    tag = "catalog",
+    summary = "The tenant's entity catalog",
+    params(("kind" = Option<String>, Query, description = "only entities of this kind"), ("provenance" = Option<String>, Query, description = "only entities learned this way"), ("after" = Option<String>, Query, description = "page after this name"), ("limit" = Option<u32>, Query, description = "at most this many")),
+    responses(
+        (status = 200, description = "catalog entries", body = Object),
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = Object),
+        (status = 401, description = "missing or unknown API key", body = Object),
+        (status = 403, description = "the key lacks the scope", body = Object)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -75,6 +89,22 @@ pub(crate) async fn list(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/catalog",
+    tag = "catalog",
+    summary = "Import a static or Backstage catalog file",
+    request_body(content = String, content_type = "application/yaml", description = "a catalog file (evalmint list or Backstage documents)"),
+    responses(
+        (status = 200, description = "what was imported", body = Object),
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = Object),
+        (status = 401, description = "missing or unknown API key", body = Object),
+        (status = 403, description = "the key lacks the scope", body = Object),
+        (status = 413, description = "body larger than the limit", body = Object),
+        (status = 415, description = "wrong content type", body = Object)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn import(
     State(state): State<AppState>,
     caller: Caller,

@@ -20,6 +20,25 @@ use crate::error::ApiError;
 /// Feedback is small; anything bigger than this is a client bug.
 const MAX_FEEDBACK_BYTES: usize = 256 * 1024;
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/feedback",
+    tag = "feedback",
+    summary = "Submit feedback on an investigation",
+    request_body(content = Object, content_type = "application/json"),
+    responses(
+        (status = 201, description = "stored", body = Object),
+        (status = 200, description = "a retry with the same idempotency key", body = Object),
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = Object),
+        (status = 401, description = "missing or unknown API key", body = Object),
+        (status = 403, description = "the key lacks the scope", body = Object),
+        (status = 409, description = "conflict", body = Object),
+        (status = 413, description = "body larger than the limit", body = Object),
+        (status = 415, description = "wrong content type", body = Object),
+        (status = 429, description = "saturated; retry after Retry-After seconds", body = Object)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn submit(
     State(state): State<AppState>,
     caller: Caller,
@@ -71,6 +90,20 @@ pub(crate) struct EraseParams {
 
 /// Erases every feedback of one user in the caller's tenant (admin only) and answers with what
 /// was erased; the request is kept in the erasure audit log.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/feedback",
+    tag = "feedback",
+    summary = "Erase one user's feedback and the labels drawn from it",
+    params(("user_id" = String, Query, description = "the user whose feedback is erased")),
+    responses(
+        (status = 200, description = "what was erased", body = Object),
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = Object),
+        (status = 401, description = "missing or unknown API key", body = Object),
+        (status = 403, description = "the key lacks the scope", body = Object)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn erase(
     State(state): State<AppState>,
     caller: Caller,
@@ -93,6 +126,21 @@ pub(crate) async fn erase(
     Ok(Json(erasure))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/feedback/{id}",
+    tag = "feedback",
+    summary = "One feedback with its label state",
+    params(("id" = String, Path, description = "the object's id")),
+    responses(
+        (status = 200, description = "the feedback", body = Object),
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = Object),
+        (status = 401, description = "missing or unknown API key", body = Object),
+        (status = 403, description = "the key lacks the scope", body = Object),
+        (status = 404, description = "no such object in the caller's tenant", body = Object)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn show(
     State(state): State<AppState>,
     caller: Caller,

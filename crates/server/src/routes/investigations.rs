@@ -194,6 +194,23 @@ impl NativeInvestigation {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/investigations",
+    tag = "investigations",
+    summary = "Store an investigation sent as native JSON",
+    request_body(content = Object, content_type = "application/json"),
+    responses(
+        (status = 201, description = "stored", body = Object),
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = Object),
+        (status = 401, description = "missing or unknown API key", body = Object),
+        (status = 403, description = "the key lacks the scope", body = Object),
+        (status = 413, description = "body larger than the limit", body = Object),
+        (status = 415, description = "wrong content type", body = Object),
+        (status = 429, description = "saturated; retry after Retry-After seconds", body = Object)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -223,6 +240,21 @@ pub(crate) async fn create(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/investigations/{id}",
+    tag = "investigations",
+    summary = "An investigation with its steps and joined feedback",
+    params(("id" = String, Path, description = "the object's id")),
+    responses(
+        (status = 200, description = "the investigation", body = Object),
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = Object),
+        (status = 401, description = "missing or unknown API key", body = Object),
+        (status = 403, description = "the key lacks the scope", body = Object),
+        (status = 404, description = "no such object in the caller's tenant", body = Object)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn show(
     State(state): State<AppState>,
     caller: Caller,

@@ -22,6 +22,28 @@ use crate::{AppState, OPERATOR_KEY_NAME};
 struct NewKey {
     name: String,
     scopes: Vec<Scope>,
+    /// Makes a publishable key (scopes must be `["feedback"]`) that answers only to these web
+    /// origins, for the feedback widget.
+    #[serde(default)]
+    allowed_origins: Option<Vec<String>>,
+}
+
+/// A web origin as browsers send it: `http(s)://host[:port]`, nothing after.
+fn check_origin(origin: &str) -> Result<(), String> {
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .ok_or_else(|| format!("{origin:?} must start with https:// or http://"))?;
+    if rest.is_empty()
+        || !rest
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+    {
+        return Err(format!(
+            "{origin:?} is not an origin (scheme://host[:port], no path or trailing slash)"
+        ));
+    }
+    Ok(())
 }
 
 /// A key as shown: never its secret.
@@ -32,6 +54,7 @@ fn key_json(key: &ApiKey) -> serde_json::Value {
         "name": key.name,
         "scopes": key.scopes.iter().collect::<Vec<_>>(),
         "created_at": key.created_at,
+        "allowed_origins": key.allowed_origins,
     })
 }
 
@@ -42,6 +65,22 @@ fn new_key_response(created: &NewApiKey) -> impl IntoResponse + use<> {
     (StatusCode::CREATED, Json(body))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys",
+    tag = "keys",
+    summary = "Create an API key (the secret is shown once)",
+    request_body(content = Object, content_type = "application/json"),
+    responses(
+        (status = 201, description = "the key with its secret", body = Object),
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = Object),
+        (status = 401, description = "missing or unknown API key", body = Object),
+        (status = 403, description = "the key lacks the scope", body = Object),
+        (status = 409, description = "conflict", body = Object),
+        (status = 415, description = "wrong content type", body = Object)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -63,13 +102,46 @@ pub(crate) async fn create(
     if scopes.is_empty() {
         return Err(ApiError::invalid("scopes: at least one scope is required"));
     }
-    let created = state
-        .store
-        .create_api_key(caller.tenant(), name, scopes)
-        .await?;
+    let created = match request.allowed_origins {
+        None => {
+            state
+                .store
+                .create_api_key(caller.tenant(), name, scopes)
+                .await?
+        }
+        Some(origins) => {
+            if scopes != ScopeSet::default().with(Scope::Feedback) {
+                return Err(ApiError::invalid(
+                    "scopes: a key with allowed_origins is publishable and has exactly [\"feedback\"]",
+                ));
+            }
+            if origins.is_empty() || origins.len() > 32 {
+                return Err(ApiError::invalid("allowed_origins: 1-32 origins"));
+            }
+            if let Some(problem) = origins.iter().find_map(|o| check_origin(o).err()) {
+                return Err(ApiError::invalid(format!("allowed_origins: {problem}")));
+            }
+            state
+                .store
+                .create_publishable_key(caller.tenant(), name, origins)
+                .await?
+        }
+    };
     Ok(new_key_response(&created))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/keys",
+    tag = "keys",
+    summary = "The tenant's keys, without secrets",
+    responses(
+        (status = 200, description = "the keys", body = Object),
+        (status = 401, description = "missing or unknown API key", body = Object),
+        (status = 403, description = "the key lacks the scope", body = Object)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -81,6 +153,20 @@ pub(crate) async fn list(
     })))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/keys/{id}",
+    tag = "keys",
+    summary = "Revoke a key",
+    params(("id" = String, Path, description = "the object's id")),
+    responses(
+        (status = 204, description = "revoked"),
+        (status = 401, description = "missing or unknown API key", body = Object),
+        (status = 403, description = "the key lacks the scope", body = Object),
+        (status = 404, description = "no such object in the caller's tenant", body = Object)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
@@ -94,6 +180,20 @@ pub(crate) async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys/{id}/rotate",
+    tag = "keys",
+    summary = "Replace a key by a new one with the same name and scopes",
+    params(("id" = String, Path, description = "the object's id")),
+    responses(
+        (status = 201, description = "the new key with its secret", body = Object),
+        (status = 401, description = "missing or unknown API key", body = Object),
+        (status = 403, description = "the key lacks the scope", body = Object),
+        (status = 404, description = "no such object in the caller's tenant", body = Object)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn rotate(
     State(state): State<AppState>,
     caller: Caller,

@@ -45,6 +45,20 @@ pub(crate) fn limit(requested: Option<usize>) -> Result<usize, ApiError> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/labels",
+    tag = "labels",
+    summary = "Candidate labels (admitted by default)",
+    params(("route" = Option<String>, Query, description = "admit (default), review, insufficient or all"), ("limit" = Option<u32>, Query, description = "at most this many, 1-1000")),
+    responses(
+        (status = 200, description = "the labels", body = Object),
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = Object),
+        (status = 401, description = "missing or unknown API key", body = Object),
+        (status = 403, description = "the key lacks the scope", body = Object)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -75,6 +89,20 @@ pub(crate) async fn list(
     Ok(Json(serde_json::json!({ "labels": labels })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/labels/{id}",
+    tag = "labels",
+    summary = "One candidate label with its versions",
+    params(("id" = String, Path, description = "the object's id")),
+    responses(
+        (status = 200, description = "the label", body = Object),
+        (status = 401, description = "missing or unknown API key", body = Object),
+        (status = 403, description = "the key lacks the scope", body = Object),
+        (status = 404, description = "no such object in the caller's tenant", body = Object)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -96,6 +124,20 @@ pub(crate) struct QueueParams {
     limit: Option<usize>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/review",
+    tag = "labels",
+    summary = "The human review queue",
+    params(("limit" = Option<u32>, Query, description = "at most this many, 1-1000")),
+    responses(
+        (status = 200, description = "candidates routed to review", body = Object),
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = Object),
+        (status = 401, description = "missing or unknown API key", body = Object),
+        (status = 403, description = "the key lacks the scope", body = Object)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn review_queue(
     State(state): State<AppState>,
     caller: Caller,

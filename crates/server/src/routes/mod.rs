@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per resource.
 
 pub(crate) mod catalog;
+pub(crate) mod compat;
 pub(crate) mod feedback;
 pub(crate) mod investigations;
 pub(crate) mod keys;
@@ -9,6 +10,7 @@ pub(crate) mod ops;
 pub(crate) mod otlp;
 pub(crate) mod replay;
 pub(crate) mod runs;
+pub(crate) mod widget;
 
 use std::future::Future;
 use std::time::Instant;

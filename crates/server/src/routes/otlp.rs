@@ -18,6 +18,23 @@ use crate::auth::Caller;
 use crate::body::{media_type, read_capped};
 use crate::error::ApiError;
 
+#[utoipa::path(
+    post,
+    path = "/v1/traces",
+    tag = "ingest",
+    summary = "OTLP/HTTP trace export (protobuf or JSON, optionally gzipped)",
+    request_body(content = Object, content_type = "application/json", description = "an OTLP ExportTraceServiceRequest; application/x-protobuf is also taken"),
+    responses(
+        (status = 200, description = "stored; partial success names rejected spans", body = Object),
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = Object),
+        (status = 401, description = "missing or unknown API key", body = Object),
+        (status = 403, description = "the key lacks the scope", body = Object),
+        (status = 413, description = "body larger than the limit", body = Object),
+        (status = 415, description = "wrong content type", body = Object),
+        (status = 429, description = "saturated; retry after Retry-After seconds", body = Object)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn export(
     State(state): State<AppState>,
     caller: Result<Caller, ApiError>,

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use evalmint_model::{
-    Feedback, FeedbackId, Investigation, ScopeSet, Step, TenantId, Timestamp, TraceId,
+    Feedback, FeedbackId, Investigation, Scope, ScopeSet, Step, TenantId, Timestamp, TraceId,
     ValidFeedback,
 };
 use rusqlite::{Connection, OptionalExtension, params};
@@ -290,24 +290,33 @@ impl SqliteStore {
             name: name.to_owned(),
             scopes,
             created_at: self.clock.now(),
+            allowed_origins: Vec::new(),
         })
     }
 }
 
-type KeyColumns = (String, String, String, String, i64);
+type KeyColumns = (String, String, String, String, i64, String);
 
-/// `id, tenant, name, scopes, created_at` of an `api_keys` row.
+/// `id, tenant, name, scopes, created_at, allowed_origins` of an `api_keys` row.
 fn key_columns(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyColumns> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
 }
 
-fn key_from_columns((id, tenant, name, scopes, created_at): KeyColumns) -> Result<ApiKey> {
+fn key_from_columns((id, tenant, name, scopes, created_at, origins): KeyColumns) -> Result<ApiKey> {
     Ok(ApiKey {
         id,
         tenant: TenantId::new(&tenant).map_err(internal)?,
         name,
         scopes: writer::scopes_from_column(&scopes)?,
         created_at: timestamp(created_at),
+        allowed_origins: origins.lines().map(str::to_owned).collect(),
     })
 }
 
@@ -462,6 +471,28 @@ impl Store for SqliteStore {
         Ok(NewApiKey { secret, key })
     }
 
+    async fn create_publishable_key(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        allowed_origins: Vec<String>,
+    ) -> Result<NewApiKey> {
+        if allowed_origins.is_empty() {
+            return Err(StoreError::Internal(
+                "a publishable key needs at least one allowed origin".into(),
+            ));
+        }
+        let secret = new_secret()?;
+        let mut key =
+            self.new_key_record(tenant, name, ScopeSet::default().with(Scope::Feedback))?;
+        key.allowed_origins = allowed_origins;
+        let secret_sha256 = secret_hash(&secret);
+        let key = self
+            .write_patiently(move |conn, _| writer::insert_key(conn, key, &secret_sha256))
+            .await?;
+        Ok(NewApiKey { secret, key })
+    }
+
     async fn replace_named_api_key(
         &self,
         tenant: &TenantId,
@@ -483,7 +514,7 @@ impl Store for SqliteStore {
         self.read(move |conn, _| {
             let row = conn
                 .prepare_cached(
-                    "SELECT id, tenant, name, scopes, created_at FROM api_keys WHERE secret_sha256 = ?1",
+                    "SELECT id, tenant, name, scopes, created_at, allowed_origins FROM api_keys WHERE secret_sha256 = ?1",
                 )?
                 .query_row([hash], key_columns)
                 .optional()?;
@@ -496,7 +527,7 @@ impl Store for SqliteStore {
         let tenant = tenant.clone();
         self.read(move |conn, _| {
             let mut statement = conn.prepare_cached(
-                "SELECT id, tenant, name, scopes, created_at FROM api_keys
+                "SELECT id, tenant, name, scopes, created_at, allowed_origins FROM api_keys
                  WHERE tenant = ?1 ORDER BY created_at, rowid",
             )?;
             let rows = statement

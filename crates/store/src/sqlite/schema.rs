@@ -33,6 +33,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0008_eval_runs.sql",
         include_str!("../../migrations/0008_eval_runs.sql"),
     ),
+    (
+        "0009_publishable_keys.sql",
+        include_str!("../../migrations/0009_publishable_keys.sql"),
+    ),
 ];
 
 /// The schema version a migration produces: the number its file name starts with.

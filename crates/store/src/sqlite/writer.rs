@@ -606,15 +606,16 @@ pub(crate) fn insert_key(conn: &Connection, key: ApiKey, secret_sha256: &[u8]) -
         None => {}
     }
     conn.execute(
-        "INSERT INTO api_keys (id, tenant, name, scopes, secret_sha256, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO api_keys (id, tenant, name, scopes, secret_sha256, created_at, allowed_origins)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
             key.id,
             key.tenant.as_str(),
             key.name,
             key.scopes.to_list(),
             secret_sha256,
-            nanos(key.created_at)
+            nanos(key.created_at),
+            key.allowed_origins.join("\n")
         ],
     )?;
     Ok(key)
@@ -650,16 +651,23 @@ pub(crate) fn rotate_key(
 ) -> Result<Option<ApiKey>> {
     let old = conn
         .query_row(
-            "SELECT name, scopes FROM api_keys WHERE tenant = ?1 AND id = ?2",
+            "SELECT name, scopes, allowed_origins FROM api_keys WHERE tenant = ?1 AND id = ?2",
             params![new.tenant.as_str(), old_id],
-            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            },
         )
         .optional()?;
-    let Some((name, scopes)) = old else {
+    let Some((name, scopes, origins)) = old else {
         return Ok(None);
     };
     new.name = name;
     new.scopes = scopes_from_column(&scopes)?;
+    new.allowed_origins = origins.lines().map(str::to_owned).collect();
     let tenant = new.tenant.clone();
     let new = insert_key(conn, new, secret_sha256)?;
     delete_key(conn, &tenant, old_id)?;

@@ -1,0 +1,247 @@
+//! `evalmint demo`: the whole story in one command on the embedded store. It serves the API with
+//! its label pipeline on `--listen`, starts the simulator's telemetry, has the reference agent v1
+//! investigate a few hundred incidents with simulated users giving feedback (over HTTP, like real
+//! clients), waits for the labels, then prints the URL, a sign-in key and a short tour and keeps
+//! serving until Ctrl-C. Each stage is a step in `run`, so a later stage (a release, an eval of
+//! v1 against v2, the review UI) is one more step.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use evalmint_model::{Scope, ScopeSet, TenantId};
+use evalmint_pipeline::config::Config;
+use evalmint_pipeline::metrics::PipelineMetrics;
+use evalmint_server::{AppState, Metrics, ServerConfig};
+use evalmint_sim::agent::AgentVersion;
+use evalmint_sim::telemetry::Retention;
+use evalmint_sim::world::{World, WorldConfig};
+use evalmint_store::{
+    CandidateQuery, CaptureOrder, FullStore, PipelineStore, SqliteOptions, SqliteStore, Store,
+    SystemClock,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio_util::sync::CancellationToken;
+
+use crate::DataArgs;
+use crate::bench::harness;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct DemoArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Address to serve on, as for `serve`.
+    #[arg(long, env = "EVALMINT_LISTEN", default_value = "127.0.0.1:4318")]
+    listen: SocketAddr,
+    /// Incidents the agent investigates.
+    #[arg(long, default_value_t = 300)]
+    incidents: u64,
+    /// Seed of the simulated world.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Stop after the tour instead of serving until Ctrl-C.
+    #[arg(long)]
+    no_wait: bool,
+}
+
+pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let shutdown = CancellationToken::new();
+    std::fs::create_dir_all(&args.data.dir)
+        .with_context(|| format!("creating {}", args.data.dir.display()))?;
+    let _lock = crate::serve::lock_pipeline(&args.data.dir)?;
+    let store = Arc::new(
+        SqliteStore::open(&args.data.dir, SqliteOptions::default())
+            .with_context(|| format!("opening the store in {}", args.data.dir.display()))?,
+    );
+    let tenant = TenantId::default_tenant();
+    let sign_in = store
+        .create_api_key(
+            &tenant,
+            "demo sign-in key",
+            ScopeSet::default().with(Scope::Admin),
+        )
+        .await?
+        .secret;
+
+    // The simulator's world and its telemetry API, which the pipeline captures from.
+    let world_config = WorldConfig {
+        seed: args.seed,
+        incidents: args.incidents,
+        services: None,
+        timeline_end: jiff::Timestamp::now().as_second(),
+    };
+    let world = Arc::new(World::generate(world_config));
+    let ttl = jiff::SignedDuration::from_hours(24 * 3650).as_secs();
+    let retention = Retention {
+        metrics: ttl,
+        logs: ttl,
+        events: ttl,
+        traces: ttl,
+    };
+    let telemetry_url = harness::start_telemetry(world, retention, &shutdown).await?;
+    let config = Config {
+        sources: harness::simulator_sources(&telemetry_url, &retention),
+        ..Config::default()
+    };
+
+    // The server and its pipeline, as `serve` runs them.
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let mut metrics = Metrics::default();
+    let pipeline_metrics = Arc::new(PipelineMetrics::default());
+    pipeline_metrics.register(metrics.registry_mut());
+    let mut pipeline = evalmint_pipeline::worker::start(
+        store.clone() as Arc<dyn FullStore>,
+        Arc::new(config),
+        Arc::new(SystemClock),
+        pipeline_metrics,
+        CaptureOrder::EarliestDeadline,
+        shutdown.clone(),
+    );
+    let config = ServerConfig {
+        listen: args.listen,
+        ..ServerConfig::default()
+    };
+    let state = AppState::with_metrics(store.clone(), store.clone(), config, metrics);
+    let server = tokio::spawn(evalmint_server::serve(
+        listener,
+        state,
+        Arc::new(SystemClock),
+        shutdown.clone(),
+    ));
+
+    // Agent v1 investigates; simulated users give feedback. The truth file stays outside evalmint.
+    let truth = tempfile::tempdir()?;
+    let summary = evalmint_sim::run::run(evalmint_sim::run::RunOptions {
+        server: url.clone(),
+        api_key: Some(sign_in.clone()),
+        world: world_config,
+        agent: AgentVersion::V1,
+        telemetry: Some(telemetry_url),
+        truth: truth.path().join("truth.jsonl"),
+        rates: evalmint_sim::users::FeedbackRates::default(),
+        concurrency: 8,
+        show_progress: true,
+    })
+    .await
+    .context("running the simulator")?;
+
+    let labelled = wait_for_labels(store.as_ref(), &tenant, summary.feedback_sent).await?;
+    let ready_in = started.elapsed();
+    print_tour(
+        store.as_ref(),
+        &tenant,
+        &url,
+        &sign_in,
+        &summary,
+        labelled,
+        ready_in,
+    )
+    .await?;
+
+    if !args.no_wait {
+        tokio::signal::ctrl_c().await.ok();
+    }
+    shutdown.cancel();
+    let _ = server.await;
+    while pipeline.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Shows the pipeline working through the feedback; returns how much of it was routed.
+async fn wait_for_labels(
+    store: &SqliteStore,
+    tenant: &TenantId,
+    feedback: u64,
+) -> anyhow::Result<u64> {
+    let progress = ProgressBar::new(feedback);
+    progress.set_style(
+        ProgressStyle::with_template(
+            "labelling [{bar:40}] {pos}/{len} feedback routed ({elapsed})",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    let waited = Instant::now();
+    let stats = loop {
+        let stats = store.pipeline_stats(tenant).await?;
+        progress.set_position(stats.feedback_candidate + stats.feedback_not_candidate);
+        if stats.feedback_pending == 0 || waited.elapsed() > Duration::from_secs(600) {
+            break stats;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    progress.finish();
+    Ok(stats.feedback_candidate + stats.feedback_not_candidate)
+}
+
+async fn print_tour(
+    store: &SqliteStore,
+    tenant: &TenantId,
+    url: &str,
+    sign_in: &str,
+    summary: &evalmint_sim::run::RunSummary,
+    labelled: u64,
+    ready_in: Duration,
+) -> anyhow::Result<()> {
+    let candidates = store
+        .candidates(
+            tenant,
+            CandidateQuery {
+                routes: vec![],
+                audit_only: false,
+                limit: 1_000_000,
+            },
+        )
+        .await?;
+    let count =
+        |route: evalmint_model::Route| candidates.iter().filter(|c| c.route == route).count();
+    let sample = candidates.first().map(|c| c.investigation_id.to_string());
+    let widget_key = store
+        .create_publishable_key(tenant, "demo widget", vec![url.to_owned()])
+        .await?
+        .secret;
+    println!();
+    println!(
+        "evalmint is ready at {url} ({:.1} s from the command)",
+        ready_in.as_secs_f64()
+    );
+    println!();
+    println!("  sign-in key (admin): {sign_in}");
+    println!();
+    println!(
+        "  {} incidents investigated by agent v1, {} feedback, {labelled} routed: {} candidate labels \
+         ({} admitted, {} to review, {} insufficient)",
+        summary.incidents,
+        summary.feedback_sent,
+        candidates.len(),
+        count(evalmint_model::Route::Admit),
+        count(evalmint_model::Route::Review),
+        count(evalmint_model::Route::Insufficient),
+    );
+    println!();
+    println!("A short tour:");
+    println!("  1. The API reference:          {url}/docs");
+    println!(
+        "  2. The admitted labels:        curl -s -H 'Authorization: Bearer {sign_in}' {url}/api/v1/labels"
+    );
+    println!(
+        "  3. The review queue:           curl -s -H 'Authorization: Bearer {sign_in}' {url}/api/v1/review"
+    );
+    if let Some(trace) = sample {
+        println!(
+            "  4. One investigation:          curl -s -H 'Authorization: Bearer {sign_in}' {url}/api/v1/investigations/{trace}"
+        );
+        println!(
+            "  5. The feedback widget on it:  {url}/widget/demo?investigation={trace}&key={widget_key}"
+        );
+    }
+    println!("  6. Send scores with the Langfuse, Phoenix or LangSmith SDK: see docs/compat.md");
+    println!();
+    println!("Serving until Ctrl-C.");
+    Ok(())
+}
