@@ -29,6 +29,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0006_catalog.sql",
         include_str!("../../migrations/0006_catalog.sql"),
     ),
+    (
+        "0007_review_and_releases.sql",
+        include_str!("../../migrations/0007_review_and_releases.sql"),
+    ),
 ];
 
 /// The schema version a migration produces: the number its file name starts with.
