@@ -87,6 +87,20 @@ pub(crate) fn presented_secret(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
+/// Resolves a presented key secret to its caller, through the cache.
+pub(crate) async fn resolve(state: &AppState, secret: &str) -> Result<Caller, ApiError> {
+    if let Some(key) = state.keys.get(secret) {
+        return Ok(Caller { key });
+    }
+    let key = state
+        .store
+        .authenticate(secret)
+        .await?
+        .ok_or(ApiError::Unauthenticated("invalid API key"))?;
+    state.keys.put(secret, key.clone());
+    Ok(Caller { key })
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -96,15 +110,6 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or(ApiError::Unauthenticated(
                 "missing API key: send Authorization: Bearer <key>",
             ))?;
-        if let Some(key) = state.keys.get(secret) {
-            return Ok(Caller { key });
-        }
-        let key = state
-            .store
-            .authenticate(secret)
-            .await?
-            .ok_or(ApiError::Unauthenticated("invalid API key"))?;
-        state.keys.put(secret, key.clone());
-        Ok(Caller { key })
+        resolve(state, secret).await
     }
 }

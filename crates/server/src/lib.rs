@@ -8,6 +8,7 @@ mod connections;
 mod error;
 mod metrics;
 mod routes;
+mod ui;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,7 +22,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
 use evalmint_model::{ScopeSet, TenantId};
-use evalmint_store::{Clock, PipelineStore, Store};
+use evalmint_store::{Clock, ReviewStore, Store};
 use tokio_util::sync::CancellationToken;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -55,6 +56,11 @@ pub struct ServerConfig {
     pub max_decompressions: usize,
     /// `/metrics` answers only to a key with the `metrics` (or `admin`) scope.
     pub metrics_key_required: bool,
+    /// The taxonomy's categories: what a reviewer's edit may name.
+    pub categories: Vec<evalmint_model::Category>,
+    /// The pipeline's admission thresholds (specificity, accuracy, thoroughness), which
+    /// calibration compares the reviewers with. Read only; calibration never changes them.
+    pub thresholds: [f64; 3],
 }
 
 impl Default for ServerConfig {
@@ -71,6 +77,8 @@ impl Default for ServerConfig {
             max_in_flight_bytes: 192 * 1024 * 1024,
             max_decompressions: std::thread::available_parallelism().map_or(2, usize::from),
             metrics_key_required: false,
+            categories: evalmint_model::Category::BUILTIN.to_vec(),
+            thresholds: [0.6, 0.6, 0.5],
         }
     }
 }
@@ -79,12 +87,13 @@ impl Default for ServerConfig {
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
-    /// The label pipeline's state (usually the same store object).
-    pub labels: Arc<dyn PipelineStore>,
+    /// The label pipeline's and the reviewers' state (usually the same store object).
+    pub labels: Arc<dyn ReviewStore>,
     pub config: Arc<ServerConfig>,
     pub metrics: Arc<Metrics>,
     keys: Arc<auth::KeyCache>,
     bodies: Arc<body::BodyBudget>,
+    sessions: Arc<ui::Sessions>,
 }
 
 impl AppState {
@@ -95,7 +104,7 @@ impl AppState {
     /// With a metrics registry that other components (the pipeline) have registered into.
     pub fn with_metrics(
         store: Arc<dyn Store>,
-        labels: Arc<dyn PipelineStore>,
+        labels: Arc<dyn ReviewStore>,
         config: ServerConfig,
         metrics: Metrics,
     ) -> Self {
@@ -106,13 +115,14 @@ impl AppState {
             config: Arc::new(config),
             metrics: Arc::new(metrics),
             keys: Arc::default(),
+            sessions: Arc::default(),
         }
     }
 }
 
 /// The whole API as a router.
 pub fn app(state: AppState) -> Router {
-    use routes::{catalog, feedback, investigations, keys, labels, ops, otlp};
+    use routes::{catalog, feedback, investigations, keys, labels, ops, otlp, releases, review};
     Router::new()
         .route("/v1/traces", post(otlp::export))
         .route("/api/v1/investigations", post(investigations::create))
@@ -127,8 +137,21 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/keys/{id}/rotate", post(keys::rotate))
         .route("/api/v1/labels", get(labels::list))
         .route("/api/v1/labels/{id}", get(labels::show))
-        .route("/api/v1/review", get(labels::review_queue))
+        .route("/api/v1/labels/{id}/versions", get(review::versions))
+        .route("/api/v1/review", get(review::queue))
+        .route("/api/v1/review/{id}", get(review::show))
+        .route("/api/v1/review/{id}/decision", post(review::decide))
+        .route(
+            "/api/v1/releases",
+            post(releases::create).get(releases::list),
+        )
+        .route("/api/v1/releases/import", post(releases::import))
+        .route("/api/v1/releases/{id}", get(releases::show))
+        .route("/api/v1/releases/{id}/export", get(releases::export))
+        .route("/api/v1/releases/{id}/diff/{other}", get(releases::diff))
+        .route("/api/v1/calibration", get(review::calibration))
         .route("/api/v1/catalog", get(catalog::list).post(catalog::import))
+        .merge(ui::routes())
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .fallback(|| async { ApiError::NotFound("route") })

@@ -429,6 +429,15 @@ pub struct ReviewQuery {
     pub offset: usize,
 }
 
+/// One review queue entry: the candidate and the label version a decision on it must name.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct QueueItem {
+    #[serde(flatten)]
+    pub candidate: CandidateLabel,
+    /// The label's latest version (0: none yet).
+    pub label_version: u32,
+}
+
 /// What became of a decision.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DecisionOutcome {
@@ -484,7 +493,7 @@ pub trait ReviewStore: PipelineStore {
         &self,
         tenant: &TenantId,
         query: ReviewQuery,
-    ) -> Result<(Vec<CandidateLabel>, u64)>;
+    ) -> Result<(Vec<QueueItem>, u64)>;
 
     /// Records a decision on a candidate as the label's next version, if `decision.version` is
     /// still the label's latest version and the candidate still the investigation's current

@@ -1421,7 +1421,8 @@ async fn decisions_make_immutable_versions_and_stale_ones_change_nothing(f: Fixt
         .await
         .unwrap();
     assert_eq!(payments.len(), 1);
-    assert_eq!(payments[0].investigation_id, trace(1));
+    assert_eq!(payments[0].candidate.investigation_id, trace(1));
+    assert_eq!(payments[0].label_version, 0);
     assert_eq!(
         f.store.review_queue(&globex, queue(None)).await.unwrap().1,
         0

@@ -7,6 +7,8 @@ pub(crate) mod keys;
 pub(crate) mod labels;
 pub(crate) mod ops;
 pub(crate) mod otlp;
+pub(crate) mod releases;
+pub(crate) mod review;
 
 use std::future::Future;
 use std::time::Instant;

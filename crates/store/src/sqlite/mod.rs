@@ -793,7 +793,7 @@ impl ReviewStore for SqliteStore {
         &self,
         tenant: &TenantId,
         query: ReviewQuery,
-    ) -> Result<(Vec<CandidateLabel>, u64)> {
+    ) -> Result<(Vec<crate::QueueItem>, u64)> {
         let tenant = tenant.clone();
         self.read(move |conn, _| review::review_queue(conn, &tenant, &query))
             .await

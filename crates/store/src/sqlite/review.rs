@@ -115,7 +115,7 @@ pub(crate) fn review_queue(
     conn: &Connection,
     tenant: &TenantId,
     query: &ReviewQuery,
-) -> Result<(Vec<CandidateLabel>, u64)> {
+) -> Result<(Vec<crate::QueueItem>, u64)> {
     let mut filter = String::from(
         " FROM candidates c WHERE c.tenant = ?1 AND c.current = 1
           AND (c.route IN ('review', 'insufficient') OR c.audit = 1)
@@ -157,17 +157,26 @@ pub(crate) fn review_queue(
         .prepare_cached(&format!("SELECT count(*){filter}"))?
         .query_row(rusqlite::params_from_iter(values.iter()), |r| r.get(0))?;
     let sql = format!(
-        "SELECT c.body{filter} ORDER BY c.created_at DESC, c.id LIMIT {} OFFSET {}",
+        "SELECT c.body, (SELECT max(v.version) FROM label_versions v
+                         WHERE v.tenant = c.tenant AND v.trace_id = c.trace_id){filter}
+         ORDER BY c.created_at DESC, c.id LIMIT {} OFFSET {}",
         query.limit.max(1),
         query.offset
     );
-    let bodies: Vec<String> = conn
+    let rows: Vec<(String, Option<u32>)> = conn
         .prepare_cached(&sql)?
-        .query_map(rusqlite::params_from_iter(values.iter()), |r| r.get(0))?
+        .query_map(rusqlite::params_from_iter(values.iter()), |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
         .collect::<rusqlite::Result<_>>()?;
-    let candidates = bodies
+    let candidates = rows
         .iter()
-        .map(|b| super::encoding::decode(b))
+        .map(|(body, version)| {
+            Ok(crate::QueueItem {
+                candidate: super::encoding::decode(body)?,
+                label_version: version.unwrap_or(0),
+            })
+        })
         .collect::<Result<_>>()?;
     Ok((candidates, u64::try_from(total).unwrap_or(0)))
 }
