@@ -8,6 +8,7 @@ mod client;
 mod feedback;
 mod keys;
 mod labels;
+mod review;
 mod serve;
 mod table;
 
@@ -36,6 +37,18 @@ enum Command {
         #[command(subcommand)]
         command: labels::LabelsCommand,
     },
+    /// The review queue on a server: list, show, approve, edit, reject.
+    Review {
+        #[command(subcommand)]
+        command: review::ReviewCommand,
+    },
+    /// Releases on a server: create, list, show, diff, export, import.
+    Release {
+        #[command(subcommand)]
+        command: review::ReleaseCommand,
+    },
+    /// Calibrate the validator against the reviewers' decisions and propose thresholds.
+    Calibrate(review::CalibrateArgs),
     /// Feedback on a server: erase one user's feedback on request.
     Feedback {
         #[command(subcommand)]
@@ -92,6 +105,9 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Worker(args) => serve::worker(args).await,
             Command::Labels { command } => labels::run(command).await,
+            Command::Review { command } => review::review(command).await,
+            Command::Release { command } => review::release(command).await,
+            Command::Calibrate(args) => review::calibrate(args).await,
             Command::Feedback { command } => feedback::run(command).await,
             Command::Catalog { command } => catalog::run(command).await,
             Command::Keys { command } => keys::run(command).await,
