@@ -116,10 +116,11 @@ pub(crate) fn review_queue(
     tenant: &TenantId,
     query: &ReviewQuery,
 ) -> Result<(Vec<crate::QueueItem>, u64)> {
+    // Without `INDEXED BY` the planner scans the tenant's versions for every candidate.
     let mut filter = String::from(
         " FROM candidates c WHERE c.tenant = ?1 AND c.current = 1
           AND (c.route IN ('review', 'insufficient') OR c.audit = 1)
-          AND NOT EXISTS (SELECT 1 FROM label_versions v
+          AND NOT EXISTS (SELECT 1 FROM label_versions v INDEXED BY label_versions_by_candidate
                           WHERE v.tenant = c.tenant AND v.candidate_id = c.id AND v.decided = 1)",
     );
     let mut values: Vec<rusqlite::types::Value> = vec![tenant.as_str().to_owned().into()];
