@@ -76,7 +76,12 @@ fn draft(n: usize, route: Route, audit: bool) -> CandidateLabel {
             },
             Segment {
                 facet: "polarity".into(),
-                value: if n % 5 == 0 { "positive" } else { "negative" }.into(),
+                value: if n.is_multiple_of(5) {
+                    "positive"
+                } else {
+                    "negative"
+                }
+                .into(),
             },
             Segment {
                 facet: "agent_version".into(),

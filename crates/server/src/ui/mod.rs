@@ -455,9 +455,11 @@ async fn render_candidate(
             let mut response = page(view::candidate(
                 session.frame(),
                 item,
-                investigation,
-                feedback,
-                results,
+                view::CandidateData {
+                    investigation,
+                    feedback,
+                    results,
+                },
                 &state.config.categories,
                 open,
                 error,

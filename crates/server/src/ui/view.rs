@@ -363,16 +363,27 @@ fn query_view(
     }
 }
 
+/// What the candidate page reads besides the review item.
+pub(crate) struct CandidateData {
+    pub investigation: Option<Investigation>,
+    pub feedback: Vec<evalmint_model::Feedback>,
+    /// The shown snapshot's queries with their live capture status and frozen result.
+    pub results: Vec<(SnapshotQuery, CaptureStatus, Option<Vec<u8>>)>,
+}
+
 pub(crate) fn candidate(
     frame: Frame,
     item: ReviewItem,
-    investigation: Option<Investigation>,
-    feedback: Vec<evalmint_model::Feedback>,
-    results: Vec<(SnapshotQuery, CaptureStatus, Option<Vec<u8>>)>,
+    data: CandidateData,
     categories: &[Category],
     open: &str,
     error: &str,
 ) -> CandidatePage {
+    let CandidateData {
+        investigation,
+        feedback,
+        results,
+    } = data;
     let c = item.candidate;
     // The latest version of this candidate, if a reviewer edited it, is what a new edit changes.
     let latest = item

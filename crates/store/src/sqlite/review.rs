@@ -157,9 +157,10 @@ pub(crate) fn review_queue(
     let total: i64 = conn
         .prepare_cached(&format!("SELECT count(*){filter}"))?
         .query_row(rusqlite::params_from_iter(values.iter()), |r| r.get(0))?;
+    // Ids first, bodies after: sorting only ids and times keeps the bodies out of the sorter.
     let sql = format!(
-        "SELECT c.body, (SELECT max(v.version) FROM label_versions v
-                         WHERE v.tenant = c.tenant AND v.trace_id = c.trace_id){filter}
+        "SELECT c.id, (SELECT max(v.version) FROM label_versions v
+                       WHERE v.tenant = c.tenant AND v.trace_id = c.trace_id){filter}
          ORDER BY c.created_at DESC, c.id LIMIT {} OFFSET {}",
         query.limit.max(1),
         query.offset
@@ -170,11 +171,14 @@ pub(crate) fn review_queue(
             Ok((r.get(0)?, r.get(1)?))
         })?
         .collect::<rusqlite::Result<_>>()?;
+    let mut body =
+        conn.prepare_cached("SELECT body FROM candidates WHERE tenant = ?1 AND id = ?2")?;
     let candidates = rows
         .iter()
-        .map(|(body, version)| {
+        .map(|(id, version)| {
+            let text: String = body.query_row(params![tenant.as_str(), id], |r| r.get(0))?;
             Ok(crate::QueueItem {
-                candidate: super::encoding::decode(body)?,
+                candidate: super::encoding::decode(&text)?,
                 label_version: version.unwrap_or(0),
             })
         })
