@@ -63,6 +63,27 @@ impl Client {
         self.send(&url, self.http.get(&url).query(query)).await
     }
 
+    /// GETs a body as bytes (an export), turning API errors into their message.
+    pub(crate) async fn get_bytes(&self, path: &str) -> anyhow::Result<Vec<u8>> {
+        let url = format!("{}{path}", self.url);
+        let response = self
+            .http
+            .get(&url)
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}: is `evalmint serve` running?", self.url))?;
+        let status = response.status();
+        let bytes = response.bytes().await?.to_vec();
+        if !status.is_success() {
+            let body: serde_json::Value =
+                serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+            let message = body["error"]["message"].as_str().unwrap_or("no details");
+            bail!("{url} answered {status}: {message}");
+        }
+        Ok(bytes)
+    }
+
     /// DELETEs with query parameters (encoded here) and returns the JSON answer.
     pub(crate) async fn delete(
         &self,

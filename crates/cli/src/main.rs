@@ -12,6 +12,7 @@ mod feedback;
 mod keys;
 mod labels;
 mod replay;
+mod review;
 mod serve;
 mod table;
 
@@ -44,6 +45,18 @@ enum Command {
         #[command(subcommand)]
         command: labels::LabelsCommand,
     },
+    /// The review queue on a server: list, show, approve, edit, reject.
+    Review {
+        #[command(subcommand)]
+        command: review::ReviewCommand,
+    },
+    /// Releases on a server: create, list, show, diff, export, import.
+    Release {
+        #[command(subcommand)]
+        command: review::ReleaseCommand,
+    },
+    /// Calibrate the validator against the reviewers' decisions and propose thresholds.
+    Calibrate(review::CalibrateArgs),
     /// Feedback on a server: erase one user's feedback on request.
     Feedback {
         #[command(subcommand)]
@@ -129,6 +142,9 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             #[cfg(feature = "sim")]
             Command::Demo(args) => demo::run(args).await,
             Command::Labels { command } => labels::run(command).await,
+            Command::Review { command } => review::review(command).await,
+            Command::Release { command } => review::release(command).await,
+            Command::Calibrate(args) => review::calibrate(args).await,
             Command::Feedback { command } => feedback::run(command).await,
             Command::Catalog { command } => catalog::run(command).await,
             Command::Keys { command } => keys::run(command).await,

@@ -183,6 +183,17 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .unwrap_or(defaults.max_decompressions),
         max_large_decodes: edge.max_large_decodes.unwrap_or(defaults.max_large_decodes),
         metrics_key_required: edge.metrics_key_required,
+        categories: pipeline_config
+            .taxonomy
+            .categories()
+            .iter()
+            .map(|c| c.category.clone())
+            .collect(),
+        thresholds: [
+            pipeline_config.thresholds.specificity,
+            pipeline_config.thresholds.accuracy,
+            pipeline_config.thresholds.thoroughness,
+        ],
         ..defaults
     };
     if config.max_connections > evalmint_server::default_max_connections() {

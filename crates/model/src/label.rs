@@ -41,6 +41,25 @@ impl Category {
     pub const DATA_ISSUE: Category = Category::builtin("data_issue");
     pub const INFRASTRUCTURE: Category = Category::builtin("infrastructure");
 
+    /// The categories every taxonomy starts from.
+    pub const BUILTIN: [Category; 15] = [
+        Category::RESOURCE_MEMORY,
+        Category::RESOURCE_CPU,
+        Category::RESOURCE_DISK,
+        Category::RESOURCE_CONNECTION_POOL,
+        Category::BAD_DEPLOY,
+        Category::CONFIG_CHANGE,
+        Category::DEPENDENCY_FAILURE,
+        Category::NETWORK_LATENCY,
+        Category::NETWORK_LOSS,
+        Category::NETWORK_DNS,
+        Category::TRAFFIC_SPIKE,
+        Category::CERT_EXPIRY,
+        Category::QUEUE_BACKLOG,
+        Category::DATA_ISSUE,
+        Category::INFRASTRUCTURE,
+    ];
+
     /// A name known to be valid at compile time.
     const fn builtin(name: &'static str) -> Self {
         Category(Cow::Borrowed(name))

@@ -4,6 +4,7 @@
 //! Wire formats (OTLP, API JSON, database rows) live in the edge crates and convert into these types.
 
 mod auth;
+pub mod calibration;
 mod catalog;
 mod catalog_file;
 mod eval;
@@ -11,6 +12,8 @@ mod feedback;
 mod ids;
 mod investigation;
 mod label;
+pub mod release;
+mod review;
 
 pub use auth::{MIN_SECRET_LEN, Scope, ScopeSet, check_chosen_secret};
 pub use catalog::{Catalog, CatalogEntry, EntityProvenance, tool_call_entries, workload_of};
@@ -27,6 +30,10 @@ pub use investigation::{
 pub use label::{
     CandidateLabel, CaptureStatus, Category, EntityRef, GroundTruth, InvalidCategory, Provenance,
     QueryOrigin, Route, Score, Scores, Segment, SnapshotQuery,
+};
+pub use review::{
+    Decision, DecisionAction, DecisionRequest, FieldChange, GroundTruthEdit, LabelState,
+    LabelVersion, RejectReason, SnapshotChange, ValidDecision, apply_edit, label_id,
 };
 
 /// A point in time with nanosecond precision, UTC.

@@ -124,6 +124,20 @@ fn check_origin(key: &ApiKey, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// Resolves a presented key secret to its caller, through the cache.
+pub(crate) async fn resolve(state: &AppState, secret: &str) -> Result<Caller, ApiError> {
+    if let Some(key) = state.keys.get(secret) {
+        return Ok(Caller { key });
+    }
+    let key = state
+        .store
+        .authenticate(secret)
+        .await?
+        .ok_or(ApiError::Unauthenticated("invalid API key"))?;
+    state.keys.put(secret, key.clone());
+    Ok(Caller { key })
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -133,20 +147,8 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or(ApiError::Unauthenticated(
                 "missing API key: send Authorization: Bearer <key>",
             ))?;
-        let secret = secret.as_ref();
-        let key = match state.keys.get(secret) {
-            Some(key) => key,
-            None => {
-                let key = state
-                    .store
-                    .authenticate(secret)
-                    .await?
-                    .ok_or(ApiError::Unauthenticated("invalid API key"))?;
-                state.keys.put(secret, key.clone());
-                key
-            }
-        };
-        check_origin(&key, &parts.headers)?;
-        Ok(Caller { key })
+        let caller = resolve(state, secret.as_ref()).await?;
+        check_origin(&caller.key, &parts.headers)?;
+        Ok(caller)
     }
 }

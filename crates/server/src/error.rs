@@ -27,6 +27,18 @@ pub enum ApiError {
     },
     #[error("{0}")]
     Conflict(String),
+    /// A write made on a version that is no longer current.
+    #[error("stale: the label is at version {current_version} now")]
+    Stale {
+        current_version: u32,
+        current_candidate: String,
+    },
+    /// Well-formed but semantically invalid fields (an unknown category, an invalid time).
+    #[error("{message}")]
+    Unprocessable {
+        message: String,
+        fields: Vec<FieldError>,
+    },
     #[error("request body larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
@@ -61,6 +73,16 @@ impl ApiError {
         ApiError::InvalidRequest { message, fields }
     }
 
+    /// 422 naming each bad field.
+    pub fn unprocessable(fields: Vec<FieldError>) -> Self {
+        let message = fields
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        ApiError::Unprocessable { message, fields }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
@@ -68,7 +90,8 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::Stale { .. } => StatusCode::CONFLICT,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
@@ -88,6 +111,8 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::InvalidRequest { .. } => "invalid_request",
             ApiError::Conflict(_) => "conflict",
+            ApiError::Stale { .. } => "stale_version",
+            ApiError::Unprocessable { .. } => "invalid_field",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::RequestTimeout { .. } => "request_timeout",
@@ -137,6 +162,10 @@ struct ErrorDetail<'a> {
     message: String,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     fields: &'a [FieldError],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current_version: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current_candidate: Option<&'a str>,
 }
 
 impl IntoResponse for ApiError {
@@ -145,14 +174,25 @@ impl IntoResponse for ApiError {
             tracing::error!(detail = %detail, "request failed");
         }
         let fields = match &self {
-            ApiError::InvalidRequest { fields, .. } => fields.as_slice(),
+            ApiError::InvalidRequest { fields, .. } | ApiError::Unprocessable { fields, .. } => {
+                fields.as_slice()
+            }
             _ => &[],
+        };
+        let (current_version, current_candidate) = match &self {
+            ApiError::Stale {
+                current_version,
+                current_candidate,
+            } => (Some(*current_version), Some(current_candidate.as_str())),
+            _ => (None, None),
         };
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code(),
                 message: self.to_string(),
                 fields,
+                current_version,
+                current_candidate,
             },
         };
         let mut response = (self.status(), axum::Json(body)).into_response();

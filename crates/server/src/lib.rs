@@ -10,6 +10,7 @@ pub mod mcp;
 mod metrics;
 mod openapi;
 mod routes;
+mod ui;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,7 +24,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use evalmint_model::{ScopeSet, TenantId};
-use evalmint_store::{Clock, PipelineStore, Store};
+use evalmint_store::{Clock, ReviewStore, Store};
 use tokio_util::sync::CancellationToken;
 use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa_axum::router::OpenApiRouter;
@@ -61,6 +62,11 @@ pub struct ServerConfig {
     pub max_large_decodes: usize,
     /// `/metrics` answers only to a key with the `metrics` (or `admin`) scope.
     pub metrics_key_required: bool,
+    /// The taxonomy's categories: what a reviewer's edit may name.
+    pub categories: Vec<evalmint_model::Category>,
+    /// The pipeline's admission thresholds (specificity, accuracy, thoroughness), which
+    /// calibration compares the reviewers with. Read only; calibration never changes them.
+    pub thresholds: [f64; 3],
 }
 
 impl Default for ServerConfig {
@@ -80,6 +86,8 @@ impl Default for ServerConfig {
             max_large_decodes: std::thread::available_parallelism()
                 .map_or(1, |cores| usize::from(cores).saturating_sub(1).max(1)),
             metrics_key_required: false,
+            categories: evalmint_model::Category::BUILTIN.to_vec(),
+            thresholds: [0.6, 0.6, 0.5],
         }
     }
 }
@@ -88,14 +96,16 @@ impl Default for ServerConfig {
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
-    /// The label pipeline's state (usually the same store object).
-    pub labels: Arc<dyn PipelineStore>,
+    /// The label pipeline's and the reviewers' state (usually the same store object).
+    pub labels: Arc<dyn ReviewStore>,
     pub config: Arc<ServerConfig>,
     pub metrics: Arc<Metrics>,
     /// Open replay sessions, served under `/replay/sessions/{sid}`.
     pub sessions: Arc<evalmint_eval::Sessions>,
     keys: Arc<auth::KeyCache>,
     bodies: Arc<body::BodyBudget>,
+    /// Signed-in web UI sessions, named by their cookie.
+    ui_sessions: Arc<ui::Sessions>,
 }
 
 impl AppState {
@@ -106,7 +116,7 @@ impl AppState {
     /// With a metrics registry that other components (the pipeline) have registered into.
     pub fn with_metrics(
         store: Arc<dyn Store>,
-        labels: Arc<dyn PipelineStore>,
+        labels: Arc<dyn ReviewStore>,
         config: ServerConfig,
         metrics: Metrics,
     ) -> Self {
@@ -118,6 +128,7 @@ impl AppState {
             metrics: Arc::new(metrics),
             sessions: Arc::default(),
             keys: Arc::default(),
+            ui_sessions: Arc::default(),
         }
     }
 }
@@ -125,7 +136,7 @@ impl AppState {
 /// The whole API as a router, with its OpenAPI description at `/openapi.json` and a reference
 /// page at `/docs`.
 pub fn app(state: AppState) -> Router {
-    use routes::{replay, runs};
+    use routes::{releases, replay, review, runs};
     let (router, api) = api_router().split_for_parts();
     let api = openapi::finish(api);
     router
@@ -148,6 +159,22 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/runs", get(runs::list))
         .route("/api/v1/runs/{id}", get(runs::show))
+        // Review, label versions, releases and calibration: served, not yet in the OpenAPI
+        // description.
+        .route("/api/v1/labels/{id}/versions", get(review::versions))
+        .route("/api/v1/review", get(review::queue))
+        .route("/api/v1/review/{id}", get(review::show))
+        .route("/api/v1/review/{id}/decision", post(review::decide))
+        .route(
+            "/api/v1/releases",
+            post(releases::create).get(releases::list),
+        )
+        .route("/api/v1/releases/import", post(releases::import))
+        .route("/api/v1/releases/{id}", get(releases::show))
+        .route("/api/v1/releases/{id}/export", get(releases::export))
+        .route("/api/v1/releases/{id}/diff/{other}", get(releases::diff))
+        .route("/api/v1/calibration", get(review::calibration))
+        .merge(ui::routes())
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn(routes::widget::cors))
@@ -189,7 +216,6 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(keys::rotate))
         .routes(routes!(labels::list))
         .routes(routes!(labels::show))
-        .routes(routes!(labels::review_queue))
         .routes(routes!(catalog::list, catalog::import))
         .routes(routes!(langfuse::scores))
         .routes(routes!(langfuse::ingestion))

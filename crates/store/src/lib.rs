@@ -8,10 +8,12 @@ pub mod private;
 mod sqlite;
 
 use async_trait::async_trait;
+use evalmint_model::calibration::Observation;
+use evalmint_model::release::{Release, ReleaseItem};
 use evalmint_model::{
     CandidateLabel, CaptureStatus, Catalog, CatalogEntry, EntityProvenance, EvalRun, Feedback,
-    FeedbackId, Investigation, Route, ScopeSet, SnapshotQuery, Step, TenantId, Timestamp, TraceId,
-    ValidFeedback,
+    FeedbackId, FieldError, Investigation, LabelVersion, Route, ScopeSet, Segment, SnapshotQuery,
+    Step, TenantId, Timestamp, TraceId, ValidDecision, ValidFeedback,
 };
 
 pub use blob::BlobStore;
@@ -433,7 +435,143 @@ pub trait PipelineStore: Send + Sync + 'static {
     async fn eval_runs(&self, tenant: &TenantId, limit: usize) -> Result<Vec<EvalRun>>;
 }
 
-/// Both interfaces at once, for components (the pipeline worker) that need both.
-pub trait FullStore: Store + PipelineStore {}
+/// A filter over the review queue: current candidates routed to review or insufficient, and the
+/// audit sample of admitted ones, that no reviewer has decided yet; newest first.
+#[derive(Debug, Clone, Default)]
+pub struct ReviewQuery {
+    /// Empty: every route. `admit` selects the audit sample.
+    pub routes: Vec<Route>,
+    /// Only candidates with this segment.
+    pub segment: Option<Segment>,
+    /// Only candidates whose lowest score is at least / at most this.
+    pub min_score: Option<f64>,
+    pub max_score: Option<f64>,
+    pub limit: usize,
+    pub offset: usize,
+}
 
-impl<T: Store + PipelineStore> FullStore for T {}
+/// One review queue entry: the candidate and the label version a decision on it must name.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct QueueItem {
+    #[serde(flatten)]
+    pub candidate: CandidateLabel,
+    /// The label's latest version (0: none yet).
+    pub label_version: u32,
+}
+
+/// What became of a decision.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DecisionOutcome {
+    /// Recorded as the label's next version.
+    Recorded(Box<LabelVersion>),
+    /// No such candidate for this tenant.
+    NotFound,
+    /// The decision was made on a version that is no longer current: nothing was written.
+    Stale {
+        current_version: u32,
+        current_candidate: String,
+    },
+    /// The edit does not apply to this candidate (e.g. it leaves an insufficient one without a
+    /// statement); nothing was written.
+    Invalid(Vec<FieldError>),
+}
+
+/// A label version of a release with the frozen results of its snapshot. Replay serves
+/// `label.snapshot` and `results` only: the ground truth stays in `label.ground_truth`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReleasedLabel {
+    pub label: LabelVersion,
+    /// Query id → frozen result, for the queries that have one.
+    pub results: Vec<(String, Vec<u8>)>,
+}
+
+/// What identifies a release across stores: everything but its coverage, which depends on the
+/// store's traffic.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ReleaseManifest {
+    pub id: String,
+    pub name: String,
+    pub created_at: Timestamp,
+    pub filters: Vec<Segment>,
+    pub items: Vec<ReleaseItem>,
+}
+
+/// Why an import was refused (nothing was written).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImportError {
+    #[error("{0}")]
+    Mismatch(String),
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// Review decisions, label versions, releases and calibration data. Extends [`PipelineStore`]:
+/// a decision reads and writes candidates, snapshots and label versions in one transaction.
+#[async_trait]
+pub trait ReviewStore: PipelineStore {
+    /// One page of the review queue and the number of items matching the filter.
+    async fn review_queue(
+        &self,
+        tenant: &TenantId,
+        query: ReviewQuery,
+    ) -> Result<(Vec<QueueItem>, u64)>;
+
+    /// Records a decision on a candidate as the label's next version, if `decision.version` is
+    /// still the label's latest version and the candidate still the investigation's current
+    /// one. An edit's added queries join the investigation's snapshot for capture.
+    async fn decide(
+        &self,
+        tenant: &TenantId,
+        candidate_id: &str,
+        reviewer: &str,
+        decision: ValidDecision,
+    ) -> Result<DecisionOutcome>;
+
+    /// Every version of the investigation's label, oldest first.
+    async fn label_versions(&self, tenant: &TenantId, trace: TraceId) -> Result<Vec<LabelVersion>>;
+
+    /// The latest version of every label whose latest is active and matches the filters.
+    async fn current_labels(
+        &self,
+        tenant: &TenantId,
+        filters: Vec<Segment>,
+    ) -> Result<Vec<LabelVersion>>;
+
+    /// Every decided label version's scores against the reviewer's verdict, for calibration.
+    async fn calibration_observations(&self, tenant: &TenantId) -> Result<Vec<Observation>>;
+
+    /// Creates (or finds: the id is the selection's content hash) the release of the tenant's
+    /// current labels that match `filters`. The bool is true when it was new.
+    async fn create_release(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        filters: Vec<Segment>,
+    ) -> Result<(Release, bool)>;
+
+    /// The tenant's releases, newest first.
+    async fn releases(&self, tenant: &TenantId) -> Result<Vec<Release>>;
+
+    async fn release(&self, tenant: &TenantId, id: &str) -> Result<Option<Release>>;
+
+    /// A release's manifest and its label versions with their frozen results, by label id.
+    async fn release_labels(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<Option<(ReleaseManifest, Vec<ReleasedLabel>)>>;
+
+    /// Stores an exported release: its label versions, their snapshots and results, and the
+    /// release itself. The manifest's id must be the content hash of the labels given.
+    async fn import_release(
+        &self,
+        tenant: &TenantId,
+        manifest: ReleaseManifest,
+        labels: Vec<ReleasedLabel>,
+    ) -> Result<std::result::Result<Release, ImportError>>;
+}
+
+/// Every interface at once, for components (the pipeline worker, the binary) that need them.
+pub trait FullStore: Store + ReviewStore {}
+
+impl<T: Store + ReviewStore> FullStore for T {}

@@ -1403,6 +1403,428 @@ async fn catalog_last_seen_is_kept_to_the_minute(f: Fixture) {
 
 use evalmint_store::Clock;
 
+/// Drafts one candidate per trace `n` with `route` (and `audit`), through the label pipeline.
+async fn draft_candidates(
+    store: &dyn FullStore,
+    who: &TenantId,
+    drafts: &[(u8, evalmint_model::Route, bool, bool)],
+) {
+    for (n, _, _, _) in drafts {
+        store
+            .submit_feedback(
+                who,
+                feedback(&format!(
+                    r#"{{"investigation_id":"{}","verdict":"down","correction":"pool"}}"#,
+                    trace(*n)
+                )),
+            )
+            .await
+            .unwrap();
+    }
+    run_label_jobs(store, |job, ids| {
+        let (_, route, audit, with_truth) = drafts
+            .iter()
+            .find(|d| trace(d.0) == job.trace_id)
+            .copied()
+            .unwrap();
+        let mut outcome = drafted(job.trace_id, "checkout pool exhausted", ids);
+        let label = outcome.result.as_mut().unwrap();
+        label.route = route;
+        label.audit = audit;
+        label.snapshot = vec![snapshot_query("q1", 1)];
+        label.segments = vec![
+            evalmint_model::Segment {
+                facet: "service".into(),
+                value: if job.trace_id == trace(1) {
+                    "payments"
+                } else {
+                    "checkout"
+                }
+                .into(),
+            },
+            evalmint_model::Segment {
+                facet: "polarity".into(),
+                value: "negative".into(),
+            },
+        ];
+        if !with_truth {
+            label.ground_truth = None;
+        }
+        outcome
+    })
+    .await;
+}
+
+fn decision(json: &str) -> evalmint_model::ValidDecision {
+    serde_json::from_str::<evalmint_model::DecisionRequest>(json)
+        .unwrap()
+        .validate(&evalmint_model::Category::BUILTIN, start())
+        .unwrap()
+}
+
+async fn decisions_make_immutable_versions_and_stale_ones_change_nothing(f: Fixture) {
+    use evalmint_model::{LabelState, Route};
+    use evalmint_store::{DecisionOutcome, ReviewQuery};
+    let (acme, globex) = (tenant("acme"), tenant("globex"));
+    draft_candidates(
+        &*f.store,
+        &acme,
+        &[
+            (1, Route::Review, false, true),
+            (2, Route::Insufficient, false, false),
+            (3, Route::Admit, true, true),
+            (4, Route::Admit, false, true),
+        ],
+    )
+    .await;
+    let queue = |segment: Option<(&str, &str)>| ReviewQuery {
+        segment: segment.map(|(facet, value)| evalmint_model::Segment {
+            facet: facet.into(),
+            value: value.into(),
+        }),
+        limit: 50,
+        ..ReviewQuery::default()
+    };
+    let (items, total) = f.store.review_queue(&acme, queue(None)).await.unwrap();
+    assert_eq!(
+        total, 3,
+        "review, insufficient and the audit sample; not plain admissions"
+    );
+    assert_eq!(items.len(), 3);
+    let (payments, _) = f
+        .store
+        .review_queue(&acme, queue(Some(("service", "payments"))))
+        .await
+        .unwrap();
+    assert_eq!(payments.len(), 1);
+    assert_eq!(payments[0].candidate.investigation_id, trace(1));
+    assert_eq!(payments[0].label_version, 0);
+    assert_eq!(
+        f.store.review_queue(&globex, queue(None)).await.unwrap().1,
+        0
+    );
+
+    let review = format!("cand-{}-v1", trace(1));
+    // Another tenant's candidate is missing.
+    let other = f
+        .store
+        .decide(
+            &globex,
+            &review,
+            "eve",
+            decision(r#"{"action":"approve","version":0}"#),
+        )
+        .await
+        .unwrap();
+    assert_eq!(other, DecisionOutcome::NotFound);
+    let DecisionOutcome::Recorded(first) = f
+        .store
+        .decide(
+            &acme,
+            &review,
+            "ann",
+            decision(r#"{"action":"approve","version":0}"#),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("approval not recorded")
+    };
+    assert_eq!(first.version, 1);
+    assert_eq!(first.decision.as_ref().unwrap().reviewer, "ann");
+    assert_eq!(first.decision.as_ref().unwrap().on_version, 0);
+    // A second reviewer who saw version 0 is told about version 1; nothing is written.
+    let stale = f
+        .store
+        .decide(
+            &acme,
+            &review,
+            "bob",
+            decision(r#"{"action":"reject","version":0,"reason":"duplicate"}"#),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        stale,
+        DecisionOutcome::Stale {
+            current_version: 1,
+            current_candidate: review.clone()
+        }
+    );
+    let edit = r#"{"action":"edit","version":1,"ground_truth":{"category":"resource.connection_pool",
+        "onset":"2026-02-28T10:00:00Z"},"snapshot":[{"op":"evidence","query_id":"q1"},
+        {"op":"add","source":"prom","query":"db_pool_in_use"}]}"#;
+    let DecisionOutcome::Recorded(second) = f
+        .store
+        .decide(&acme, &review, "ann", decision(edit))
+        .await
+        .unwrap()
+    else {
+        panic!("edit not recorded")
+    };
+    assert_eq!(second.version, 2);
+    let truth = second.ground_truth.as_ref().unwrap();
+    assert_eq!(
+        truth.category.as_ref().unwrap().as_str(),
+        "resource.connection_pool"
+    );
+    assert_eq!(truth.evidence, ["q1"]);
+    assert_eq!(
+        second.snapshot.len(),
+        2,
+        "the reviewer's query joined the snapshot"
+    );
+    assert!(
+        f.store
+            .snapshot(&acme, trace(1))
+            .await
+            .unwrap()
+            .iter()
+            .any(|q| q.origin == evalmint_model::QueryOrigin::Reviewer),
+        "and is planned for capture"
+    );
+    let history = f.store.label_versions(&acme, trace(1)).await.unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0], *first, "version 1 is unchanged by the edit");
+    let diff = history[1].diff(Some(&history[0]));
+    let fields: Vec<&str> = diff.iter().map(|c| c.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "ground_truth.category",
+            "ground_truth.onset",
+            "ground_truth.evidence",
+            "snapshot"
+        ]
+    );
+    assert!(
+        f.store
+            .label_versions(&globex, trace(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // An insufficient candidate: approval is refused, an edit without a component too, and a
+    // complete edit makes its first version.
+    let insufficient = format!("cand-{}-v1", trace(2));
+    let refused = f
+        .store
+        .decide(
+            &acme,
+            &insufficient,
+            "ann",
+            decision(r#"{"action":"approve","version":0}"#),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(refused, DecisionOutcome::Invalid(_)));
+    let partial = f
+        .store
+        .decide(
+            &acme,
+            &insufficient,
+            "ann",
+            decision(r#"{"action":"edit","version":0,"ground_truth":{"statement":"disk full"}}"#),
+        )
+        .await
+        .unwrap();
+    let DecisionOutcome::Invalid(problems) = partial else {
+        panic!("{partial:?}")
+    };
+    assert_eq!(problems[0].field, "ground_truth.components");
+    let completed = f
+        .store
+        .decide(
+            &acme,
+            &insufficient,
+            "ann",
+            decision(
+                r#"{"action":"edit","version":0,"ground_truth":{"statement":"disk full on db-1",
+                "components":["db-1"],"category":"resource.disk"}}"#,
+            ),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(completed, DecisionOutcome::Recorded(v) if v.version == 1));
+
+    // The audit sample: the admission made version 1; rejecting it disagrees with the validator.
+    let audited = format!("cand-{}-v1", trace(3));
+    let admitted = f.store.label_versions(&acme, trace(3)).await.unwrap();
+    assert_eq!(admitted.len(), 1);
+    assert!(admitted[0].decision.is_none());
+    let DecisionOutcome::Recorded(rejected) = f
+        .store
+        .decide(&acme, &audited, "ann", decision(
+            r#"{"action":"reject","version":1,"reason":"wrong_root_cause","note":"it was DNS"}"#,
+        ))
+        .await
+        .unwrap()
+    else {
+        panic!("rejection not recorded")
+    };
+    assert_eq!(rejected.state, LabelState::Rejected);
+    assert_eq!(
+        rejected.decision.as_ref().unwrap().agrees_with_validator,
+        Some(false)
+    );
+    assert_eq!(f.store.review_queue(&acme, queue(None)).await.unwrap().1, 0);
+    let observations = f.store.calibration_observations(&acme).await.unwrap();
+    assert_eq!(observations.len(), 4);
+    assert_eq!(observations.iter().filter(|o| o.audit).count(), 1);
+    assert!(
+        f.store
+            .calibration_observations(&globex)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The current label set: traces 1, 2 and 4 (3 was rejected).
+    let current = f.store.current_labels(&acme, vec![]).await.unwrap();
+    let traces: Vec<TraceId> = current.iter().map(|l| l.investigation_id).collect();
+    assert_eq!(traces.len(), 3);
+    assert!(!traces.contains(&trace(3)));
+}
+
+async fn releases_are_content_addressed_and_round_trip_through_import(f: Fixture) {
+    use evalmint_model::Route;
+    let acme = tenant("acme");
+    draft_candidates(
+        &*f.store,
+        &acme,
+        &[
+            (1, Route::Admit, false, true),
+            (2, Route::Admit, false, true),
+            (3, Route::Review, false, true),
+        ],
+    )
+    .await;
+    for n in [1u8, 2] {
+        f.store
+            .plan_snapshot(&acme, trace(n), vec![snapshot_query("q1", 1)])
+            .await
+            .unwrap();
+        let task = f
+            .store
+            .claim_captures(
+                CaptureOrder::EarliestDeadline,
+                SignedDuration::from_secs(60),
+                10,
+            )
+            .await
+            .unwrap();
+        for t in task {
+            let result = format!("{{\"trace\":{n},\"padding\":\"{}\"}}", "x".repeat(100));
+            f.store
+                .record_capture(
+                    t,
+                    CaptureOutcome {
+                        status: evalmint_model::CaptureStatus::Captured,
+                        result: Some(result.into_bytes()),
+                        truncated: false,
+                        error: None,
+                        retry_at: None,
+                    },
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let (release, created) = f
+        .store
+        .create_release(&acme, "march", vec![])
+        .await
+        .unwrap();
+    assert!(created);
+    assert_eq!(
+        release.labels, 2,
+        "the admitted labels; the one in review is not a label yet"
+    );
+    let (again, created_again) = f
+        .store
+        .create_release(&acme, "march again", vec![])
+        .await
+        .unwrap();
+    assert!(!created_again);
+    assert_eq!(
+        again.id, release.id,
+        "the same selection is the same release"
+    );
+    let filtered = f
+        .store
+        .create_release(
+            &acme,
+            "payments",
+            vec![evalmint_model::release::parse_filter("service=payments").unwrap()],
+        )
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(filtered.labels, 1);
+    assert_ne!(filtered.id, release.id);
+    let coverage = &release.coverage;
+    assert_eq!(coverage.negative, 2);
+    assert!(
+        coverage
+            .segments
+            .iter()
+            .any(|s| s.facet == "service" && s.investigations >= 1)
+    );
+    assert_eq!(f.store.releases(&acme).await.unwrap().len(), 2);
+    assert!(
+        f.store
+            .release(&tenant("globex"), &release.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let (manifest, labels) = f
+        .store
+        .release_labels(&acme, &release.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(manifest.items.len(), 2);
+    assert!(
+        labels.iter().all(|l| !l.results.is_empty()),
+        "results travel with the labels"
+    );
+
+    // Into a fresh store, and back out unchanged.
+    let other = sqlite();
+    let imported = other
+        .store
+        .import_release(&acme, manifest.clone(), labels.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(imported.id, release.id);
+    let (manifest_back, labels_back) = other
+        .store
+        .release_labels(&acme, &release.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(manifest_back, manifest);
+    assert_eq!(labels_back, labels);
+    // A changed label does not hash to the id: refused, nothing written.
+    let mut tampered = labels.clone();
+    tampered[0].label.ground_truth.as_mut().unwrap().statement = "something else".into();
+    let third = sqlite();
+    let refused = third
+        .store
+        .import_release(&acme, manifest, tampered)
+        .await
+        .unwrap();
+    assert!(matches!(
+        refused,
+        Err(evalmint_store::ImportError::Mismatch(_))
+    ));
+    assert!(third.store.releases(&acme).await.unwrap().is_empty());
+}
+
 macro_rules! suite {
     ($backend:ident: $($test:ident),* $(,)?) => {
         mod $backend {
@@ -1485,6 +1907,8 @@ suite!(sqlite:
     catalog_retention_forgets_observed_names_only,
     catalog_last_seen_is_kept_to_the_minute,
     eval_runs_are_kept_per_tenant_newest_first,
+    decisions_make_immutable_versions_and_stale_ones_change_nothing,
+    releases_are_content_addressed_and_round_trip_through_import,
 );
 
 #[tokio::test]

@@ -23,6 +23,7 @@ pub(crate) mod latency;
 pub(crate) mod nezha;
 pub(crate) mod openrca;
 pub(crate) mod quality;
+pub(crate) mod review;
 mod spans;
 
 #[derive(Debug, clap::Subcommand)]
@@ -47,6 +48,8 @@ pub(crate) enum BenchCommand {
     Slowloris(crate::bench::edge::SlowlorisArgs),
     /// Concurrent gzip bombs: the server's peak memory and how the bombs were refused.
     Bombs(crate::bench::edge::BombsArgs),
+    /// The review UI's pages over many candidates, and a release of many labels.
+    Review(crate::bench::review::ReviewArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -98,6 +101,7 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Contention(args) => crate::bench::contention::run(args).await,
         BenchCommand::Slowloris(args) => crate::bench::edge::slowloris(args).await,
         BenchCommand::Bombs(args) => crate::bench::edge::bombs(args).await,
+        BenchCommand::Review(args) => crate::bench::review::run(args).await,
     }
 }
 

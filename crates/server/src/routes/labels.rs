@@ -1,6 +1,5 @@
 //! Candidate labels: `GET /api/v1/labels` (the admitted label set by default, or any route),
-//! `GET /api/v1/labels/{id}`, and `GET /api/v1/review` (the human review queue: candidates routed
-//! to review plus the audit sample of admitted ones).
+//! and `GET /api/v1/labels/{id}`.
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -115,61 +114,4 @@ pub(crate) async fn show(
         .await?
         .ok_or(ApiError::NotFound("label"))?;
     Ok(Json(label))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct QueueParams {
-    #[serde(default)]
-    limit: Option<usize>,
-}
-
-#[utoipa::path(
-    get,
-    path = "/api/v1/review",
-    tag = "labels",
-    summary = "The human review queue",
-    params(("limit" = Option<u32>, Query, description = "at most this many, 1-1000")),
-    responses(
-        (status = 200, description = "candidates routed to review", body = Object),
-        (status = 400, description = "invalid request: the JSON error body names each bad field", body = Object),
-        (status = 401, description = "missing or unknown API key", body = Object),
-        (status = 403, description = "the key lacks the scope", body = Object)
-    ),
-    security(("api_key" = []))
-)]
-pub(crate) async fn review_queue(
-    State(state): State<AppState>,
-    caller: Caller,
-    query: Result<Query<QueueParams>, QueryRejection>,
-) -> Result<impl IntoResponse, ApiError> {
-    caller.require(Scope::Review)?;
-    let params = params(query)?;
-    let limit = limit(params.limit)?;
-    let mut queue = state
-        .labels
-        .candidates(
-            caller.tenant(),
-            CandidateQuery {
-                routes: vec![Route::Review, Route::Insufficient],
-                audit_only: false,
-                limit,
-            },
-        )
-        .await?;
-    let audits = state
-        .labels
-        .candidates(
-            caller.tenant(),
-            CandidateQuery {
-                routes: vec![Route::Admit],
-                audit_only: true,
-                limit,
-            },
-        )
-        .await?;
-    queue.extend(audits);
-    queue.sort_by_key(|c| std::cmp::Reverse(c.created_at));
-    queue.truncate(limit);
-    Ok(Json(serde_json::json!({ "queue": queue })))
 }

@@ -8,7 +8,9 @@ pub(crate) mod keys;
 pub(crate) mod labels;
 pub(crate) mod ops;
 pub(crate) mod otlp;
+pub(crate) mod releases;
 pub(crate) mod replay;
+pub(crate) mod review;
 pub(crate) mod runs;
 pub(crate) mod widget;
 

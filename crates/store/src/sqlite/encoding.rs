@@ -51,6 +51,14 @@ impl Stored for EvalRun {
     const KIND: &'static str = "eval_run";
 }
 
+impl Stored for evalmint_model::LabelVersion {
+    const KIND: &'static str = "label_version";
+}
+
+impl Stored for evalmint_model::release::Release {
+    const KIND: &'static str = "release";
+}
+
 pub(crate) fn encode<T: Stored>(value: &T) -> Result<String> {
     let json = serde_json::to_string(value).map_err(internal)?;
     let fields = json
@@ -148,6 +156,16 @@ mod tests {
     #[test]
     fn candidates_keep_their_stored_format() {
         check::<CandidateLabel>();
+    }
+
+    #[test]
+    fn label_versions_keep_their_stored_format() {
+        check::<evalmint_model::LabelVersion>();
+    }
+
+    #[test]
+    fn releases_keep_their_stored_format() {
+        check::<evalmint_model::release::Release>();
     }
 
     #[test]

@@ -165,6 +165,7 @@ fn delete_versions<'a>(
     let mut delete = conn.prepare_cached("DELETE FROM candidates WHERE tenant = ?1 AND id = ?2")?;
     for id in ids {
         delete.execute(params![tenant.as_str(), id])?;
+        super::review::delete_versions_of_candidate(conn, tenant, id)?;
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ pub mod engine;
 mod erasure;
 mod eval_runs;
 mod pipeline;
+mod review;
 mod rows;
 mod schema;
 mod writer;
@@ -34,7 +35,13 @@ use crate::{
     LabelOutcome, NewApiKey, PipelineStats, PipelineStore, Result, Store, StoreError,
     StoredCatalogEntry, SystemClock,
 };
+use crate::{
+    DecisionOutcome, ImportError, ReleaseManifest, ReleasedLabel, ReviewQuery, ReviewStore,
+};
+use evalmint_model::calibration::Observation;
+use evalmint_model::release::Release;
 use evalmint_model::{CandidateLabel, Catalog, CatalogEntry, EvalRun, SnapshotQuery};
+use evalmint_model::{LabelVersion, Segment, ValidDecision};
 
 pub(crate) use self::erasure::user_id_sha256;
 
@@ -827,6 +834,104 @@ impl PipelineStore for SqliteStore {
         let tenant = tenant.clone();
         self.read(move |conn, _| erasure::erasures(conn, &tenant))
             .await
+    }
+}
+
+#[async_trait]
+impl ReviewStore for SqliteStore {
+    async fn review_queue(
+        &self,
+        tenant: &TenantId,
+        query: ReviewQuery,
+    ) -> Result<(Vec<crate::QueueItem>, u64)> {
+        let tenant = tenant.clone();
+        self.read(move |conn, _| review::review_queue(conn, &tenant, &query))
+            .await
+    }
+
+    async fn decide(
+        &self,
+        tenant: &TenantId,
+        candidate_id: &str,
+        reviewer: &str,
+        decision: ValidDecision,
+    ) -> Result<DecisionOutcome> {
+        let (tenant, candidate_id, reviewer) =
+            (tenant.clone(), candidate_id.to_owned(), reviewer.to_owned());
+        self.write(move |conn, context| {
+            review::decide(conn, context, &tenant, &candidate_id, &reviewer, decision)
+        })
+        .await
+    }
+
+    async fn label_versions(&self, tenant: &TenantId, trace: TraceId) -> Result<Vec<LabelVersion>> {
+        let tenant = tenant.clone();
+        self.read(move |conn, _| review::label_versions(conn, &tenant, trace))
+            .await
+    }
+
+    async fn current_labels(
+        &self,
+        tenant: &TenantId,
+        filters: Vec<Segment>,
+    ) -> Result<Vec<LabelVersion>> {
+        let tenant = tenant.clone();
+        self.read(move |conn, _| review::current_labels(conn, &tenant, &filters))
+            .await
+    }
+
+    async fn calibration_observations(&self, tenant: &TenantId) -> Result<Vec<Observation>> {
+        let tenant = tenant.clone();
+        self.read(move |conn, _| review::calibration_observations(conn, &tenant))
+            .await
+    }
+
+    async fn create_release(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        filters: Vec<Segment>,
+    ) -> Result<(Release, bool)> {
+        let (tenant, name) = (tenant.clone(), name.to_owned());
+        self.write_patiently(move |conn, context| {
+            review::create_release(conn, context, &tenant, &name, filters)
+        })
+        .await
+    }
+
+    async fn releases(&self, tenant: &TenantId) -> Result<Vec<Release>> {
+        let tenant = tenant.clone();
+        self.read(move |conn, _| review::releases(conn, &tenant))
+            .await
+    }
+
+    async fn release(&self, tenant: &TenantId, id: &str) -> Result<Option<Release>> {
+        let (tenant, id) = (tenant.clone(), id.to_owned());
+        self.read(move |conn, _| review::release(conn, &tenant, &id))
+            .await
+    }
+
+    async fn release_labels(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<Option<(ReleaseManifest, Vec<ReleasedLabel>)>> {
+        let (tenant, id) = (tenant.clone(), id.to_owned());
+        self.read(move |conn, blobs| review::release_labels(conn, blobs, &tenant, &id))
+            .await
+    }
+
+    async fn import_release(
+        &self,
+        tenant: &TenantId,
+        manifest: ReleaseManifest,
+        labels: Vec<ReleasedLabel>,
+    ) -> Result<std::result::Result<Release, ImportError>> {
+        let tenant = tenant.clone();
+        self.write_patiently(move |conn, context| {
+            review::import_release(conn, context, &tenant, manifest, labels)
+        })
+        .await
     }
 }
 

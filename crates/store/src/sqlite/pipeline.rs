@@ -181,6 +181,9 @@ pub(crate) fn finish_label_job(
                 now,
                 super::encoding::encode(&*candidate)?
             ])?;
+            if candidate.route == evalmint_model::Route::Admit {
+                super::review::admit(conn, &job.tenant, &candidate)?;
+            }
             ("candidate", candidate.id)
         }
         Err(reason) => ("not_candidate", reason),

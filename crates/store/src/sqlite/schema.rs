@@ -30,6 +30,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../migrations/0006_catalog.sql"),
     ),
     (
+        "0007_review_and_releases.sql",
+        include_str!("../../migrations/0007_review_and_releases.sql"),
+    ),
+    (
         "0008_eval_runs.sql",
         include_str!("../../migrations/0008_eval_runs.sql"),
     ),

@@ -1,0 +1,673 @@
+//! What the UI's pages show, shaped for their templates: queue rows, the candidate page with
+//! its snapshot results read into charts (metric series as SVG polylines) and tables (log rows),
+//! release coverage bars and the calibration report. Text goes into templates unescaped here and
+//! is escaped by askama there.
+
+use askama::Template;
+use evalmint_model::calibration::Calibration;
+use evalmint_model::release::Release;
+use evalmint_model::{
+    CandidateLabel, CaptureStatus, Category, GroundTruth, Investigation, QueryOrigin, RejectReason,
+    SnapshotQuery,
+};
+use evalmint_store::QueueItem;
+
+use super::Frame;
+use crate::routes::review::{QueueParams, ReviewItem};
+
+#[derive(Template)]
+#[template(path = "signin.html")]
+pub(crate) struct SigninPage {
+    pub frame: Frame,
+    pub error: String,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+pub(crate) struct MessagePage {
+    pub frame: Frame,
+    pub title: String,
+    pub message: String,
+}
+
+#[derive(Template)]
+#[template(path = "decided_row.html")]
+pub(crate) struct DecidedRow {
+    pub id: String,
+    pub action: String,
+    pub version: u32,
+}
+
+pub(crate) struct Row {
+    n: usize,
+    id: String,
+    short_id: String,
+    route: String,
+    component: String,
+    category: String,
+    scores: String,
+    statement: String,
+    version: u32,
+    approvable: bool,
+}
+
+pub(crate) struct FilterView {
+    route: String,
+    segment: String,
+    min_score: String,
+    max_score: String,
+}
+
+#[derive(Template)]
+#[template(path = "queue.html")]
+pub(crate) struct QueuePage {
+    frame: Frame,
+    total: u64,
+    routes: Vec<(&'static str, &'static str)>,
+    filter: FilterView,
+    rows: Vec<Row>,
+}
+
+fn route_of(c: &CandidateLabel) -> String {
+    if c.audit {
+        "audit".to_owned()
+    } else {
+        c.route.as_str().to_owned()
+    }
+}
+
+fn short(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_owned()
+    } else {
+        format!("{}…", text.chars().take(max - 1).collect::<String>())
+    }
+}
+
+pub(crate) fn queue(
+    frame: Frame,
+    params: &QueueParams,
+    items: Vec<QueueItem>,
+    total: u64,
+) -> QueuePage {
+    let rows = items
+        .into_iter()
+        .enumerate()
+        .map(|(n, item)| {
+            let c = item.candidate;
+            let truth = c.ground_truth.as_ref();
+            Row {
+                n,
+                short_id: short(&c.id, 22),
+                route: route_of(&c),
+                component: truth
+                    .and_then(|t| t.components.first().cloned())
+                    .unwrap_or_default(),
+                category: truth
+                    .and_then(|t| t.category.as_ref())
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                scores: format!(
+                    "{:.2} / {:.2} / {:.2}",
+                    c.scores.specificity.value,
+                    c.scores.accuracy.value,
+                    c.scores.thoroughness.value
+                ),
+                statement: truth.map(|t| short(&t.statement, 90)).unwrap_or_default(),
+                version: item.label_version,
+                approvable: truth.is_some(),
+                id: c.id,
+            }
+        })
+        .collect();
+    let number = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+    QueuePage {
+        frame,
+        total,
+        routes: vec![
+            ("", "all"),
+            ("review", "review"),
+            ("insufficient", "insufficient"),
+            ("audit", "audit sample"),
+        ],
+        filter: FilterView {
+            route: params.route.clone().unwrap_or_default(),
+            segment: params.segment.clone().unwrap_or_default(),
+            min_score: number(params.min_score),
+            max_score: number(params.max_score),
+        },
+        rows,
+    }
+}
+
+pub(crate) struct FeedbackView {
+    verdict: String,
+    origin: String,
+    text: String,
+}
+
+pub(crate) struct ScoreView {
+    name: &'static str,
+    value: String,
+    reasons: Vec<String>,
+}
+
+pub(crate) struct EditView {
+    statement: String,
+    components: String,
+    category: String,
+    onset: String,
+    causal_chain: String,
+}
+
+pub(crate) struct Chart {
+    label: String,
+    points: String,
+    min: String,
+    max: String,
+}
+
+pub(crate) struct QueryView {
+    n: usize,
+    id: String,
+    short: String,
+    evidence: bool,
+    origin: String,
+    status: String,
+    source: String,
+    query: String,
+    charts: Vec<Chart>,
+    columns: Vec<String>,
+    rows: Vec<Vec<String>>,
+    text: String,
+}
+
+pub(crate) struct HistoryView {
+    version: u32,
+    what: String,
+    when: String,
+    changes: Vec<(String, String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "candidate.html")]
+pub(crate) struct CandidatePage {
+    frame: Frame,
+    c: CandidateLabel,
+    route: String,
+    version: u32,
+    error: String,
+    open: String,
+    trigger: String,
+    conclusion: String,
+    feedback: Vec<FeedbackView>,
+    truth: Option<GroundTruth>,
+    scores: Vec<ScoreView>,
+    edit: EditView,
+    categories: Vec<String>,
+    reasons: Vec<&'static str>,
+    queries: Vec<QueryView>,
+    history: Vec<HistoryView>,
+}
+
+fn value_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "-".to_owned(),
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(items) => {
+            items.iter().map(value_text).collect::<Vec<_>>().join(", ")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Metric series of a Prometheus-style answer (`data.result[].values`), at most four.
+fn charts(json: &serde_json::Value) -> Vec<Chart> {
+    let Some(series) = json.pointer("/data/result").and_then(|r| r.as_array()) else {
+        return Vec::new();
+    };
+    series
+        .iter()
+        .filter_map(|s| {
+            let values = s.get("values")?.as_array()?;
+            let points: Vec<(f64, f64)> = values
+                .iter()
+                .filter_map(|p| {
+                    let p = p.as_array()?;
+                    let t = p.first()?.as_f64()?;
+                    let v = match p.get(1)? {
+                        serde_json::Value::String(s) => s.parse().ok()?,
+                        other => other.as_f64()?,
+                    };
+                    v.is_finite().then_some((t, v))
+                })
+                .collect();
+            if points.len() < 2 {
+                return None;
+            }
+            let (t0, t1) = (points[0].0, points[points.len() - 1].0);
+            let lo = points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+            let hi = points.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+            let (tw, vh) = ((t1 - t0).max(1e-9), (hi - lo).max(1e-9));
+            let polyline = points
+                .iter()
+                .map(|(t, v)| {
+                    format!(
+                        "{:.1},{:.1}",
+                        (t - t0) / tw * 396.0 + 2.0,
+                        116.0 - (v - lo) / vh * 112.0
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+            let label = s
+                .get("metric")
+                .and_then(|m| m.as_object())
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={}", value_text(v)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            Some(Chart {
+                label: short(&label, 120),
+                points: polyline,
+                min: format!("{lo:.3}"),
+                max: format!("{hi:.3}"),
+            })
+        })
+        .take(4)
+        .collect()
+}
+
+/// Rows of a log-like answer: an array of objects, or one under `rows`, `logs`, `events` or
+/// `data.result`.
+fn table(json: &serde_json::Value) -> (Vec<String>, Vec<Vec<String>>) {
+    let rows = ["/rows", "/logs", "/events", "/data/result", ""]
+        .iter()
+        .find_map(|p| json.pointer(p).and_then(|v| v.as_array()))
+        .filter(|rows| {
+            rows.iter()
+                .all(|r| r.is_object() && r.get("values").is_none())
+        });
+    let Some(rows) = rows.filter(|r| !r.is_empty()) else {
+        return (Vec::new(), Vec::new());
+    };
+    let mut columns: Vec<String> = Vec::new();
+    for row in rows.iter().take(20) {
+        for key in row.as_object().into_iter().flat_map(|o| o.keys()) {
+            if !columns.contains(key) && columns.len() < 8 {
+                columns.push(key.clone());
+            }
+        }
+    }
+    let cells = rows
+        .iter()
+        .take(50)
+        .map(|row| {
+            columns
+                .iter()
+                .map(|c| short(&row.get(c).map(value_text).unwrap_or_default(), 200))
+                .collect()
+        })
+        .collect();
+    (columns, cells)
+}
+
+fn origin_text(origin: &QueryOrigin) -> String {
+    match origin {
+        QueryOrigin::Agent => "agent".to_owned(),
+        QueryOrigin::Reviewer => "reviewer".to_owned(),
+        QueryOrigin::Noise { reason } => format!("noise: {reason}"),
+    }
+}
+
+fn query_view(
+    n: usize,
+    query: SnapshotQuery,
+    status: CaptureStatus,
+    result: Option<Vec<u8>>,
+    evidence: &[String],
+) -> QueryView {
+    let json = result
+        .as_deref()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
+    let charts = json.as_ref().map(charts).unwrap_or_default();
+    let (columns, rows) = match &json {
+        Some(j) if charts.is_empty() => table(j),
+        _ => (Vec::new(), Vec::new()),
+    };
+    let text = match (&result, charts.is_empty() && columns.is_empty()) {
+        (Some(bytes), true) => short(&String::from_utf8_lossy(bytes), 2000),
+        _ => String::new(),
+    };
+    QueryView {
+        n,
+        evidence: evidence.contains(&query.id),
+        short: short(&query.id, 24),
+        origin: origin_text(&query.origin),
+        status: match (&query.last_error, status) {
+            (Some(e), CaptureStatus::Failed | CaptureStatus::Expired) => {
+                format!("{} ({})", status.as_str(), short(e, 80))
+            }
+            _ => status.as_str().to_owned(),
+        },
+        source: format!("{} / {}", query.source_name, query.tool_name),
+        query: query.query,
+        id: query.id,
+        charts,
+        columns,
+        rows,
+        text,
+    }
+}
+
+/// What the candidate page reads besides the review item.
+pub(crate) struct CandidateData {
+    pub investigation: Option<Investigation>,
+    pub feedback: Vec<evalmint_model::Feedback>,
+    /// The shown snapshot's queries with their live capture status and frozen result.
+    pub results: Vec<(SnapshotQuery, CaptureStatus, Option<Vec<u8>>)>,
+}
+
+pub(crate) fn candidate(
+    frame: Frame,
+    item: ReviewItem,
+    data: CandidateData,
+    categories: &[Category],
+    open: &str,
+    error: &str,
+) -> CandidatePage {
+    let CandidateData {
+        investigation,
+        feedback,
+        results,
+    } = data;
+    let c = item.candidate;
+    // The latest version of this candidate, if a reviewer edited it, is what a new edit changes.
+    let latest = item
+        .versions
+        .last()
+        .filter(|v| v.version.candidate_id == c.id)
+        .map(|v| &v.version);
+    let truth = latest
+        .and_then(|v| v.ground_truth.clone())
+        .or_else(|| c.ground_truth.clone());
+    let evidence = truth
+        .as_ref()
+        .map(|t| t.evidence.clone())
+        .unwrap_or_default();
+    let edit = EditView {
+        statement: truth
+            .as_ref()
+            .map(|t| t.statement.clone())
+            .unwrap_or_default(),
+        components: truth
+            .as_ref()
+            .map(|t| t.components.join(", "))
+            .unwrap_or_default(),
+        category: truth
+            .as_ref()
+            .and_then(|t| t.category.as_ref())
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        onset: truth
+            .as_ref()
+            .and_then(|t| t.onset)
+            .map(|o| o.to_string())
+            .unwrap_or_default(),
+        causal_chain: truth
+            .as_ref()
+            .map(|t| t.causal_chain.join("\n"))
+            .unwrap_or_default(),
+    };
+    let trigger = c
+        .trigger
+        .as_ref()
+        .or(investigation.as_ref().and_then(|i| i.trigger.as_ref()))
+        .map(|t| t.text.clone())
+        .unwrap_or_else(|| "-".to_owned());
+    let conclusion = investigation
+        .as_ref()
+        .and_then(|i| i.conclusion.clone())
+        .unwrap_or_else(|| "-".to_owned());
+    let feedback = feedback
+        .into_iter()
+        .map(|f| FeedbackView {
+            verdict: f
+                .body
+                .verdict
+                .map(|v| v.as_str().to_owned())
+                .or(f.body.rating.map(|r| format!("rating {r}")))
+                .unwrap_or_default(),
+            origin: f.body.origin.as_str().to_owned(),
+            text: f.body.correction.clone().unwrap_or_default(),
+        })
+        .collect();
+    let score = |name: &'static str, s: &evalmint_model::Score| ScoreView {
+        name,
+        value: format!("{:.2}", s.value),
+        reasons: s.reasons.clone(),
+    };
+    let scores = vec![
+        score("specificity", &c.scores.specificity),
+        score("accuracy", &c.scores.accuracy),
+        score("thoroughness", &c.scores.thoroughness),
+    ];
+    let queries = results
+        .into_iter()
+        .enumerate()
+        .map(|(n, (q, status, bytes))| query_view(n, q, status, bytes, &evidence))
+        .collect();
+    let history = item
+        .versions
+        .into_iter()
+        .rev()
+        .map(|v| HistoryView {
+            version: v.version.version,
+            what: match &v.version.decision {
+                Some(d) => format!(
+                    "{} by {}{}",
+                    d.action.as_str(),
+                    d.reviewer,
+                    d.reason
+                        .map(|r| format!(" ({})", r.as_str()))
+                        .unwrap_or_default()
+                ),
+                None => "admitted by the validator".to_owned(),
+            },
+            when: v.version.created_at.to_string(),
+            changes: v
+                .changes
+                .iter()
+                .map(|ch| {
+                    (
+                        ch.field.clone(),
+                        short(&value_text(&ch.before), 300),
+                        short(&value_text(&ch.after), 300),
+                    )
+                })
+                .collect(),
+        })
+        .collect();
+    CandidatePage {
+        frame,
+        route: route_of(&c),
+        version: item.version,
+        error: error.to_owned(),
+        open: open.to_owned(),
+        trigger,
+        conclusion,
+        feedback,
+        truth,
+        scores,
+        edit,
+        categories: categories.iter().map(ToString::to_string).collect(),
+        reasons: RejectReason::ALL.iter().map(|r| r.as_str()).collect(),
+        queries,
+        history,
+        c,
+    }
+}
+
+pub(crate) struct ReleaseRow {
+    id: String,
+    name: String,
+    labels: u64,
+    negative: String,
+    created: String,
+}
+
+#[derive(Template)]
+#[template(path = "releases.html")]
+pub(crate) struct ReleasesPage {
+    frame: Frame,
+    releases: Vec<ReleaseRow>,
+    error: String,
+}
+
+pub(crate) fn releases(frame: Frame, releases: Vec<Release>, error: &str) -> ReleasesPage {
+    ReleasesPage {
+        frame,
+        error: error.to_owned(),
+        releases: releases
+            .into_iter()
+            .map(|r| ReleaseRow {
+                negative: format!("{:.0}%", r.coverage.negative_share * 100.0),
+                created: r.created_at.to_string(),
+                labels: r.labels,
+                name: r.name,
+                id: r.id,
+            })
+            .collect(),
+    }
+}
+
+pub(crate) struct Bar {
+    y: u32,
+    label: String,
+    traffic_width: String,
+    label_width: String,
+    traffic: u64,
+    labels: u64,
+}
+
+#[derive(Template)]
+#[template(path = "release.html")]
+pub(crate) struct ReleasePage {
+    frame: Frame,
+    id: String,
+    name: String,
+    labels: u64,
+    negative: u64,
+    positive: u64,
+    filters: String,
+    chart_height: u32,
+    bars: Vec<Bar>,
+    negative_width: String,
+    positive_width: String,
+    under: Vec<(String, String, Vec<String>)>,
+}
+
+pub(crate) fn release(frame: Frame, release: Release) -> ReleasePage {
+    let coverage = release.coverage;
+    let mut segments = coverage.segments.clone();
+    segments.sort_by(|a, b| {
+        b.investigation_share
+            .total_cmp(&a.investigation_share)
+            .then(a.facet.cmp(&b.facet))
+    });
+    let bars: Vec<Bar> = segments
+        .iter()
+        .take(30)
+        .enumerate()
+        .map(|(i, s)| Bar {
+            y: u32::try_from(i).unwrap_or(0) * 20 + 2,
+            label: short(&format!("{}={}", s.facet, s.value), 40),
+            traffic_width: format!("{:.1}", s.investigation_share * 480.0),
+            label_width: format!("{:.1}", s.label_share * 480.0),
+            traffic: s.investigations,
+            labels: s.labels,
+        })
+        .collect();
+    ReleasePage {
+        frame,
+        chart_height: u32::try_from(bars.len()).unwrap_or(0) * 20 + 6,
+        bars,
+        negative_width: format!("{:.1}", coverage.negative_share * 400.0),
+        positive_width: format!("{:.1}", coverage.positive_share * 400.0),
+        under: coverage
+            .under_covered
+            .iter()
+            .map(|u| {
+                (
+                    format!("{}={}", u.facet, u.value),
+                    format!("{:.1} pts", u.gap * 100.0),
+                    u.suggestions.clone(),
+                )
+            })
+            .collect(),
+        filters: if release.filters.is_empty() {
+            "none".to_owned()
+        } else {
+            release
+                .filters
+                .iter()
+                .map(|f| format!("{}={}", f.facet, f.value))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        id: release.id,
+        name: release.name,
+        labels: release.labels,
+        negative: coverage.negative,
+        positive: coverage.positive,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "calibration.html")]
+pub(crate) struct CalibrationPage {
+    frame: Frame,
+    target: f64,
+    decisions: u64,
+    precision: String,
+    interval: String,
+    audited: u64,
+    dimensions: Vec<(String, String, String, String)>,
+    proposal: String,
+}
+
+pub(crate) fn calibration(frame: Frame, report: Calibration) -> CalibrationPage {
+    let number = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.3}"));
+    CalibrationPage {
+        frame,
+        target: report.target_precision,
+        decisions: report.decisions,
+        precision: number(report.auto_admit.precision),
+        interval: report
+            .auto_admit
+            .wilson_95
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), |i| format!("{:.3}-{:.3}", i.low, i.high)),
+        audited: report.auto_admit.audited,
+        dimensions: report
+            .dimensions
+            .iter()
+            .map(|d| {
+                (
+                    d.dimension.to_owned(),
+                    format!("{:.2}", d.threshold),
+                    number(d.agreement),
+                    number(d.kappa),
+                )
+            })
+            .collect(),
+        proposal: report
+            .proposal
+            .as_ref()
+            .map(|p| p.as_config(report.target_precision))
+            .unwrap_or_default(),
+    }
+}

@@ -1,0 +1,634 @@
+//! Review decisions, immutable label versions and releases: the tables of migration 0007.
+
+use evalmint_model::calibration::Observation;
+use evalmint_model::release::{self, Release, ReleaseItem, Traffic};
+use evalmint_model::{
+    CandidateLabel, Decision, DecisionAction, FieldError, LabelState, LabelVersion, QueryOrigin,
+    Route, Segment, TenantId, TraceId, ValidDecision, apply_edit, label_id,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+use super::rows::{internal, nanos, timestamp};
+use super::writer::WriteContext;
+use crate::{
+    BlobStore, DecisionOutcome, ImportError, ReleaseManifest, ReleasedLabel, Result, ReviewQuery,
+};
+
+/// The SHA-256 of a version's JSON: what a release's id is made from.
+pub(crate) fn version_digest(version: &LabelVersion) -> Result<String> {
+    let json = serde_json::to_string(version).map_err(internal)?;
+    Ok(hex::encode(Sha256::digest(json.as_bytes())))
+}
+
+/// A release's id: the SHA-256 of its sorted items.
+pub(crate) fn release_id(items: &[ReleaseItem]) -> String {
+    let mut hasher = Sha256::new();
+    for item in items {
+        hasher.update(format!(
+            "{} {} {}\n",
+            item.label_id, item.version, item.digest
+        ));
+    }
+    format!("rel-{}", &hex::encode(hasher.finalize())[..24])
+}
+
+fn insert_version(conn: &Connection, tenant: &TenantId, version: &LabelVersion) -> Result<()> {
+    let decision = version.decision.as_ref();
+    conn.prepare_cached(
+        "INSERT INTO label_versions (tenant, trace_id, version, state, candidate_id, decided,
+             action, audit, agrees, created_at, digest, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        tenant.as_str(),
+        &version.investigation_id.as_bytes()[..],
+        version.version,
+        match version.state {
+            LabelState::Active => "active",
+            LabelState::Rejected => "rejected",
+        },
+        version.candidate_id,
+        decision.is_some(),
+        decision.map(|d| d.action.as_str()),
+        decision.is_some_and(|d| d.audit),
+        decision.and_then(|d| d.agrees_with_validator),
+        nanos(version.created_at),
+        version_digest(version)?,
+        super::encoding::encode(version)?
+    ])?;
+    Ok(())
+}
+
+fn latest_version(
+    conn: &Connection,
+    tenant: &TenantId,
+    trace: TraceId,
+) -> Result<Option<LabelVersion>> {
+    conn.prepare_cached(
+        "SELECT body FROM label_versions WHERE tenant = ?1 AND trace_id = ?2
+         ORDER BY version DESC LIMIT 1",
+    )?
+    .query_row(params![tenant.as_str(), &trace.as_bytes()[..]], |r| {
+        r.get::<_, String>(0)
+    })
+    .optional()?
+    .map(|b| super::encoding::decode(&b))
+    .transpose()
+}
+
+/// Called when the validator admits a candidate: its first label version, unless a reviewer has
+/// decided on the label already (a reviewer's version is never superseded by the validator).
+pub(crate) fn admit(
+    conn: &Connection,
+    tenant: &TenantId,
+    candidate: &CandidateLabel,
+) -> Result<()> {
+    let trace = candidate.investigation_id;
+    let reviewed: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM label_versions
+                            WHERE tenant = ?1 AND trace_id = ?2 AND decided = 1)",
+        )?
+        .query_row(params![tenant.as_str(), &trace.as_bytes()[..]], |r| {
+            r.get(0)
+        })?;
+    if reviewed {
+        return Ok(());
+    }
+    let next = latest_version(conn, tenant, trace)?.map_or(1, |v| v.version + 1);
+    insert_version(conn, tenant, &LabelVersion::admitted(candidate, next))
+}
+
+/// Label versions of withdrawn candidate versions go with them (erasure).
+pub(crate) fn delete_versions_of_candidate(
+    conn: &Connection,
+    tenant: &TenantId,
+    candidate_id: &str,
+) -> Result<()> {
+    conn.prepare_cached("DELETE FROM label_versions WHERE tenant = ?1 AND candidate_id = ?2")?
+        .execute(params![tenant.as_str(), candidate_id])?;
+    Ok(())
+}
+
+pub(crate) fn review_queue(
+    conn: &Connection,
+    tenant: &TenantId,
+    query: &ReviewQuery,
+) -> Result<(Vec<crate::QueueItem>, u64)> {
+    // Without `INDEXED BY` the planner scans the tenant's versions for every candidate.
+    let mut filter = String::from(
+        " FROM candidates c WHERE c.tenant = ?1 AND c.current = 1
+          AND (c.route IN ('review', 'insufficient') OR c.audit = 1)
+          AND NOT EXISTS (SELECT 1 FROM label_versions v INDEXED BY label_versions_by_candidate
+                          WHERE v.tenant = c.tenant AND v.candidate_id = c.id AND v.decided = 1)",
+    );
+    let mut values: Vec<rusqlite::types::Value> = vec![tenant.as_str().to_owned().into()];
+    let push = |values: &mut Vec<rusqlite::types::Value>, v: rusqlite::types::Value| {
+        values.push(v);
+        format!("?{}", values.len())
+    };
+    if !query.routes.is_empty() {
+        let routes: Vec<String> = query
+            .routes
+            .iter()
+            .map(|r| push(&mut values, r.as_str().to_owned().into()))
+            .collect();
+        filter += &format!(" AND c.route IN ({})", routes.join(", "));
+    }
+    if let Some(segment) = &query.segment {
+        let facet = push(&mut values, segment.facet.clone().into());
+        let value = push(&mut values, segment.value.clone().into());
+        filter += &format!(
+            " AND EXISTS (SELECT 1 FROM json_each(c.body, '$.segments') s
+                          WHERE json_extract(s.value, '$.facet') = {facet}
+                            AND json_extract(s.value, '$.value') = {value})"
+        );
+    }
+    let lowest = "min(json_extract(c.body, '$.scores.specificity.value'),
+                      json_extract(c.body, '$.scores.accuracy.value'),
+                      json_extract(c.body, '$.scores.thoroughness.value'))";
+    if let Some(min) = query.min_score {
+        filter += &format!(" AND {lowest} >= {}", push(&mut values, min.into()));
+    }
+    if let Some(max) = query.max_score {
+        filter += &format!(" AND {lowest} <= {}", push(&mut values, max.into()));
+    }
+    let total: i64 = conn
+        .prepare_cached(&format!("SELECT count(*){filter}"))?
+        .query_row(rusqlite::params_from_iter(values.iter()), |r| r.get(0))?;
+    // Ids first, bodies after: sorting only ids and times keeps the bodies out of the sorter.
+    let sql = format!(
+        "SELECT c.id, (SELECT max(v.version) FROM label_versions v
+                       WHERE v.tenant = c.tenant AND v.trace_id = c.trace_id){filter}
+         ORDER BY c.created_at DESC, c.id LIMIT {} OFFSET {}",
+        query.limit.max(1),
+        query.offset
+    );
+    let rows: Vec<(String, Option<u32>)> = conn
+        .prepare_cached(&sql)?
+        .query_map(rusqlite::params_from_iter(values.iter()), |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut body =
+        conn.prepare_cached("SELECT body FROM candidates WHERE tenant = ?1 AND id = ?2")?;
+    let candidates = rows
+        .iter()
+        .map(|(id, version)| {
+            let text: String = body.query_row(params![tenant.as_str(), id], |r| r.get(0))?;
+            Ok(crate::QueueItem {
+                candidate: super::encoding::decode(&text)?,
+                label_version: version.unwrap_or(0),
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok((candidates, u64::try_from(total).unwrap_or(0)))
+}
+
+fn current_candidate_id(conn: &Connection, tenant: &TenantId, trace: TraceId) -> Result<String> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id FROM candidates WHERE tenant = ?1 AND trace_id = ?2 AND current = 1",
+        )?
+        .query_row(params![tenant.as_str(), &trace.as_bytes()[..]], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .unwrap_or_default())
+}
+
+pub(crate) fn decide(
+    conn: &Connection,
+    context: &mut WriteContext<'_>,
+    tenant: &TenantId,
+    candidate_id: &str,
+    reviewer: &str,
+    decision: ValidDecision,
+) -> Result<DecisionOutcome> {
+    let row: Option<(String, bool)> = conn
+        .prepare_cached("SELECT body, current FROM candidates WHERE tenant = ?1 AND id = ?2")?
+        .query_row(params![tenant.as_str(), candidate_id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    let Some((body, current)) = row else {
+        return Ok(DecisionOutcome::NotFound);
+    };
+    let candidate: CandidateLabel = super::encoding::decode(&body)?;
+    let trace = candidate.investigation_id;
+    let latest = latest_version(conn, tenant, trace)?;
+    let current_version = latest.as_ref().map_or(0, |v| v.version);
+    if !current || decision.version != current_version {
+        return Ok(DecisionOutcome::Stale {
+            current_version,
+            current_candidate: current_candidate_id(conn, tenant, trace)?,
+        });
+    }
+    let now = timestamp(context.now);
+    // An edit builds on the latest version of this candidate (earlier edits stand); a new draft
+    // starts again from the draft.
+    let (truth, snapshot) = match latest.filter(|v| v.candidate_id == candidate.id) {
+        Some(v) => (v.ground_truth, v.snapshot),
+        None => (candidate.ground_truth.clone(), candidate.snapshot.clone()),
+    };
+    let (state, truth, snapshot) = match decision.action {
+        DecisionAction::Approve => match truth {
+            Some(truth) => (LabelState::Active, Some(truth), snapshot),
+            None => {
+                return Ok(DecisionOutcome::Invalid(vec![FieldError {
+                    field: "ground_truth",
+                    message: "this candidate has no ground truth to approve: complete it with an \
+                              edit"
+                        .into(),
+                }]));
+            }
+        },
+        DecisionAction::Edit => match apply_edit(truth, snapshot, &decision, now) {
+            Ok((truth, snapshot)) => (LabelState::Active, Some(truth), snapshot),
+            Err(problems) => return Ok(DecisionOutcome::Invalid(problems)),
+        },
+        DecisionAction::Reject => (LabelState::Rejected, truth, snapshot),
+    };
+    let added: Vec<_> = snapshot
+        .iter()
+        .filter(|q| q.origin == QueryOrigin::Reviewer)
+        .cloned()
+        .collect();
+    super::pipeline::plan_snapshot(conn, tenant, trace, added, context.now)?;
+    let audit = candidate.audit && candidate.route == Route::Admit;
+    let version = LabelVersion {
+        label_id: label_id(trace),
+        investigation_id: trace,
+        version: current_version + 1,
+        state,
+        ground_truth: truth,
+        snapshot,
+        segments: candidate.segments.clone(),
+        scores: candidate.scores.clone(),
+        candidate_id: candidate.id.clone(),
+        candidate_version: candidate.version,
+        provenance: candidate.provenance.clone(),
+        decision: Some(Decision {
+            action: decision.action,
+            reviewer: decision.reviewer.unwrap_or_else(|| reviewer.to_owned()),
+            decided_at: now,
+            on_version: current_version,
+            candidate_id: candidate.id.clone(),
+            candidate_route: candidate.route,
+            audit,
+            agrees_with_validator: audit.then_some(decision.action == DecisionAction::Approve),
+            reason: decision.reason,
+            note: decision.note,
+        }),
+        created_at: now,
+    };
+    insert_version(conn, tenant, &version)?;
+    Ok(DecisionOutcome::Recorded(Box::new(version)))
+}
+
+fn decode_all(bodies: Vec<String>) -> Result<Vec<LabelVersion>> {
+    bodies.iter().map(|b| super::encoding::decode(b)).collect()
+}
+
+pub(crate) fn label_versions(
+    conn: &Connection,
+    tenant: &TenantId,
+    trace: TraceId,
+) -> Result<Vec<LabelVersion>> {
+    let bodies = conn
+        .prepare_cached(
+            "SELECT body FROM label_versions WHERE tenant = ?1 AND trace_id = ?2 ORDER BY version",
+        )?
+        .query_map(params![tenant.as_str(), &trace.as_bytes()[..]], |r| {
+            r.get(0)
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    decode_all(bodies)
+}
+
+pub(crate) fn current_labels(
+    conn: &Connection,
+    tenant: &TenantId,
+    filters: &[Segment],
+) -> Result<Vec<LabelVersion>> {
+    let bodies = conn
+        .prepare_cached(
+            "SELECT v.body FROM label_versions v
+             WHERE v.tenant = ?1 AND v.state = 'active'
+               AND v.version = (SELECT max(w.version) FROM label_versions w
+                                WHERE w.tenant = v.tenant AND w.trace_id = v.trace_id)
+             ORDER BY v.trace_id",
+        )?
+        .query_map([tenant.as_str()], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut labels = decode_all(bodies)?;
+    labels.retain(|l| release::matches(&l.segments, filters));
+    labels.sort_by(|a, b| a.label_id.cmp(&b.label_id));
+    Ok(labels)
+}
+
+pub(crate) fn calibration_observations(
+    conn: &Connection,
+    tenant: &TenantId,
+) -> Result<Vec<Observation>> {
+    let bodies = conn
+        .prepare_cached(
+            "SELECT body FROM label_versions WHERE tenant = ?1 AND decided = 1
+             ORDER BY created_at, trace_id, version",
+        )?
+        .query_map([tenant.as_str()], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(decode_all(bodies)?
+        .into_iter()
+        .filter_map(|v| {
+            let d = v.decision?;
+            Some(Observation {
+                scores: [
+                    v.scores.specificity.value,
+                    v.scores.accuracy.value,
+                    v.scores.thoroughness.value,
+                ],
+                admitted: d.candidate_route == Route::Admit,
+                audit: d.audit,
+                accepted: d.action == DecisionAction::Approve,
+            })
+        })
+        .collect())
+}
+
+fn items_of(labels: &[LabelVersion]) -> Result<Vec<ReleaseItem>> {
+    let mut items = labels
+        .iter()
+        .map(|l| {
+            Ok(ReleaseItem {
+                label_id: l.label_id.clone(),
+                version: l.version,
+                digest: version_digest(l)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    items.sort();
+    Ok(items)
+}
+
+/// Coverage of `labels` against the tenant's current candidates created from the earliest label
+/// to `until`.
+fn coverage_of(
+    conn: &Connection,
+    tenant: &TenantId,
+    labels: &[LabelVersion],
+    until: i64,
+) -> Result<release::Coverage> {
+    let since = labels
+        .iter()
+        .map(|l| nanos(l.created_at))
+        .min()
+        .unwrap_or(0);
+    let rows: Vec<(String, Vec<u8>, String)> = conn
+        .prepare_cached(
+            "SELECT id, trace_id, json_extract(body, '$.segments') FROM candidates
+             WHERE tenant = ?1 AND current = 1 AND created_at >= ?2 AND created_at <= ?3",
+        )?
+        .query_map(params![tenant.as_str(), since, until], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let traffic = rows
+        .into_iter()
+        .map(|(id, trace, segments)| {
+            Ok(Traffic {
+                candidate_id: id,
+                label_id: label_id(TraceId::from_bytes(&trace).map_err(internal)?),
+                segments: serde_json::from_str(&segments).map_err(internal)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let released: Vec<(&str, &[Segment])> = labels
+        .iter()
+        .map(|l| (l.label_id.as_str(), l.segments.as_slice()))
+        .collect();
+    Ok(release::coverage(&released, &traffic))
+}
+
+fn store_release(
+    conn: &Connection,
+    tenant: &TenantId,
+    manifest: &ReleaseManifest,
+    labels: &[LabelVersion],
+    now: i64,
+) -> Result<Release> {
+    let period = labels
+        .iter()
+        .map(|l| l.created_at)
+        .min()
+        .zip(labels.iter().map(|l| l.created_at).max());
+    let release = Release {
+        id: manifest.id.clone(),
+        name: manifest.name.clone(),
+        created_at: manifest.created_at,
+        filters: manifest.filters.clone(),
+        labels: labels.len() as u64,
+        period,
+        coverage: coverage_of(conn, tenant, labels, now.max(nanos(manifest.created_at)))?,
+    };
+    conn.prepare_cached(
+        "INSERT INTO releases (tenant, id, created_at, body) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        tenant.as_str(),
+        release.id,
+        nanos(release.created_at),
+        super::encoding::encode(&release)?
+    ])?;
+    let mut item = conn.prepare_cached(
+        "INSERT INTO release_items (tenant, release_id, trace_id, version) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for label in labels {
+        item.execute(params![
+            tenant.as_str(),
+            release.id,
+            &label.investigation_id.as_bytes()[..],
+            label.version
+        ])?;
+    }
+    Ok(release)
+}
+
+pub(crate) fn create_release(
+    conn: &Connection,
+    context: &WriteContext<'_>,
+    tenant: &TenantId,
+    name: &str,
+    filters: Vec<Segment>,
+) -> Result<(Release, bool)> {
+    let labels = current_labels(conn, tenant, &filters)?;
+    let items = items_of(&labels)?;
+    let id = release_id(&items);
+    if let Some(existing) = release(conn, tenant, &id)? {
+        return Ok((existing, false));
+    }
+    let manifest = ReleaseManifest {
+        id,
+        name: name.to_owned(),
+        created_at: timestamp(context.now),
+        filters,
+        items,
+    };
+    Ok((
+        store_release(conn, tenant, &manifest, &labels, context.now)?,
+        true,
+    ))
+}
+
+pub(crate) fn releases(conn: &Connection, tenant: &TenantId) -> Result<Vec<Release>> {
+    let bodies: Vec<String> = conn
+        .prepare_cached("SELECT body FROM releases WHERE tenant = ?1 ORDER BY created_at DESC, id")?
+        .query_map([tenant.as_str()], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    bodies.iter().map(|b| super::encoding::decode(b)).collect()
+}
+
+pub(crate) fn release(conn: &Connection, tenant: &TenantId, id: &str) -> Result<Option<Release>> {
+    conn.prepare_cached("SELECT body FROM releases WHERE tenant = ?1 AND id = ?2")?
+        .query_row(params![tenant.as_str(), id], |r| r.get::<_, String>(0))
+        .optional()?
+        .map(|b| super::encoding::decode(&b))
+        .transpose()
+}
+
+pub(crate) fn release_labels(
+    conn: &Connection,
+    blobs: &BlobStore,
+    tenant: &TenantId,
+    id: &str,
+) -> Result<Option<(ReleaseManifest, Vec<ReleasedLabel>)>> {
+    let Some(release) = release(conn, tenant, id)? else {
+        return Ok(None);
+    };
+    let bodies = conn
+        .prepare_cached(
+            "SELECT v.body FROM release_items i
+             JOIN label_versions v ON v.tenant = i.tenant AND v.trace_id = i.trace_id
+                                  AND v.version = i.version
+             WHERE i.tenant = ?1 AND i.release_id = ?2",
+        )?
+        .query_map(params![tenant.as_str(), id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut labels = decode_all(bodies)?;
+    labels.sort_by(|a, b| a.label_id.cmp(&b.label_id));
+    let mut released = Vec::with_capacity(labels.len());
+    for label in labels {
+        let mut results = Vec::new();
+        for query in &label.snapshot {
+            let stored =
+                super::pipeline::snapshot_result(conn, tenant, label.investigation_id, &query.id)?;
+            let bytes = match stored {
+                Some(super::pipeline::StoredResult::Inline(bytes)) => bytes,
+                Some(super::pipeline::StoredResult::Blob(digest)) => {
+                    blobs.get(&digest).map_err(internal)?
+                }
+                None => continue,
+            };
+            results.push((query.id.clone(), bytes));
+        }
+        released.push(ReleasedLabel { label, results });
+    }
+    let manifest = ReleaseManifest {
+        items: items_of(&released.iter().map(|l| l.label.clone()).collect::<Vec<_>>())?,
+        id: release.id,
+        name: release.name,
+        created_at: release.created_at,
+        filters: release.filters,
+    };
+    Ok(Some((manifest, released)))
+}
+
+pub(crate) fn import_release(
+    conn: &Connection,
+    context: &mut WriteContext<'_>,
+    tenant: &TenantId,
+    manifest: ReleaseManifest,
+    labels: Vec<ReleasedLabel>,
+) -> Result<std::result::Result<Release, ImportError>> {
+    let versions: Vec<LabelVersion> = labels.iter().map(|l| l.label.clone()).collect();
+    let items = items_of(&versions)?;
+    if items != manifest.items || release_id(&items) != manifest.id {
+        return Ok(Err(ImportError::Mismatch(
+            "the labels do not hash to the release's id: the export was changed or is incomplete"
+                .into(),
+        )));
+    }
+    if let Some(existing) = release(conn, tenant, &manifest.id)? {
+        return Ok(Ok(existing));
+    }
+    for (label, item) in labels.iter().zip(&items) {
+        let version = &label.label;
+        let stored: Option<String> = conn
+            .prepare_cached(
+                "SELECT digest FROM label_versions WHERE tenant = ?1 AND trace_id = ?2 AND version = ?3",
+            )?
+            .query_row(
+                params![
+                    tenant.as_str(),
+                    &version.investigation_id.as_bytes()[..],
+                    version.version
+                ],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let digest = version_digest(version)?;
+        match stored {
+            Some(d) if d == digest => {}
+            Some(_) => {
+                return Ok(Err(ImportError::Conflict(format!(
+                    "{} version {} already exists here with different content",
+                    item.label_id, item.version
+                ))));
+            }
+            None => insert_version(conn, tenant, version)?,
+        }
+        for query in &version.snapshot {
+            let result = label.results.iter().find(|(id, _)| *id == query.id);
+            let (inline, blob) = match result {
+                Some((_, bytes)) if bytes.len() <= context.inline_result_max => {
+                    (Some(bytes.clone()), None)
+                }
+                Some((_, bytes)) => (
+                    None,
+                    Some(
+                        context
+                            .blobs
+                            .put(bytes, super::rows::system_time(context.now))
+                            .map_err(internal)?,
+                    ),
+                ),
+                None => (None, None),
+            };
+            conn.prepare_cached(
+                "INSERT OR IGNORE INTO snapshot_queries
+                     (tenant, trace_id, query_id, deadline, status, planned_at, due_at,
+                      result_blob, result_inline, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                tenant.as_str(),
+                &version.investigation_id.as_bytes()[..],
+                query.id,
+                nanos(query.deadline),
+                query.status.as_str(),
+                nanos(query.planned_at),
+                blob,
+                inline,
+                super::encoding::encode(query)?
+            ])?;
+        }
+    }
+    Ok(Ok(store_release(
+        conn,
+        tenant,
+        &manifest,
+        &versions,
+        context.now,
+    )?))
+}
