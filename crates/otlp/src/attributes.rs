@@ -64,7 +64,7 @@ impl<'a> Attributes<'a> {
     pub(crate) fn resource_text(&self, key: &str) -> Option<String> {
         self.resource
             .get(key)
-            .and_then(|v| to_text(v))
+            .and_then(to_text)
             .filter(|s| !s.is_empty())
     }
 

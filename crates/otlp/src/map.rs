@@ -188,7 +188,7 @@ fn map_span(span: &Span, attrs: &Attributes<'_>) -> Result<(TraceId, Step), Stri
             ])
         });
 
-    let tool_call = (kind == StepKind::Tool).then(|| tool_call_of(span, &attrs, started_at));
+    let tool_call = (kind == StepKind::Tool).then(|| tool_call_of(span, attrs, started_at));
 
     Ok((
         trace_id,
