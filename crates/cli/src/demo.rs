@@ -225,6 +225,7 @@ async fn print_tour(
     );
     println!();
     println!("A short tour:");
+    println!("  0. The review UI (sign in with the admin key): {url}/");
     println!("  1. The API reference:          {url}/docs");
     println!(
         "  2. The admitted labels:        curl -s -H 'Authorization: Bearer {sign_in}' {url}/api/v1/labels"
