@@ -4,7 +4,7 @@
 //! message where the `prometheus` binary is not installed, and fails there instead under
 //! `EVALMINT_REQUIRE_ALL=1` (`.ci/run` installs Prometheus and sets it).
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,22 +23,9 @@ use evalmint_store::{
 use jiff::SignedDuration;
 use tokio_util::sync::CancellationToken;
 
-struct Prometheus(Child);
+mod support;
 
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::{Prometheus, free_port};
 
 fn tool_step(id: u8, query: &str, window: TimeWindow, recorded: Option<&str>) -> Step {
     Step {

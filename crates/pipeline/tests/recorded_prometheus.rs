@@ -7,7 +7,7 @@
 //! there instead under `EVALMINT_REQUIRE_ALL=1`.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,22 +26,9 @@ use jiff::SignedDuration;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-struct Prometheus(Child);
+mod support;
 
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::{Prometheus, free_port};
 
 fn nezha_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("EVALMINT_NEZHA_DATA") {
