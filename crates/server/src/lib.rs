@@ -228,6 +228,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(widget::script))
         .routes(routes!(widget::demo))
         .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
 }
 

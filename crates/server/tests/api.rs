@@ -626,7 +626,8 @@ async fn health_and_metrics_need_no_key_and_count_traffic() {
     assert_eq!(error_code(&body), "not_found");
 }
 
-/// A store whose write queue is always full, to check back-pressure reaches clients as 429.
+/// A store whose write queue is always full, to check back-pressure reaches clients as 429, and
+/// that reports itself not ready, to check `/readyz` turns that into 503.
 struct SaturatedStore(Arc<dyn Store>);
 
 #[async_trait]
@@ -701,6 +702,10 @@ impl Store for SaturatedStore {
     async fn collect_garbage(&self) -> Result<u64, StoreError> {
         self.0.collect_garbage().await
     }
+
+    async fn check_ready(&self) -> Result<(), StoreError> {
+        Err(StoreError::Closed)
+    }
 }
 
 #[tokio::test]
@@ -731,6 +736,16 @@ async fn a_saturated_write_path_answers_429_with_retry_after() {
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");
     }
+    let response = router
+        .clone()
+        .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let (status, _) = h
+        .json(Request::get("/readyz").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(status, StatusCode::OK, "a working store is ready");
 }
 
 fn candidate(trace: TraceId, route: evalmint_model::Route) -> evalmint_model::CandidateLabel {

@@ -174,6 +174,10 @@ pub trait Store: Send + Sync + 'static {
     /// the store's grace period (so a blob whose row is not committed yet survives). Returns
     /// how many were removed.
     async fn collect_garbage(&self) -> Result<u64>;
+
+    /// Answers whether the store can serve reads and take writes now (the database answers, the
+    /// write path is open): what `/readyz` reports.
+    async fn check_ready(&self) -> Result<()>;
 }
 
 /// What erasing one user's feedback did; also the audit record, which keeps no erased text and

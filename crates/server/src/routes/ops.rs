@@ -1,9 +1,9 @@
-//! Operational endpoints: liveness and Prometheus metrics. Neither reveals tenant data; metrics
+//! Operational endpoints: liveness, readiness and Prometheus metrics. Neither reveals tenant data; metrics
 //! need a key with the `metrics` scope when the server is started with `--metrics-key-required`.
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use evalmint_model::Scope;
 
@@ -22,6 +22,35 @@ use crate::error::ApiError;
 )]
 pub(crate) async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "ops",
+    summary = "Readiness: the store answers and takes writes",
+    responses(
+        (status = 200, description = "ready to serve", body = Object),
+        (status = 503, description = "the store does not answer; take this process out of the load balancer", body = Object)
+    )
+)]
+pub(crate) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.store.check_ready().await {
+        Ok(()) => (
+            StatusCode::OK,
+            Json(serde_json::json!({ "status": "ready" })),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({
+                    "status": "unavailable",
+                    "error": "the store does not answer; see the server log",
+                })),
+            )
+        }
+    }
 }
 
 #[utoipa::path(

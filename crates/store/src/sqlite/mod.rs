@@ -563,6 +563,15 @@ impl Store for SqliteStore {
         Ok(rotated.map(|key| NewApiKey { secret, key }))
     }
 
+    async fn check_ready(&self) -> Result<()> {
+        if self.queue.is_closed() {
+            return Err(StoreError::Closed);
+        }
+        self.read(|conn, _| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+            .await
+            .map(|_| ())
+    }
+
     async fn api_key_count(&self) -> Result<u64> {
         self.read(|conn, _| {
             Ok(conn.query_row("SELECT count(*) FROM api_keys", [], |r| r.get::<_, i64>(0))? as u64)

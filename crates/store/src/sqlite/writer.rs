@@ -194,6 +194,11 @@ impl WriteQueue {
         (lanes.prompt.len(), lanes.bulk.len())
     }
 
+    /// Whether the queue refuses commands (closed, or the writer died).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
     /// Refuses new commands; the writer finishes the queued ones and stops.
     pub(crate) fn close(&self) {
         self.lock().closed = true;
