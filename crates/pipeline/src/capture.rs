@@ -30,7 +30,6 @@ const MAX_RESULT_BYTES: usize = 8 * 1024 * 1024;
 const MAX_ERROR_EXCERPT_BYTES: usize = 300;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const CLAIM_BATCH: usize = 64;
-const LEASE: SignedDuration = SignedDuration::from_secs(60);
 
 /// A stable id for a query within its investigation.
 pub(crate) fn query_id(source: &str, tool: &str, text: &str, window: Option<TimeWindow>) -> String {
@@ -276,7 +275,7 @@ impl Capturer {
             while in_flight.try_join_next().is_some() {}
             let tasks = match self
                 .store
-                .claim_captures(self.order, LEASE, CLAIM_BATCH)
+                .claim_captures(self.order, self.config.capture_lease, CLAIM_BATCH)
                 .await
             {
                 Ok(tasks) => tasks,
