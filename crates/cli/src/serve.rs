@@ -110,6 +110,10 @@ pub(crate) struct WorkerArgs {
     data: DataArgs,
     #[command(flatten)]
     pipeline: PipelineArgs,
+    /// Serve /healthz, /readyz and /metrics (the pipeline's capture and claim figures) on this
+    /// address; without it the worker serves no HTTP at all.
+    #[arg(long, env = "EVALMINT_WORKER_LISTEN")]
+    listen: Option<SocketAddr>,
 }
 
 pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
@@ -248,16 +252,45 @@ pub(crate) async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     let _pipeline_lock = lock_pipeline(&args.data.dir)?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let mut metrics = Metrics::default();
+    let pipeline_metrics = Arc::new(PipelineMetrics::default());
+    pipeline_metrics.register(metrics.registry_mut());
+    let ops = match args.listen {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address}: is the port taken?"))?;
+            let state = AppState::with_metrics(
+                store.clone(),
+                store.clone(),
+                ServerConfig::default(),
+                metrics,
+            );
+            eprintln!(
+                "evalmint worker: health and metrics on http://{}",
+                listener.local_addr()?
+            );
+            Some(tokio::spawn(evalmint_server::serve_ops(
+                listener,
+                state,
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
     eprintln!("evalmint worker running on {}", args.data.dir.display());
     let mut tasks = evalmint_pipeline::worker::start(
         store as Arc<dyn FullStore>,
         config,
         Arc::new(SystemClock),
-        Arc::new(PipelineMetrics::default()),
+        pipeline_metrics,
         CaptureOrder::EarliestDeadline,
         shutdown,
     );
     while tasks.join_next().await.is_some() {}
+    if let Some(ops) = ops {
+        ops.await??;
+    }
     Ok(())
 }
 

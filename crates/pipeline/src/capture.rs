@@ -273,11 +273,14 @@ impl Capturer {
         let mut in_flight = tokio::task::JoinSet::new();
         while !shutdown.is_cancelled() {
             while in_flight.try_join_next().is_some() {}
-            let tasks = match self
+            let claiming = std::time::Instant::now();
+            let claimed = self
                 .store
                 .claim_captures(self.order, self.config.capture_lease, CLAIM_BATCH)
-                .await
-            {
+                .await;
+            self.metrics
+                .claimed(crate::metrics::Queue::Captures, claiming.elapsed());
+            let tasks = match claimed {
                 Ok(tasks) => tasks,
                 Err(e) => {
                     tracing::warn!(error = %e, "claiming captures failed");

@@ -82,11 +82,14 @@ impl LabelWorker {
                     tracing::warn!(error = %e, "ending feedback whose trace never arrived failed");
                 }
             }
-            let jobs = match self
+            let claiming = std::time::Instant::now();
+            let claimed = self
                 .store
                 .claim_label_jobs(self.config.job_lease, CLAIM_BATCH)
-                .await
-            {
+                .await;
+            self.metrics
+                .claimed(crate::metrics::Queue::LabelJobs, claiming.elapsed());
+            let jobs = match claimed {
                 Ok(jobs) => jobs,
                 Err(e) => {
                     tracing::warn!(error = %e, "claiming label jobs failed");

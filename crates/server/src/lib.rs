@@ -327,6 +327,32 @@ pub async fn serve(
     Ok(())
 }
 
+/// The operational endpoints alone (`/healthz`, `/readyz`, `/metrics`), for a process that
+/// serves no API, such as `evalmint worker`: its pipeline metrics live in that process.
+pub fn ops_app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(routes::ops::healthz))
+        .route("/readyz", get(routes::ops::readyz))
+        .route("/metrics", get(routes::ops::metrics))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .with_state(state)
+}
+
+/// Serves [`ops_app`] on `listener` until `shutdown` is cancelled.
+pub async fn serve_ops(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    axum::serve(listener, ops_app(state))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
+    Ok(())
+}
+
 /// Where the generated admin key is written, readable by the owner only.
 pub fn admin_key_path(data_dir: &std::path::Path) -> PathBuf {
     data_dir.join("admin-key")
