@@ -2672,3 +2672,67 @@ async fn postgres_refuses_an_unusable_schema_name_and_an_unreachable_server() {
         "{unreachable:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_pool_exhausted_past_its_wait_answers_busy() {
+    let Some(schema) = SchemaGuard::new().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(start()));
+    let store: Arc<dyn FullStore> = Arc::new(
+        PostgresStore::connect(
+            &schema.url,
+            PostgresOptions {
+                pool_size: 1,
+                pool_wait: std::time::Duration::from_millis(100),
+                ..schema.options(clock, dir.path())
+            },
+        )
+        .await
+        .unwrap(),
+    );
+    let acme = tenant("acme");
+    store
+        .submit_feedback(
+            &acme,
+            feedback(r#"{"investigation_id":"1e1e1e1e1e1e1e1e1e1e1e1e1e1e1e1e","verdict":"down"}"#),
+        )
+        .await
+        .unwrap();
+    let job = store
+        .claim_label_jobs(SignedDuration::from_secs(60), 1)
+        .await
+        .unwrap()
+        .remove(0);
+    // Another process holds the job's row: finishing waits for it on the pool's only connection.
+    let (holder, connection) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    holder
+        .batch_execute(&format!(
+            "SET search_path TO {}; BEGIN; SELECT 1 FROM label_jobs FOR UPDATE",
+            schema.name
+        ))
+        .await
+        .unwrap();
+    let finishing = tokio::spawn({
+        let store = store.clone();
+        async move {
+            store
+                .finish_label_job(&job, drafted(trace(0x1e), "drafted", &[]))
+                .await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let refused = store.check_ready().await;
+    assert!(matches!(refused, Err(StoreError::Busy)), "{refused:?}");
+    holder.batch_execute("COMMIT").await.unwrap();
+    finishing.await.unwrap().unwrap();
+    store.check_ready().await.unwrap();
+    assert_eq!(
+        store.candidates(&acme, all_routes(10)).await.unwrap().len(),
+        1
+    );
+}
