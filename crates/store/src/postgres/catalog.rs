@@ -3,8 +3,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use deadpool_postgres::GenericClient;
 use evalmint_model::{CatalogEntry, EntityProvenance, TenantId};
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::Row;
 
 use crate::convert::{internal, nanos, timestamp};
 use crate::{CatalogQuery, Result, StoredCatalogEntry};
@@ -20,7 +21,7 @@ const COLUMNS: &str =
     "name, kind, workload, aliases, team, depends_on, provenance, first_seen, last_seen";
 
 pub(crate) async fn upsert(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     entries: Vec<CatalogEntry>,
     now: i64,
@@ -102,7 +103,7 @@ pub(crate) async fn upsert(
 
 /// One page of the tenant's catalog, ordered by name, after `query.after`.
 pub(crate) async fn query(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     query: &CatalogQuery,
 ) -> Result<Vec<StoredCatalogEntry>> {
@@ -132,7 +133,7 @@ pub(crate) async fn query(
 }
 
 /// Deletes observed names not seen since `cutoff`.
-pub(crate) async fn expire(db: &(impl GenericClient + Sync), cutoff: i64) -> Result<u64> {
+pub(crate) async fn expire(db: &impl GenericClient, cutoff: i64) -> Result<u64> {
     Ok(db
         .execute(
             "DELETE FROM catalog_entries WHERE last_seen < $1 AND provenance = ANY($2)",

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use evalmint_model::calibration::Observation;
 use evalmint_model::release::Release;
@@ -21,7 +22,7 @@ use evalmint_model::{
     LabelVersion, Scope, ScopeSet, Segment, SnapshotQuery, Step, TenantId, Timestamp, TraceId,
     ValidDecision, ValidFeedback,
 };
-use tokio_postgres::{GenericClient, NoTls};
+use tokio_postgres::NoTls;
 
 use crate::convert::{duration_nanos, internal, nanos, system_time, timestamp};
 use crate::{
@@ -257,7 +258,7 @@ impl PostgresStore {
             return Ok(0);
         }
         let client = self.client().await?;
-        let unreferenced = unreferenced_blobs(&**client, &distinct).await?;
+        let unreferenced = unreferenced_blobs(&client, &distinct).await?;
         drop(client);
         let old_enough = system_time(self.now().saturating_sub(duration_nanos(self.blob_grace)));
         let blobs = self.blobs.clone();
@@ -308,22 +309,22 @@ impl PostgresStore {
             )
             .await?;
         }
-        let key = insert_key(&*tx, key, &hash).await?;
+        let key = insert_key(&tx, key, &hash).await?;
         tx.commit().await?;
         Ok(key)
     }
 }
 
 /// The digests among `digests` that no step and no snapshot query references.
-async fn unreferenced_blobs(
-    db: &(impl GenericClient + Sync),
-    digests: &[String],
-) -> Result<Vec<String>> {
+async fn unreferenced_blobs(db: &impl GenericClient, digests: &[String]) -> Result<Vec<String>> {
     Ok(db
         .query(
-            "SELECT d FROM unnest($1::text[]) AS d
+            &db.prepare_cached(
+                "SELECT d FROM unnest($1::text[]) AS d
              WHERE NOT EXISTS (SELECT 1 FROM steps WHERE result_blob = d)
                AND NOT EXISTS (SELECT 1 FROM snapshot_queries WHERE result_blob = d)",
+            )
+            .await?,
             &[&digests],
         )
         .await?
@@ -334,7 +335,7 @@ async fn unreferenced_blobs(
 
 /// Serialises writes to one investigation across every process: held until the transaction ends.
 pub(crate) async fn lock_investigation(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     trace: TraceId,
 ) -> Result<()> {
@@ -383,11 +384,7 @@ fn key_of(row: &tokio_postgres::Row) -> Result<ApiKey> {
     })
 }
 
-async fn insert_key(
-    db: &(impl GenericClient + Sync),
-    key: ApiKey,
-    secret_sha256: &[u8],
-) -> Result<ApiKey> {
+async fn insert_key(db: &impl GenericClient, key: ApiKey, secret_sha256: &[u8]) -> Result<ApiKey> {
     let inserted = db
         .execute(
             "INSERT INTO api_keys (id, tenant, name, scopes, secret_sha256, created_at, allowed_origins)
@@ -450,15 +447,18 @@ fn feedback_row(tenant: &TenantId, row: &tokio_postgres::Row) -> Result<(ValidFe
 /// The stored feedback with this idempotency key: a replay when the content matches, a
 /// conflict when it does not.
 async fn replay_of(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     key: &str,
     feedback: &ValidFeedback,
 ) -> Result<Option<FeedbackReceipt>> {
     let row = db
         .query_opt(
-            "SELECT id, received_at, body, investigation_id FROM feedback
+            &db.prepare_cached(
+                "SELECT id, received_at, body, investigation_id FROM feedback
              WHERE tenant = $1 AND idempotency_key = $2",
+            )
+            .await?,
             &[&tenant.as_str(), &key],
         )
         .await?;
@@ -473,23 +473,23 @@ async fn replay_of(
     }
 }
 
-/// Stores one feedback; the unique idempotency key decides a concurrent race between servers.
+/// Stores one feedback. The insert comes first: a reused idempotency key (a retry, or the same
+/// submission racing through two servers) is refused by the unique constraint, and only then is
+/// the stored row read to tell a replay from a conflict.
 async fn insert_feedback(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     feedback: ValidFeedback,
     now: i64,
 ) -> Result<FeedbackReceipt> {
-    if let Some(key) = &feedback.idempotency_key
-        && let Some(receipt) = replay_of(db, tenant, key, &feedback).await?
-    {
-        return Ok(receipt);
-    }
     let joined = match (feedback.investigation_id, feedback.span_id) {
         (Some(trace), _) => Some(trace),
         (None, Some(span)) => db
             .query_opt(
-                "SELECT trace_id FROM steps WHERE tenant = $1 AND span_id = $2 LIMIT 1",
+                &db.prepare_cached(
+                    "SELECT trace_id FROM steps WHERE tenant = $1 AND span_id = $2 LIMIT 1",
+                )
+                .await?,
                 &[&tenant.as_str(), &&span.as_bytes()[..]],
             )
             .await?
@@ -500,10 +500,12 @@ async fn insert_feedback(
     let body = crate::encoding::encode(&feedback)?;
     let inserted = db
         .execute(
+            &db.prepare_cached(
             "INSERT INTO feedback
                  (id, tenant, investigation_id, span_id, received_at, body, idempotency_key, user_id)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT (tenant, idempotency_key) DO NOTHING",
+            ).await?,
             &[
                 &&id.as_uuid().as_bytes()[..],
                 &tenant.as_str(),
@@ -517,7 +519,6 @@ async fn insert_feedback(
         )
         .await?;
     if inserted == 0 {
-        // Another server stored the same key between our look and our insert.
         let key = feedback.idempotency_key.as_deref().unwrap_or_default();
         return replay_of(db, tenant, key, &feedback)
             .await?
@@ -548,7 +549,7 @@ struct StepRow {
 /// Writes the steps of one batch: one multi-row insert; only spans already stored (re-sent) are
 /// read and updated, one by one, releasing their old blob when the result changed.
 async fn write_steps(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     rows: &[StepRow],
     released: &mut Vec<String>,
@@ -562,7 +563,8 @@ async fn write_steps(
     let blobs: Vec<Option<&str>> = rows.iter().map(|r| r.blob.as_deref()).collect();
     let resent = db
         .query(
-            "WITH input AS (
+            &db.prepare_cached(
+                "WITH input AS (
                  SELECT * FROM unnest($2::bytea[], $3::bytea[], $4::text[], $5::text[], $6::text[])
                      AS t (trace_id, span_id, body, result_inline, result_blob)
              ), inserted AS (
@@ -574,6 +576,8 @@ async fn write_steps(
              SELECT i.trace_id, i.span_id FROM input i
              WHERE NOT EXISTS (SELECT 1 FROM inserted n
                                WHERE n.trace_id = i.trace_id AND n.span_id = i.span_id)",
+            )
+            .await?,
             &[&tenant.as_str(), &traces, &spans, &bodies, &inline, &blobs],
         )
         .await?;
@@ -588,8 +592,10 @@ async fn write_steps(
     {
         let previous: Option<String> = db
             .query_one(
+                &db.prepare_cached(
                 "SELECT result_blob FROM steps WHERE tenant = $1 AND trace_id = $2 AND span_id = $3
                  FOR UPDATE",
+                ).await?,
                 &[&tenant.as_str(), &row.trace, &row.span],
             )
             .await?
@@ -600,8 +606,11 @@ async fn write_steps(
             released.push(previous);
         }
         db.execute(
-            "UPDATE steps SET body = $4, result_inline = $5, result_blob = $6
+            &db.prepare_cached(
+                "UPDATE steps SET body = $4, result_inline = $5, result_blob = $6
              WHERE tenant = $1 AND trace_id = $2 AND span_id = $3",
+            )
+            .await?,
             &[
                 &tenant.as_str(),
                 &row.trace,
@@ -618,7 +627,7 @@ async fn write_steps(
 
 async fn read_steps(
     store: &PostgresStore,
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     trace: TraceId,
 ) -> Result<Vec<Step>> {
@@ -705,9 +714,9 @@ impl Store for PostgresStore {
         let mut released = Vec::new();
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        catalog::upsert(&*tx, tenant, entities, now).await?;
+        catalog::upsert(&tx, tenant, entities, now).await?;
         if !rows.is_empty() {
-            write_steps(&*tx, tenant, &rows, &mut released).await?;
+            write_steps(&tx, tenant, &rows, &mut released).await?;
             tx.execute(
                 "INSERT INTO investigations (tenant, trace_id, first_seen, last_seen)
                  SELECT $1, t, $3, $3 FROM unnest($2::bytea[]) AS t
@@ -736,12 +745,12 @@ impl Store for PostgresStore {
                 .await?;
             let joined: BTreeSet<Vec<u8>> = joined.iter().map(|r| r.get(0)).collect();
             for trace in joined {
-                pipeline::enqueue_label_job(&*tx, tenant, trace_of(&trace)?, now).await?;
+                pipeline::enqueue_label_job(&tx, tenant, trace_of(&trace)?, now).await?;
             }
         }
         let mut feedback_created = 0;
         for feedback in batch.feedback {
-            match insert_feedback(&*tx, tenant, feedback, now).await {
+            match insert_feedback(&tx, tenant, feedback, now).await {
                 Ok(FeedbackReceipt::Created(_)) => feedback_created += 1,
                 Ok(FeedbackReceipt::Replayed(_)) | Err(StoreError::IdempotencyConflict(_)) => {}
                 Err(e) => return Err(e),
@@ -763,7 +772,7 @@ impl Store for PostgresStore {
     ) -> Result<FeedbackReceipt> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let receipt = insert_feedback(&*tx, tenant, feedback, self.now()).await?;
+        let receipt = insert_feedback(&tx, tenant, feedback, self.now()).await?;
         tx.commit().await?;
         Ok(receipt)
     }
@@ -790,7 +799,7 @@ impl Store for PostgresStore {
             .read_only(true)
             .start()
             .await?;
-        let steps = read_steps(self, &*tx, tenant, id).await?;
+        let steps = read_steps(self, &tx, tenant, id).await?;
         if steps.is_empty() {
             return Ok(None);
         }
@@ -912,7 +921,7 @@ impl Store for PostgresStore {
         key.name = old.get(0);
         key.scopes = ScopeSet::parse_list(old.get(1)).map_err(StoreError::Internal)?;
         key.allowed_origins = old.get::<_, &str>(2).lines().map(str::to_owned).collect();
-        let key = insert_key(&*tx, key, &secret_hash(&secret)).await?;
+        let key = insert_key(&tx, key, &secret_hash(&secret)).await?;
         tx.commit().await?;
         Ok(Some(NewApiKey { secret, key }))
     }
@@ -953,7 +962,7 @@ impl Store for PostgresStore {
                 &[&cutoff],
             )
             .await?;
-        catalog::expire(&*tx, cutoff).await?;
+        catalog::expire(&tx, cutoff).await?;
         tx.commit().await?;
         drop(client);
         let expired: i64 = row.get(0);
@@ -998,7 +1007,7 @@ impl PipelineStore for PostgresStore {
         limit: usize,
     ) -> Result<Vec<LabelJob>> {
         let client = self.client().await?;
-        pipeline::claim_label_jobs(&**client, self.now(), duration_nanos(lease), limit).await
+        pipeline::claim_label_jobs(&client, self.now(), duration_nanos(lease), limit).await
     }
 
     async fn release_leases(&self) -> Result<u64> {
@@ -1026,7 +1035,7 @@ impl PipelineStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let mut released = Vec::new();
-        pipeline::defer_label_job(&*tx, job, nanos(due_at), error, self.now(), &mut released)
+        pipeline::defer_label_job(&tx, job, nanos(due_at), error, self.now(), &mut released)
             .await?;
         tx.commit().await?;
         drop(client);
@@ -1037,7 +1046,7 @@ impl PipelineStore for PostgresStore {
     async fn finish_label_job(&self, job: &LabelJob, outcome: LabelOutcome) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        pipeline::finish_label_job(&*tx, job, outcome, self.now()).await?;
+        pipeline::finish_label_job(&tx, job, outcome, self.now()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1049,12 +1058,12 @@ impl PipelineStore for PostgresStore {
         queries: Vec<SnapshotQuery>,
     ) -> Result<()> {
         let client = self.client().await?;
-        pipeline::plan_snapshot(&**client, tenant, trace_id, &queries, self.now()).await
+        pipeline::plan_snapshot(&client, tenant, trace_id, &queries, self.now()).await
     }
 
     async fn snapshot(&self, tenant: &TenantId, trace_id: TraceId) -> Result<Vec<SnapshotQuery>> {
         let client = self.client().await?;
-        pipeline::snapshot(&**client, tenant, trace_id).await
+        pipeline::snapshot(&client, tenant, trace_id).await
     }
 
     async fn snapshot_result(
@@ -1064,7 +1073,7 @@ impl PipelineStore for PostgresStore {
         query_id: &str,
     ) -> Result<Option<Vec<u8>>> {
         let client = self.client().await?;
-        let stored = pipeline::snapshot_result(&**client, tenant, trace_id, query_id).await?;
+        let stored = pipeline::snapshot_result(&client, tenant, trace_id, query_id).await?;
         drop(client);
         match stored {
             Some(pipeline::StoredResult::Inline(bytes)) => Ok(Some(bytes)),
@@ -1080,7 +1089,7 @@ impl PipelineStore for PostgresStore {
         limit: usize,
     ) -> Result<Vec<CaptureTask>> {
         let client = self.client().await?;
-        pipeline::claim_captures(&**client, order, self.now(), duration_nanos(lease), limit).await
+        pipeline::claim_captures(&client, order, self.now(), duration_nanos(lease), limit).await
     }
 
     async fn record_capture(&self, task: CaptureTask, outcome: CaptureOutcome) -> Result<()> {
@@ -1094,7 +1103,7 @@ impl PipelineStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let recorded =
-            pipeline::record_capture(&*tx, &task, &outcome, digest, blob.clone(), now).await?;
+            pipeline::record_capture(&tx, &task, &outcome, digest, blob.clone(), now).await?;
         tx.commit().await?;
         drop(client);
         if !recorded && let Some(blob) = blob {
@@ -1109,12 +1118,12 @@ impl PipelineStore for PostgresStore {
         query: CandidateQuery,
     ) -> Result<Vec<CandidateLabel>> {
         let client = self.client().await?;
-        pipeline::candidates(&**client, tenant, &query).await
+        pipeline::candidates(&client, tenant, &query).await
     }
 
     async fn candidate(&self, tenant: &TenantId, id: &str) -> Result<Option<CandidateLabel>> {
         let client = self.client().await?;
-        pipeline::candidate(&**client, tenant, id).await
+        pipeline::candidate(&client, tenant, id).await
     }
 
     async fn feedback_label_state(
@@ -1123,12 +1132,12 @@ impl PipelineStore for PostgresStore {
         id: FeedbackId,
     ) -> Result<Option<FeedbackLabelState>> {
         let client = self.client().await?;
-        pipeline::feedback_label_state(&**client, tenant, id).await
+        pipeline::feedback_label_state(&client, tenant, id).await
     }
 
     async fn pipeline_stats(&self, tenant: &TenantId) -> Result<PipelineStats> {
         let client = self.client().await?;
-        pipeline::pipeline_stats(&**client, tenant).await
+        pipeline::pipeline_stats(&client, tenant).await
     }
 
     async fn erase_user_feedback(
@@ -1141,7 +1150,7 @@ impl PipelineStore for PostgresStore {
         let tx = client.transaction().await?;
         let mut released = Vec::new();
         let erasure = pipeline::erase_user_feedback(
-            &*tx,
+            &tx,
             tenant,
             user_id,
             requested_by,
@@ -1157,7 +1166,7 @@ impl PipelineStore for PostgresStore {
 
     async fn erasures(&self, tenant: &TenantId) -> Result<Vec<Erasure>> {
         let client = self.client().await?;
-        pipeline::erasures(&**client, tenant).await
+        pipeline::erasures(&client, tenant).await
     }
 
     async fn upsert_catalog(&self, tenant: &TenantId, entries: Vec<CatalogEntry>) -> Result<usize> {
@@ -1166,7 +1175,7 @@ impl PipelineStore for PostgresStore {
         }
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let written = catalog::upsert(&*tx, tenant, entries, self.now()).await?;
+        let written = catalog::upsert(&tx, tenant, entries, self.now()).await?;
         tx.commit().await?;
         Ok(written)
     }
@@ -1174,7 +1183,7 @@ impl PipelineStore for PostgresStore {
     async fn catalog(&self, tenant: &TenantId) -> Result<Catalog> {
         let client = self.client().await?;
         let entries = catalog::query(
-            &**client,
+            &client,
             tenant,
             &CatalogQuery {
                 limit: usize::MAX,
@@ -1191,22 +1200,22 @@ impl PipelineStore for PostgresStore {
         query: CatalogQuery,
     ) -> Result<Vec<StoredCatalogEntry>> {
         let client = self.client().await?;
-        catalog::query(&**client, tenant, &query).await
+        catalog::query(&client, tenant, &query).await
     }
 
     async fn store_eval_run(&self, tenant: &TenantId, run: EvalRun) -> Result<()> {
         let client = self.client().await?;
-        review::store_eval_run(&**client, tenant, &run).await
+        review::store_eval_run(&client, tenant, &run).await
     }
 
     async fn eval_run(&self, tenant: &TenantId, id: &str) -> Result<Option<EvalRun>> {
         let client = self.client().await?;
-        review::eval_run(&**client, tenant, id).await
+        review::eval_run(&client, tenant, id).await
     }
 
     async fn eval_runs(&self, tenant: &TenantId, limit: usize) -> Result<Vec<EvalRun>> {
         let client = self.client().await?;
-        review::eval_runs(&**client, tenant, limit).await
+        review::eval_runs(&client, tenant, limit).await
     }
 }
 
@@ -1218,7 +1227,7 @@ impl ReviewStore for PostgresStore {
         query: ReviewQuery,
     ) -> Result<(Vec<crate::QueueItem>, u64)> {
         let client = self.client().await?;
-        review::review_queue(&**client, tenant, &query).await
+        review::review_queue(&client, tenant, &query).await
     }
 
     async fn decide(
@@ -1231,14 +1240,14 @@ impl ReviewStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let outcome =
-            review::decide(&*tx, tenant, candidate_id, reviewer, decision, self.now()).await?;
+            review::decide(&tx, tenant, candidate_id, reviewer, decision, self.now()).await?;
         tx.commit().await?;
         Ok(outcome)
     }
 
     async fn label_versions(&self, tenant: &TenantId, trace: TraceId) -> Result<Vec<LabelVersion>> {
         let client = self.client().await?;
-        review::label_versions(&**client, tenant, trace).await
+        review::label_versions(&client, tenant, trace).await
     }
 
     async fn current_labels(
@@ -1247,12 +1256,12 @@ impl ReviewStore for PostgresStore {
         filters: Vec<Segment>,
     ) -> Result<Vec<LabelVersion>> {
         let client = self.client().await?;
-        review::current_labels(&**client, tenant, &filters).await
+        review::current_labels(&client, tenant, &filters).await
     }
 
     async fn calibration_observations(&self, tenant: &TenantId) -> Result<Vec<Observation>> {
         let client = self.client().await?;
-        review::calibration_observations(&**client, tenant).await
+        review::calibration_observations(&client, tenant).await
     }
 
     async fn create_release(
@@ -1263,19 +1272,19 @@ impl ReviewStore for PostgresStore {
     ) -> Result<(Release, bool)> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let created = review::create_release(&*tx, tenant, name, filters, self.now()).await?;
+        let created = review::create_release(&tx, tenant, name, filters, self.now()).await?;
         tx.commit().await?;
         Ok(created)
     }
 
     async fn releases(&self, tenant: &TenantId) -> Result<Vec<Release>> {
         let client = self.client().await?;
-        review::releases(&**client, tenant).await
+        review::releases(&client, tenant).await
     }
 
     async fn release(&self, tenant: &TenantId, id: &str) -> Result<Option<Release>> {
         let client = self.client().await?;
-        review::release(&**client, tenant, id).await
+        review::release(&client, tenant, id).await
     }
 
     async fn release_labels(
@@ -1284,8 +1293,7 @@ impl ReviewStore for PostgresStore {
         id: &str,
     ) -> Result<Option<(ReleaseManifest, Vec<ReleasedLabel>)>> {
         let client = self.client().await?;
-        let Some((manifest, labels, stored)) =
-            review::release_labels(&**client, tenant, id).await?
+        let Some((manifest, labels, stored)) = review::release_labels(&client, tenant, id).await?
         else {
             return Ok(None);
         };
@@ -1337,7 +1345,7 @@ impl ReviewStore for PostgresStore {
         }
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let imported = review::import_release(&*tx, tenant, manifest, labels, stored, now).await?;
+        let imported = review::import_release(&tx, tenant, manifest, labels, stored, now).await?;
         tx.commit().await?;
         Ok(imported)
     }

@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeSet, HashSet};
 
+use deadpool_postgres::GenericClient;
 use evalmint_model::{CandidateLabel, CaptureStatus, FeedbackId, SnapshotQuery, TenantId, TraceId};
-use tokio_postgres::GenericClient;
 
 use super::{lock_investigation, tenant_of, trace_of};
 use crate::convert::{internal, nanos, timestamp};
@@ -15,18 +15,21 @@ use crate::{
 
 /// Queues (or re-arms) the label job of an investigation that just received feedback.
 pub(crate) async fn enqueue_label_job(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     trace: TraceId,
     now: i64,
 ) -> Result<()> {
     db.execute(
-        "INSERT INTO label_jobs (tenant, trace_id, state, due_at, first_queued_at)
+        &db.prepare_cached(
+            "INSERT INTO label_jobs (tenant, trace_id, state, due_at, first_queued_at)
          VALUES ($1, $2, 'pending', $3, $3)
          ON CONFLICT (tenant, trace_id) DO UPDATE SET
              state = 'pending',
              generation = label_jobs.generation + 1,
              due_at = LEAST(label_jobs.due_at, excluded.due_at)",
+        )
+        .await?,
         &[&tenant.as_str(), &&trace.as_bytes()[..], &now],
     )
     .await?;
@@ -35,14 +38,17 @@ pub(crate) async fn enqueue_label_job(
 
 /// Makes a waiting label job due now, e.g. because its last capture arrived.
 async fn wake_label_job(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &str,
     trace: &[u8],
     now: i64,
 ) -> Result<()> {
     db.execute(
-        "UPDATE label_jobs SET due_at = $3
+        &db.prepare_cached(
+            "UPDATE label_jobs SET due_at = $3
          WHERE tenant = $1 AND trace_id = $2 AND state = 'pending' AND due_at > $3",
+        )
+        .await?,
         &[&tenant, &trace, &now],
     )
     .await?;
@@ -56,14 +62,15 @@ fn limit_of(limit: usize) -> i64 {
 /// Claims due jobs, earliest due first across every worker: rows another worker is claiming
 /// right now are skipped, not waited for.
 pub(crate) async fn claim_label_jobs(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     now: i64,
     lease_nanos: i64,
     limit: usize,
 ) -> Result<Vec<LabelJob>> {
     let rows = db
         .query(
-            "UPDATE label_jobs AS j SET lease_until = $2, attempts = j.attempts + 1
+            &db.prepare_cached(
+                "UPDATE label_jobs AS j SET lease_until = $2, attempts = j.attempts + 1
              FROM (SELECT tenant, trace_id FROM label_jobs
                    WHERE state = 'pending' AND due_at <= $1
                      AND (lease_until IS NULL OR lease_until <= $1)
@@ -71,6 +78,8 @@ pub(crate) async fn claim_label_jobs(
                    FOR UPDATE SKIP LOCKED) AS due
              WHERE j.tenant = due.tenant AND j.trace_id = due.trace_id
              RETURNING j.tenant, j.trace_id, j.generation, j.attempts, j.first_queued_at, j.due_at",
+            )
+            .await?,
             &[&now, &now.saturating_add(lease_nanos), &limit_of(limit)],
         )
         .await?;
@@ -94,10 +103,13 @@ pub(crate) async fn claim_label_jobs(
 
 /// Locks the job's row and answers whether `job` is still its latest claim (see
 /// [`LabelJob::attempts`]).
-async fn holds_claim(db: &(impl GenericClient + Sync), job: &LabelJob) -> Result<bool> {
+async fn holds_claim(db: &impl GenericClient, job: &LabelJob) -> Result<bool> {
     let attempts: Option<i32> = db
         .query_opt(
-            "SELECT attempts FROM label_jobs WHERE tenant = $1 AND trace_id = $2 FOR UPDATE",
+            &db.prepare_cached(
+                "SELECT attempts FROM label_jobs WHERE tenant = $1 AND trace_id = $2 FOR UPDATE",
+            )
+            .await?,
             &[&job.tenant.as_str(), &&job.trace_id.as_bytes()[..]],
         )
         .await?
@@ -113,7 +125,7 @@ async fn holds_claim(db: &(impl GenericClient + Sync), job: &LabelJob) -> Result
 }
 
 pub(crate) async fn defer_label_job(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     job: &LabelJob,
     due_at: i64,
     error: Option<String>,
@@ -150,7 +162,7 @@ pub(crate) async fn defer_label_job(
 }
 
 pub(crate) async fn finish_label_job(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     job: &LabelJob,
     outcome: LabelOutcome,
     now: i64,
@@ -249,7 +261,7 @@ pub(crate) async fn finish_label_job(
 
 /// True when every id names stored feedback of `tenant`.
 async fn all_feedback_exists(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     ids: &[FeedbackId],
 ) -> Result<bool> {
@@ -268,7 +280,7 @@ async fn all_feedback_exists(
 }
 
 pub(crate) async fn plan_snapshot(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     trace: TraceId,
     queries: &[SnapshotQuery],
@@ -296,7 +308,7 @@ pub(crate) async fn plan_snapshot(
 }
 
 pub(crate) async fn snapshot(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     trace: TraceId,
 ) -> Result<Vec<SnapshotQuery>> {
@@ -318,7 +330,7 @@ pub(crate) enum StoredResult {
 }
 
 pub(crate) async fn snapshot_result(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     trace: TraceId,
     query_id: &str,
@@ -345,7 +357,7 @@ pub(crate) async fn snapshot_result(
 /// Claims due pending captures in `order` across every worker. Each claim's lease end is its
 /// fencing token, always past the previous claim's (see [`CaptureTask::lease_token`]).
 pub(crate) async fn claim_captures(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     order: CaptureOrder,
     now: i64,
     lease_nanos: i64,
@@ -391,7 +403,7 @@ pub(crate) async fn claim_captures(
 /// Stores a capture attempt under its claim; returns false (nothing written) when the claim was
 /// superseded or the query is already finished.
 pub(crate) async fn record_capture(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     task: &CaptureTask,
     outcome: &CaptureOutcome,
     digest: Option<String>,
@@ -410,11 +422,14 @@ pub(crate) async fn record_capture(
     let (tenant, trace) = (task.tenant.as_str(), &task.trace_id.as_bytes()[..]);
     let changed = db
         .execute(
-            "UPDATE snapshot_queries SET status = $4, due_at = $5, lease_until = NULL,
+            &db.prepare_cached(
+                "UPDATE snapshot_queries SET status = $4, due_at = $5, lease_until = NULL,
                  result_blob = COALESCE($6, result_blob),
                  result_inline = COALESCE($7, result_inline), body = $8
              WHERE tenant = $1 AND trace_id = $2 AND query_id = $3 AND status = 'pending'
                AND lease_until = $9",
+            )
+            .await?,
             &[
                 &tenant,
                 &trace,
@@ -438,8 +453,11 @@ pub(crate) async fn record_capture(
     }
     let pending_left: bool = db
         .query_one(
-            "SELECT EXISTS (SELECT 1 FROM snapshot_queries
+            &db.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM snapshot_queries
                             WHERE tenant = $1 AND trace_id = $2 AND status = 'pending')",
+            )
+            .await?,
             &[&tenant, &trace],
         )
         .await?
@@ -451,7 +469,7 @@ pub(crate) async fn record_capture(
 }
 
 pub(crate) async fn candidates(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     query: &CandidateQuery,
 ) -> Result<Vec<CandidateLabel>> {
@@ -476,7 +494,7 @@ pub(crate) async fn candidates(
 }
 
 pub(crate) async fn candidate(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     id: &str,
 ) -> Result<Option<CandidateLabel>> {
@@ -490,7 +508,7 @@ pub(crate) async fn candidate(
 }
 
 pub(crate) async fn feedback_label_state(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     id: FeedbackId,
 ) -> Result<Option<FeedbackLabelState>> {
@@ -515,7 +533,7 @@ pub(crate) async fn feedback_label_state(
 }
 
 pub(crate) async fn pipeline_stats(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
 ) -> Result<PipelineStats> {
     let mut stats = PipelineStats::default();
@@ -572,7 +590,7 @@ pub(crate) async fn pipeline_stats(
 /// Deletes an investigation's snapshot queries; their blobs go to `released`. Returns how many
 /// queries were deleted.
 pub(crate) async fn drop_snapshot(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     trace: TraceId,
     released: &mut Vec<String>,
@@ -596,7 +614,7 @@ struct DraftedVersion {
 }
 
 async fn drafted_versions(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     trace: TraceId,
 ) -> Result<Vec<DraftedVersion>> {
@@ -617,11 +635,7 @@ async fn drafted_versions(
     .collect()
 }
 
-async fn delete_versions(
-    db: &(impl GenericClient + Sync),
-    tenant: &TenantId,
-    ids: &[&str],
-) -> Result<()> {
+async fn delete_versions(db: &impl GenericClient, tenant: &TenantId, ids: &[&str]) -> Result<()> {
     db.execute(
         "DELETE FROM candidates WHERE tenant = $1 AND id = ANY($2)",
         &[&tenant.as_str(), &ids],
@@ -636,7 +650,7 @@ async fn delete_versions(
 }
 
 pub(crate) async fn erase_user_feedback(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     user_id: &str,
     requested_by: &str,
@@ -762,10 +776,7 @@ pub(crate) async fn erase_user_feedback(
     Ok(record)
 }
 
-pub(crate) async fn erasures(
-    db: &(impl GenericClient + Sync),
-    tenant: &TenantId,
-) -> Result<Vec<Erasure>> {
+pub(crate) async fn erasures(db: &impl GenericClient, tenant: &TenantId) -> Result<Vec<Erasure>> {
     Ok(db
         .query(
             "SELECT id, requested_by, requested_at, user_id_sha256, feedback_erased,

@@ -2,13 +2,13 @@
 //! decision takes its investigation's advisory lock, so it and the validator's admission never
 //! number a version twice.
 
+use deadpool_postgres::GenericClient;
 use evalmint_model::calibration::Observation;
 use evalmint_model::release::{self, Release, Traffic};
 use evalmint_model::{
     CandidateLabel, DecisionAction, EvalRun, LabelState, LabelVersion, Route, RunStatus, Segment,
     TenantId, TraceId, ValidDecision,
 };
-use tokio_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
 
 use super::lock_investigation;
@@ -22,7 +22,7 @@ use crate::labels::{
 use crate::{DecisionOutcome, ImportError, ReleaseManifest, ReleasedLabel, Result, ReviewQuery};
 
 async fn insert_version(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     version: &LabelVersion,
 ) -> Result<()> {
@@ -55,7 +55,7 @@ async fn insert_version(
 }
 
 async fn latest_version(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     trace: TraceId,
 ) -> Result<Option<LabelVersion>> {
@@ -72,7 +72,7 @@ async fn latest_version(
 /// The validator admitted a candidate: its first label version, unless a reviewer has decided on
 /// the label already. The caller holds the investigation's lock.
 pub(crate) async fn admit(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     candidate: &CandidateLabel,
 ) -> Result<()> {
@@ -100,7 +100,7 @@ const LOWEST_SCORE: &str = "LEAST((c.body::jsonb #>> '{scores,specificity,value}
                                   (c.body::jsonb #>> '{scores,thoroughness,value}')::float8)";
 
 pub(crate) async fn review_queue(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     query: &ReviewQuery,
 ) -> Result<(Vec<crate::QueueItem>, u64)> {
@@ -159,7 +159,7 @@ pub(crate) async fn review_queue(
 }
 
 pub(crate) async fn decide(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     candidate_id: &str,
     reviewer: &str,
@@ -219,7 +219,7 @@ fn decode_all(rows: &[tokio_postgres::Row]) -> Result<Vec<LabelVersion>> {
 }
 
 pub(crate) async fn label_versions(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     trace: TraceId,
 ) -> Result<Vec<LabelVersion>> {
@@ -233,7 +233,7 @@ pub(crate) async fn label_versions(
 }
 
 pub(crate) async fn current_labels(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     filters: &[Segment],
 ) -> Result<Vec<LabelVersion>> {
@@ -254,7 +254,7 @@ pub(crate) async fn current_labels(
 }
 
 pub(crate) async fn calibration_observations(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
 ) -> Result<Vec<Observation>> {
     let rows = db
@@ -285,7 +285,7 @@ pub(crate) async fn calibration_observations(
 /// The tenant's current candidates created from the earliest of `labels` to `until`, which a
 /// release's coverage counts.
 async fn traffic_of(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     labels: &[LabelVersion],
     until: i64,
@@ -304,7 +304,7 @@ async fn traffic_of(
 /// Stores a release and its items; when another process stored the same release (same id)
 /// first, returns that one and false.
 async fn store_release(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     manifest: &ReleaseManifest,
     labels: &[LabelVersion],
@@ -348,7 +348,7 @@ async fn store_release(
 }
 
 pub(crate) async fn create_release(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     name: &str,
     filters: Vec<Segment>,
@@ -370,10 +370,7 @@ pub(crate) async fn create_release(
     store_release(db, tenant, &manifest, &labels, now).await
 }
 
-pub(crate) async fn releases(
-    db: &(impl GenericClient + Sync),
-    tenant: &TenantId,
-) -> Result<Vec<Release>> {
+pub(crate) async fn releases(db: &impl GenericClient, tenant: &TenantId) -> Result<Vec<Release>> {
     db.query(
         "SELECT body FROM releases WHERE tenant = $1 ORDER BY created_at DESC, id COLLATE \"C\"",
         &[&tenant.as_str()],
@@ -385,7 +382,7 @@ pub(crate) async fn releases(
 }
 
 pub(crate) async fn release(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     id: &str,
 ) -> Result<Option<Release>> {
@@ -406,7 +403,7 @@ type LabelsWithResults = (
 );
 
 pub(crate) async fn release_labels(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     id: &str,
 ) -> Result<Option<LabelsWithResults>> {
@@ -450,7 +447,7 @@ pub(crate) async fn release_labels(
 /// Stores an exported release; `stored` says where each label's results were put (inline or a
 /// blob already in the blob store), in the order of `labels`.
 pub(crate) async fn import_release(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     manifest: ReleaseManifest,
     labels: Vec<ReleasedLabel>,
@@ -524,7 +521,7 @@ pub(crate) async fn import_release(
 }
 
 pub(crate) async fn store_eval_run(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     run: &EvalRun,
 ) -> Result<()> {
@@ -552,7 +549,7 @@ pub(crate) async fn store_eval_run(
 }
 
 pub(crate) async fn eval_run(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     id: &str,
 ) -> Result<Option<EvalRun>> {
@@ -566,7 +563,7 @@ pub(crate) async fn eval_run(
 }
 
 pub(crate) async fn eval_runs(
-    db: &(impl GenericClient + Sync),
+    db: &impl GenericClient,
     tenant: &TenantId,
     limit: usize,
 ) -> Result<Vec<EvalRun>> {
