@@ -2736,3 +2736,38 @@ async fn postgres_a_pool_exhausted_past_its_wait_answers_busy() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_feedback_retried_through_another_server_is_a_replay() {
+    let Some((a, b, _clock, _schema, _dir)) = two_postgres_stores().await else {
+        return;
+    };
+    let acme = tenant("acme");
+    for n in 0..10 {
+        let body = format!(
+            r#"{{"investigation_id":"1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f","verdict":"down","idempotency_key":"retry-{n}"}}"#
+        );
+        // The same submission reaches both servers at once, as a client retrying a timeout.
+        let (first, second) = tokio::join!(
+            a.submit_feedback(&acme, feedback(&body)),
+            b.submit_feedback(&acme, feedback(&body)),
+        );
+        let mut receipts = [first.unwrap(), second.unwrap()];
+        receipts.sort_by_key(|r| matches!(r, FeedbackReceipt::Replayed(_)));
+        let [
+            FeedbackReceipt::Created(created),
+            FeedbackReceipt::Replayed(replayed),
+        ] = &receipts
+        else {
+            panic!("one creates, the other replays: {receipts:?}");
+        };
+        assert_eq!(created, replayed);
+        let changed = body.replace("down", "up");
+        assert!(matches!(
+            b.submit_feedback(&acme, feedback(&changed)).await,
+            Err(StoreError::IdempotencyConflict(_))
+        ));
+    }
+    let investigation_feedback = a.pipeline_stats(&acme).await.unwrap().feedback_pending;
+    assert_eq!(investigation_feedback, 10, "one row per key");
+}

@@ -136,7 +136,20 @@ pub(crate) async fn migrate(client: &mut Client, schema: Option<&str>) -> Result
     })
 }
 
+/// A database error as the store reports it: contention the caller should retry (a deadlock, a
+/// serialisation failure, no connection slot left) is `Busy`; the rest is `Internal`, with the
+/// server's message and SQLSTATE for the log.
 pub(crate) fn pg_error(e: tokio_postgres::Error) -> StoreError {
+    use tokio_postgres::error::SqlState;
+    let retry = [
+        SqlState::T_R_DEADLOCK_DETECTED,
+        SqlState::T_R_SERIALIZATION_FAILURE,
+        SqlState::TOO_MANY_CONNECTIONS,
+    ];
+    if e.code().is_some_and(|code| retry.contains(code)) {
+        tracing::warn!(error = %e, "postgres contention; the caller is told to retry");
+        return StoreError::Busy;
+    }
     match e.as_db_error() {
         Some(db) => internal(format!(
             "postgres: {} ({}){}",
