@@ -2655,6 +2655,32 @@ async fn postgres_migrations_applied_twice_or_concurrently_are_a_no_op() {
         .unwrap();
     assert!(again.applied.is_empty());
     assert_eq!(again.current, 9);
+
+    // Label versions are immutable here too.
+    let (client, connection) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "SET search_path TO {};
+             INSERT INTO label_versions (tenant, trace_id, version, state, candidate_id, decided,
+                 created_at, digest, body)
+             VALUES ('acme', '\\x01', 1, 'active', 'cand-1', FALSE, 0, 'd', '{{}}')",
+            schema.name
+        ))
+        .await
+        .unwrap();
+    let refused = client
+        .batch_execute("UPDATE label_versions SET state = 'rejected'")
+        .await
+        .unwrap_err();
+    assert!(
+        refused
+            .as_db_error()
+            .is_some_and(|e| e.message() == "label versions are immutable"),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]
