@@ -297,7 +297,8 @@ impl PostgresStore {
         })
     }
 
-    /// Runs `insert_key` (or a variant) in its own transaction.
+    /// Stores a key in its own transaction; `replace_named` first revokes the tenant's other keys
+    /// of the same name (see `Store::replace_named_api_key`).
     async fn store_key(&self, key: ApiKey, secret: &str, replace_named: bool) -> Result<ApiKey> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -688,7 +689,13 @@ impl Store for PostgresStore {
         for ((trace, span), mut step) in latest {
             let result = step.tool_call.as_mut().and_then(|call| call.result.take());
             let body = crate::encoding::encode(&step)?;
-            results.push(result.as_ref().map(|r| r.as_bytes().to_vec()));
+            // Only results headed for the blob store are copied for it.
+            results.push(
+                result
+                    .as_ref()
+                    .filter(|r| r.len() > self.inline_result_max)
+                    .map(|r| r.as_bytes().to_vec()),
+            );
             rows.push(StepRow {
                 trace,
                 span,
