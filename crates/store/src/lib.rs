@@ -1,6 +1,7 @@
 //! Where evalmint keeps its data. The [`Store`] trait is the one interface the rest of the
-//! system uses; [`SqliteStore`] is the embedded default (one file plus a blob directory). Only
-//! this crate knows SQL.
+//! system uses; [`SqliteStore`] is the embedded default (one file plus a blob directory),
+//! [`PostgresStore`] the shared one for several servers and workers on one database. Only this
+//! crate knows SQL.
 
 mod blob;
 mod clock;
