@@ -2,7 +2,6 @@
 //! writes and a small pool of read connections, both off the async threads.
 
 mod catalog;
-mod encoding;
 pub mod engine;
 mod erasure;
 mod eval_runs;
@@ -10,6 +9,9 @@ mod pipeline;
 mod review;
 mod rows;
 mod schema;
+
+#[cfg(test)]
+pub(crate) use self::schema::MIGRATIONS;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -373,7 +375,7 @@ fn read_steps(
     let mut steps = Vec::new();
     for row in rows {
         let (body, inline, blob) = row?;
-        let mut step: Step = encoding::decode(&body)?;
+        let mut step: Step = crate::encoding::decode(&body)?;
         if let Some(call) = step.tool_call.as_mut() {
             call.result = match (inline, blob) {
                 (Some(text), _) => Some(text),
