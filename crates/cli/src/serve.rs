@@ -10,7 +10,7 @@ use anyhow::Context;
 use evalmint_pipeline::config::Config;
 use evalmint_pipeline::metrics::PipelineMetrics;
 use evalmint_server::{AppState, Metrics, ServerConfig};
-use evalmint_store::{CaptureOrder, FullStore, SqliteOptions, SqliteStore, SystemClock};
+use evalmint_store::{BlobStore, CaptureOrder, FullStore, SqliteOptions, SqliteStore, SystemClock};
 use tokio_util::sync::CancellationToken;
 
 use crate::DataArgs;
@@ -19,6 +19,8 @@ use crate::DataArgs;
 pub(crate) struct ServeArgs {
     #[command(flatten)]
     data: DataArgs,
+    #[command(flatten)]
+    blobs: BlobArgs,
     #[command(flatten)]
     pipeline: PipelineArgs,
     /// Address to listen on (the OTLP/HTTP port by default).
@@ -74,6 +76,16 @@ struct EdgeArgs {
     metrics_key_required: bool,
 }
 
+/// Where the store keeps large tool results.
+#[derive(Debug, clap::Args)]
+struct BlobArgs {
+    /// Where large tool results go: s3://bucket/prefix (credentials, region and endpoint from
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_ENDPOINT_URL) or
+    /// file:///absolute/path. Defaults to DATA/blobs.
+    #[arg(long = "blobs", env = "EVALMINT_BLOBS", value_name = "URL")]
+    url: Option<String>,
+}
+
 /// A positive duration argument as a `std` duration.
 fn std_duration(text: &str) -> Result<Duration, String> {
     let duration = crate::positive_duration(text)?;
@@ -109,6 +121,8 @@ pub(crate) struct WorkerArgs {
     #[command(flatten)]
     data: DataArgs,
     #[command(flatten)]
+    blobs: BlobArgs,
+    #[command(flatten)]
     pipeline: PipelineArgs,
 }
 
@@ -138,8 +152,21 @@ pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("{text:?} is out of range"))
 }
 
-fn open_store(dir: &Path) -> anyhow::Result<Arc<SqliteStore>> {
-    let store = SqliteStore::open(dir, SqliteOptions::default())
+/// Opens the store in `dir`, which this process then owns until it ends: a second process on
+/// the same directory is refused with a message naming this one.
+fn open_store(dir: &Path, blobs: &BlobArgs) -> anyhow::Result<Arc<SqliteStore>> {
+    let blobs = match &blobs.url {
+        Some(url) => Some(
+            BlobStore::from_url(url, &dir.join("blobs"))
+                .with_context(|| format!("opening the blob store at {url}"))?,
+        ),
+        None => None,
+    };
+    let options = SqliteOptions {
+        blobs,
+        ..SqliteOptions::default()
+    };
+    let store = SqliteStore::open(dir, options)
         .with_context(|| format!("opening the store in {}", dir.display()))?;
     Ok(Arc::new(store))
 }
@@ -147,12 +174,7 @@ fn open_store(dir: &Path) -> anyhow::Result<Arc<SqliteStore>> {
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let data_dir = args.data.dir;
     let pipeline_config = Arc::new(args.pipeline.load()?);
-    let store = open_store(&data_dir)?;
-    let _pipeline_lock = if args.no_pipeline {
-        None
-    } else {
-        Some(lock_pipeline(&data_dir)?)
-    };
+    let store = open_store(&data_dir, &args.blobs)?;
 
     if let Some(secret) =
         evalmint_server::bootstrap_admin_key(store.as_ref(), args.admin_key.as_deref()).await?
@@ -244,8 +266,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
 /// `evalmint worker`: the label pipeline without the HTTP API.
 pub(crate) async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     let config = Arc::new(args.pipeline.load()?);
-    let store = open_store(&args.data.dir)?;
-    let _pipeline_lock = lock_pipeline(&args.data.dir)?;
+    let store = open_store(&args.data.dir, &args.blobs)?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     eprintln!("evalmint worker running on {}", args.data.dir.display());
@@ -259,31 +280,6 @@ pub(crate) async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     );
     while tasks.join_next().await.is_some() {}
     Ok(())
-}
-
-/// Holds `DATA/worker.lock` for as long as this process runs the label pipeline. The pipeline
-/// releases every lease of the embedded store when it starts, taking them for a dead worker's;
-/// that is only right while no other process runs a pipeline on the same data directory. The
-/// operating system drops the lock when the process ends, however it ends.
-pub(crate) fn lock_pipeline(data_dir: &Path) -> anyhow::Result<std::fs::File> {
-    let path = data_dir.join("worker.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
-            "another evalmint process runs the label pipeline on {}: run one pipeline per data \
-             directory (`evalmint serve --no-pipeline` beside one `evalmint worker`)",
-            data_dir.display()
-        ),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("locking {}", path.display()))
-        }
-    }
 }
 
 async fn cancel_on_signal(shutdown: CancellationToken) {

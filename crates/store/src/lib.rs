@@ -38,6 +38,12 @@ pub enum StoreError {
     /// The API key secret is already registered for another tenant.
     #[error("this key secret is already registered")]
     KeyTaken,
+    /// Another store holds the data directory (one process owns a data directory).
+    #[error(
+        "the data directory {dir} is in use by {holder}: one process owns a data directory; \
+         stop that process first, or go through its API (`--server URL` on client commands)"
+    )]
+    InUse { dir: String, holder: String },
     /// The store is shutting down or its writer died.
     #[error("the store is closed")]
     Closed,
