@@ -50,7 +50,6 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     std::fs::create_dir_all(&args.data.dir)
         .with_context(|| format!("creating {}", args.data.dir.display()))?;
-    let _lock = crate::serve::lock_pipeline(&args.data.dir)?;
     let store = Arc::new(
         SqliteStore::open(&args.data.dir, SqliteOptions::default())
             .with_context(|| format!("opening the store in {}", args.data.dir.display()))?,

@@ -147,6 +147,7 @@ impl From<StoreError> for ApiError {
                 "idempotency key {key:?} was already used for different feedback"
             )),
             StoreError::Internal(detail) => ApiError::Internal(detail),
+            in_use @ StoreError::InUse { .. } => ApiError::Internal(in_use.to_string()),
         }
     }
 }

@@ -27,6 +27,13 @@ pub use postgres::{MigrationReport, PostgresOptions, PostgresStore};
 pub use sqlite::engine;
 pub use sqlite::{SqliteOptions, SqliteStore};
 
+/// The schema version this build's migrations produce (the same on both backends).
+pub fn schema_version() -> i64 {
+    sqlite::MIGRATIONS
+        .last()
+        .map_or(0, |(name, _)| sqlite::version_of(name))
+}
+
 /// The SHA-256 (hex) by which the erasure audit log names a user id.
 pub fn user_id_sha256(user_id: &str) -> String {
     sqlite::user_id_sha256(user_id)
@@ -44,6 +51,12 @@ pub enum StoreError {
     /// The API key secret is already registered for another tenant.
     #[error("this key secret is already registered")]
     KeyTaken,
+    /// Another store holds the data directory (one process owns a data directory).
+    #[error(
+        "the data directory {dir} is in use by {holder}: one process owns a data directory; \
+         stop that process first, or go through its API (`--server URL` on client commands)"
+    )]
+    InUse { dir: String, holder: String },
     /// The store is shutting down or its writer died.
     #[error("the store is closed")]
     Closed,

@@ -5,13 +5,13 @@ mod catalog;
 pub mod engine;
 mod erasure;
 mod eval_runs;
+mod owner;
 mod pipeline;
 mod review;
 mod rows;
 mod schema;
 
-#[cfg(test)]
-pub(crate) use self::schema::MIGRATIONS;
+pub(crate) use self::schema::{MIGRATIONS, version_of};
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -63,6 +63,8 @@ pub struct SqliteOptions {
     /// A blob stored more recently than this is never garbage-collected: it may belong to a
     /// write that has not committed its row yet.
     pub blob_grace: jiff::SignedDuration,
+    /// Where tool results too long to keep inline go; `None` is the data directory's `blobs/`.
+    pub blobs: Option<BlobStore>,
 }
 
 impl std::fmt::Debug for SqliteOptions {
@@ -73,6 +75,7 @@ impl std::fmt::Debug for SqliteOptions {
             .field("inline_result_max", &self.inline_result_max)
             .field("read_connections", &self.read_connections)
             .field("blob_grace", &self.blob_grace)
+            .field("blobs", &self.blobs.as_ref().map(BlobStore::location))
             .finish_non_exhaustive()
     }
 }
@@ -86,6 +89,7 @@ impl Default for SqliteOptions {
             read_connections: 16,
             clock: Arc::new(SystemClock),
             blob_grace: jiff::SignedDuration::from_mins(10),
+            blobs: None,
         }
     }
 }
@@ -97,6 +101,8 @@ pub struct SqliteStore {
     blobs: BlobStore,
     clock: Arc<dyn Clock>,
     blob_grace: jiff::SignedDuration,
+    /// The data directory's lock, held while the store is open.
+    _owner: owner::Owner,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -114,7 +120,10 @@ impl Drop for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the store in `data_dir`: `evalmint.db` and `blobs/`.
+    /// Opens (creating if needed) the store in `data_dir`: `evalmint.db` and, unless
+    /// `options.blobs` says otherwise, `blobs/`. One store owns a data directory: while it is
+    /// open, opening another on the same directory, in this process or another, fails with
+    /// [`StoreError::InUse`].
     pub fn open(data_dir: &Path, options: SqliteOptions) -> Result<Self> {
         crate::private::create_dir_all(data_dir).map_err(|e| {
             StoreError::Internal(format!(
@@ -122,6 +131,7 @@ impl SqliteStore {
                 data_dir.display()
             ))
         })?;
+        let owner = owner::Owner::lock(data_dir)?;
         let path = data_dir.join("evalmint.db");
         // SQLite gives the WAL and shared-memory files the database file's permissions.
         crate::private::create_file(&path)
@@ -129,7 +139,10 @@ impl SqliteStore {
         let mut conn = Connection::open(&path)?;
         schema::configure_writer(&conn)?;
         schema::migrate(&mut conn)?;
-        let blobs = BlobStore::open(data_dir.join("blobs")).map_err(internal)?;
+        let blobs = match options.blobs {
+            Some(blobs) => blobs,
+            None => BlobStore::open(data_dir.join("blobs")).map_err(internal)?,
+        };
 
         let queue = Arc::new(WriteQueue::new(
             options.write_queue,
@@ -169,6 +182,7 @@ impl SqliteStore {
             blobs,
             clock: options.clock,
             blob_grace: options.blob_grace,
+            _owner: owner,
         })
     }
 

@@ -44,7 +44,7 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
 ];
 
 /// The schema version a migration produces: the number its file name starts with.
-fn version_of(name: &str) -> i64 {
+pub(crate) fn version_of(name: &str) -> i64 {
     name.split('_')
         .next()
         .and_then(|n| n.parse().ok())
