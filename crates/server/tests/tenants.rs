@@ -661,6 +661,8 @@ fn run_of(tenant: &str, id: &str) -> evalmint_model::EvalRun {
 /// and runs: tenants that share trace ids, and so candidate and label ids, and even run ids,
 /// each see their own object under a shared id, and a 404 (never a 403, never data) for an id
 /// only the other has.
+// `me` indexes the keys, the names and the other tenant (`1 - me`) alike.
+#[allow(clippy::needless_range_loop)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn review_release_replay_and_run_endpoints_are_scoped_to_the_tenant() {
     use evalmint_store::{LabelOutcome, PipelineStore};
