@@ -6,6 +6,7 @@ the page shows the per-segment chart, the baseline and the flags the API's summa
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -67,6 +68,7 @@ def served_runs():
     yield url, release, v1, v2
     process.terminate()
     process.wait(timeout=10)
+    shutil.rmtree(data, ignore_errors=True)
 
 
 def _summary(url, run):
