@@ -1,16 +1,17 @@
 //! `evalmint keys create|list|revoke|rotate`: an operator manages keys, of any tenant directly in
-//! a data directory no process owns, or of one tenant through a running server's API (`--server`;
-//! needed while the server owns the directory, and a revocation takes effect at once).
+//! a data directory no process owns or in a shared `--database`, or of one tenant through a
+//! running server's API (`--server`; needed while the server owns the directory, and a
+//! revocation takes effect at once).
 
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use evalmint_model::{Scope, ScopeSet, TenantId, Timestamp};
-use evalmint_store::{ApiKey, NewApiKey, SqliteOptions, SqliteStore, Store};
+use evalmint_store::{ApiKey, NewApiKey, Store};
 use serde::Deserialize;
 
-use crate::DataArgs;
 use crate::client::Client;
+use crate::store_args::StoreArgs;
 use crate::table;
 
 #[derive(Debug, clap::Subcommand)]
@@ -53,9 +54,9 @@ pub(crate) enum KeysCommand {
 #[derive(Debug, clap::Args)]
 pub(crate) struct KeysTarget {
     #[command(flatten)]
-    data: DataArgs,
-    /// The tenant whose keys to manage in the data directory [default: default]. With
-    /// --server, the tenant is the one of --api-key.
+    store: StoreArgs,
+    /// The tenant whose keys to manage in the data directory or --database [default: default].
+    /// With --server, the tenant is the one of --api-key.
     #[arg(long)]
     tenant: Option<TenantId>,
     /// Manage the keys through this running server (e.g. http://127.0.0.1:4318) instead of the
@@ -74,15 +75,14 @@ enum Keys {
 }
 
 impl KeysTarget {
-    fn open(self) -> anyhow::Result<Keys> {
+    async fn open(self) -> anyhow::Result<Keys> {
         let Some(url) = self.server else {
             let tenant = match self.tenant {
                 Some(tenant) => tenant,
                 None => TenantId::new("default").expect("a valid tenant name"),
             };
-            let store = SqliteStore::open(&self.data.dir, SqliteOptions::default())
-                .with_context(|| format!("opening the store in {}", self.data.dir.display()))?;
-            return Ok(Keys::Store(Arc::new(store), tenant));
+            let store: Arc<dyn Store> = self.store.open().await?;
+            return Ok(Keys::Store(store, tenant));
         };
         if self.tenant.is_some() {
             bail!("with --server, keys belong to the tenant of --api-key: leave out --tenant");
@@ -228,12 +228,12 @@ pub(crate) async fn run(command: KeysCommand) -> anyhow::Result<()> {
                 );
             }
             let scopes: ScopeSet = scopes.into_iter().collect();
-            let created = target.open()?.create(name.trim(), scopes).await?;
+            let created = target.open().await?.create(name.trim(), scopes).await?;
             show_new_key(&created, "created");
             Ok(())
         }
         KeysCommand::List { target } => {
-            let keys = target.open()?.list().await?;
+            let keys = target.open().await?.list().await?;
             let rows: Vec<Vec<String>> = keys
                 .iter()
                 .map(|k| {
@@ -252,13 +252,13 @@ pub(crate) async fn run(command: KeysCommand) -> anyhow::Result<()> {
             Ok(())
         }
         KeysCommand::Revoke { target, id } => {
-            let keys = target.open()?;
+            let keys = target.open().await?;
             keys.revoke(&id).await?;
             eprintln!("revoked key {id}");
             Ok(())
         }
         KeysCommand::Rotate { target, id } => {
-            let created = target.open()?.rotate(&id).await?;
+            let created = target.open().await?.rotate(&id).await?;
             show_new_key(&created, &format!("replaced {id} by"));
             Ok(())
         }

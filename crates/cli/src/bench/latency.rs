@@ -38,7 +38,7 @@ pub(crate) struct LatencyArgs {
 
 const KEY: &str = "em_bench_latency_admin_key_0123456789";
 
-fn investigation(
+pub(crate) fn investigation(
     index: usize,
     services: &[String],
     queries: usize,

@@ -25,6 +25,7 @@ pub(crate) mod openrca;
 pub(crate) mod quality;
 pub(crate) mod review;
 mod spans;
+pub(crate) mod workers;
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum BenchCommand {
@@ -50,6 +51,8 @@ pub(crate) enum BenchCommand {
     Bombs(crate::bench::edge::BombsArgs),
     /// The review UI's pages over many candidates, and a release of many labels.
     Review(crate::bench::review::ReviewArgs),
+    /// Label pipeline throughput with 1, 2, 4… worker processes on one Postgres database.
+    Workers(crate::bench::workers::WorkersArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -111,6 +114,7 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Slowloris(args) => crate::bench::edge::slowloris(args).await,
         BenchCommand::Bombs(args) => crate::bench::edge::bombs(args).await,
         BenchCommand::Review(args) => crate::bench::review::run(args).await,
+        BenchCommand::Workers(args) => crate::bench::workers::run(args).await,
     }
 }
 
