@@ -753,6 +753,72 @@ async fn feedback_enqueues_one_label_job_that_reruns_when_more_feedback_arrives(
     assert_eq!(f.store.claim_label_jobs(lease, 10).await.unwrap().len(), 1);
 }
 
+/// The last capture can end while the job that planned it still holds its claim (another
+/// worker's capturer is quick): the job's own deferral afterwards must not bury that wake-up.
+async fn captures_that_end_while_their_job_is_claimed_still_wake_it(f: Fixture) {
+    let acme = tenant("acme");
+    let lease = SignedDuration::from_secs(60);
+    f.store
+        .submit_feedback(
+            &acme,
+            feedback(r#"{"investigation_id":"0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a","verdict":"up"}"#),
+        )
+        .await
+        .unwrap();
+    let job = f.store.claim_label_jobs(lease, 1).await.unwrap().remove(0);
+    f.store
+        .plan_snapshot(&acme, trace(10), vec![snapshot_query("only", 2)])
+        .await
+        .unwrap();
+    let task = f
+        .store
+        .claim_captures(CaptureOrder::EarliestDeadline, lease, 1)
+        .await
+        .unwrap()
+        .remove(0);
+    f.store
+        .record_capture(
+            task,
+            CaptureOutcome {
+                status: evalmint_model::CaptureStatus::Captured,
+                result: Some(b"[1]".to_vec()),
+                truncated: false,
+                error: None,
+                retry_at: None,
+            },
+        )
+        .await
+        .unwrap();
+    f.store
+        .defer_label_job(&job, start() + SignedDuration::from_hours(1), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.store.claim_label_jobs(lease, 1).await.unwrap().len(),
+        1,
+        "every capture has ended: the job is due now, not in an hour"
+    );
+    // A job still waiting for a capture keeps its deferral.
+    f.store
+        .submit_feedback(
+            &acme,
+            feedback(r#"{"investigation_id":"0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b","verdict":"up"}"#),
+        )
+        .await
+        .unwrap();
+    let waiting = f.store.claim_label_jobs(lease, 1).await.unwrap().remove(0);
+    assert_eq!(waiting.trace_id, trace(11));
+    f.store
+        .plan_snapshot(&acme, trace(11), vec![snapshot_query("pending", 2)])
+        .await
+        .unwrap();
+    f.store
+        .defer_label_job(&waiting, start() + SignedDuration::from_hours(1), None)
+        .await
+        .unwrap();
+    assert!(f.store.claim_label_jobs(lease, 1).await.unwrap().is_empty());
+}
+
 async fn captures_are_claimed_by_deadline_or_arrival_and_wake_their_job(f: Fixture) {
     let acme = tenant("acme");
     let lease = SignedDuration::from_secs(60);
@@ -2181,6 +2247,7 @@ async fn a_batch_larger_than_one_commit_is_written_whole(f: Fixture) {
 
 every_backend!(
     spans_arriving_out_of_order_assemble_one_investigation,
+    captures_that_end_while_their_job_is_claimed_still_wake_it,
     feedback_retries_are_idempotent_and_conflicts_refused,
     feedback_before_its_trace_is_joined_when_the_trace_arrives,
     tenants_never_see_each_other,

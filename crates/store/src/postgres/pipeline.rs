@@ -138,8 +138,17 @@ pub(crate) async fn defer_label_job(
     }
     let (tenant, trace) = (job.tenant.as_str(), &job.trace_id.as_bytes()[..]);
     db.execute(
+        // A deferral waits for what the job asked for, unless it already came: a newer
+        // generation of feedback, or captures that all ended while the job held its claim (their
+        // wake-up found the job claimed and would otherwise be lost).
         "UPDATE label_jobs SET
-             due_at = CASE WHEN generation = $3 THEN $4::bigint ELSE $5::bigint END,
+             due_at = CASE WHEN generation = $3
+                            AND (NOT EXISTS (SELECT 1 FROM snapshot_queries q
+                                             WHERE q.tenant = $1 AND q.trace_id = $2)
+                                 OR EXISTS (SELECT 1 FROM snapshot_queries q
+                                            WHERE q.tenant = $1 AND q.trace_id = $2
+                                              AND q.status = 'pending'))
+                       THEN $4::bigint ELSE $5::bigint END,
              lease_until = NULL,
              last_error = $6
          WHERE tenant = $1 AND trace_id = $2",
