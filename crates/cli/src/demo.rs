@@ -1,8 +1,8 @@
 //! `evalmint demo`: the whole story in one command on the embedded store. It serves the API with
 //! its label pipeline on `--listen`, starts the simulator's telemetry, has the reference agent v1
 //! investigate a few hundred incidents with simulated users giving feedback (over HTTP, like real
-//! clients), waits for the labels, releases the admitted ones and evaluates agent v1 on that
-//! release (its sessions served by the same server), then prints the URL, a sign-in key and a
+//! clients), waits for the labels, releases the admitted ones and evaluates agents v1 and v2 on
+//! that release, v2 against v1 (their sessions served by the same server), then prints the URL, a sign-in key and a
 //! short tour and keeps serving until Ctrl-C. Each stage is a step in `run`.
 
 use std::net::SocketAddr;
@@ -182,14 +182,16 @@ async fn wait_for_labels(
     Ok(stats.feedback_candidate + stats.feedback_not_candidate)
 }
 
-/// The release of the admitted labels and agent v1's run on it.
+/// The release of the admitted labels, agent v1's run on it, and agent v2's compared with v1's.
 struct Evaluated {
     release: evalmint_model::release::Release,
-    run: Option<evalmint_eval::report::Summary>,
+    v1: Option<evalmint_eval::report::Summary>,
+    v2: Option<evalmint_eval::report::Summary>,
 }
 
-/// Releases the admitted labels and has agent v1 replay them once each, through the sessions of
-/// the server the demo runs; the run is stored like any `eval run`.
+/// Releases the admitted labels, then has agent v1 and agent v2 replay them once each, through
+/// the sessions of the server the demo runs; the runs are stored like any `eval run`, and v2 is
+/// summarised against v1 as its baseline (its regressions per segment).
 async fn release_and_evaluate(
     store: &Arc<SqliteStore>,
     tenant: &TenantId,
@@ -201,46 +203,57 @@ async fn release_and_evaluate(
         .await
         .context("releasing the admitted labels")?;
     if release.labels == 0 {
-        return Ok(Evaluated { release, run: None });
+        return Ok(Evaluated {
+            release,
+            v1: None,
+            v2: None,
+        });
     }
-    let (labels, source) = crate::eval::labels_for(&**store, tenant, Some(&release.id)).await?;
-    let progress = ProgressBar::new(labels.len() as u64);
-    progress.set_style(
-        ProgressStyle::with_template(
-            "eval sim:v1 [{bar:40}] {pos}/{len} labels replayed ({elapsed})",
+    let mut runs = Vec::new();
+    for agent in ["sim:v1", "sim:v2"] {
+        let (labels, source) = crate::eval::labels_for(&**store, tenant, Some(&release.id)).await?;
+        let progress = ProgressBar::new(labels.len() as u64);
+        progress.set_style(
+            ProgressStyle::with_template(&format!(
+                "eval {agent} [{{bar:40}}] {{pos}}/{{len}} labels replayed ({{elapsed}})"
+            ))
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        let bar = progress.clone();
+        let setup = crate::eval::Replay {
+            agent: agent.to_owned(),
+            k: 1,
+            concurrency: 8,
+            timeout: Duration::from_secs(30),
+            call_limit: evalmint_eval::session::DEFAULT_CALL_LIMIT,
+            onset_tolerance: jiff::SignedDuration::from_mins(15),
+        };
+        let run = crate::eval::replay(
+            store,
+            tenant,
+            &setup,
+            labels,
+            source,
+            sessions.clone(),
+            url.to_owned(),
+            Arc::new(move |_| bar.inc(1)),
         )
-        .expect("a valid template")
-        .progress_chars("=> "),
-    );
-    let bar = progress.clone();
-    let setup = crate::eval::Replay {
-        agent: "sim:v1".to_owned(),
-        k: 1,
-        concurrency: 8,
-        timeout: Duration::from_secs(30),
-        call_limit: evalmint_eval::session::DEFAULT_CALL_LIMIT,
-        onset_tolerance: jiff::SignedDuration::from_mins(15),
-    };
-    let run = crate::eval::replay(
-        store,
-        tenant,
-        &setup,
-        labels,
-        source,
-        sessions,
-        url.to_owned(),
-        Arc::new(move |_| bar.inc(1)),
-    )
-    .await
-    .context("evaluating agent v1 on the release")?;
-    progress.finish();
-    store
-        .store_eval_run(tenant, run.clone())
         .await
-        .context("storing the run")?;
+        .with_context(|| format!("evaluating agent {agent} on the release"))?;
+        progress.finish();
+        store
+            .store_eval_run(tenant, run.clone())
+            .await
+            .context("storing the run")?;
+        runs.push(run);
+    }
+    let v1 = evalmint_eval::report::summarise(&runs[0], None);
+    let v2 = evalmint_eval::report::summarise(&runs[1], Some(&runs[0]));
     Ok(Evaluated {
         release,
-        run: Some(evalmint_eval::report::summarise(&run, None)),
+        v1: Some(v1),
+        v2: Some(v2),
     })
 }
 
@@ -310,16 +323,25 @@ async fn print_tour(
             "  5. The feedback widget on it:  {url}/widget/demo?investigation={trace}&key={widget_key}"
         );
     }
-    let Evaluated { release, run } = evaluated;
+    let Evaluated { release, v1, v2 } = evaluated;
     println!(
         "  6. The release of the admitted labels ({} labels), its coverage: {url}/releases/{}",
         release.labels, release.id
     );
-    if let Some(run) = run {
+    if let (Some(v1), Some(v2)) = (v1, v2) {
+        let regressions: Vec<&str> = v2.regressions().map(|row| row.segment.as_str()).collect();
         println!(
-            "  7. Agent v1 evaluated on that release (pass rate {:.1}%): {url}/runs/{}",
-            run.overall().rate.rate * 100.0,
-            run.run
+            "  7. Agent v2 against agent v1 on that release (pass rate {:.1}% → {:.1}%; \
+             regressions: {}): {url}/runs/{}?baseline={}",
+            v1.overall().rate.rate * 100.0,
+            v2.overall().rate.rate * 100.0,
+            if regressions.is_empty() {
+                "none".to_owned()
+            } else {
+                regressions.join(", ")
+            },
+            v2.run,
+            v1.run
         );
     }
     println!("  8. Send scores with the Langfuse, Phoenix or LangSmith SDK: see docs/compat.md");

@@ -1,5 +1,5 @@
 //! `evalmint demo` end to end on a small world: it serves, the simulated feedback is labelled,
-//! the admitted labels are released and agent v1 is evaluated on them, and it prints the URL, an
+//! the admitted labels are released and agents v1 and v2 are evaluated on them, and it prints the URL, an
 //! `em_…` sign-in key that works, and the tour with the release and the run.
 
 use std::process::Command;
@@ -51,17 +51,26 @@ fn the_demo_labels_simulated_feedback_and_prints_a_working_sign_in_key() {
         .find(|l| l.contains(" routed: "))
         .unwrap_or_else(|| panic!("no summary in {stdout}"));
     assert!(!routed.contains(" 0 candidate labels"), "{routed}");
-    // The tour links the release of the admitted labels and the run on it, which are stored.
+    // The tour links the release of the admitted labels and agent v2's run compared with agent
+    // v1's, both of which are stored.
     assert!(stdout.contains("/releases/rel-"), "{stdout}");
-    let run = stdout
-        .split(['/', ' ', '\n'])
-        .find(|w| w.starts_with("run-"))
-        .unwrap_or_else(|| panic!("no run in {stdout}"));
+    let comparison = stdout
+        .lines()
+        .find(|l| l.contains("Agent v2 against agent v1"))
+        .unwrap_or_else(|| panic!("no comparison in {stdout}"));
+    let runs_linked: Vec<&str> = comparison
+        .split(['/', ' ', '?', '='])
+        .filter(|w| w.starts_with("run-"))
+        .collect();
+    assert_eq!(runs_linked.len(), 2, "{comparison}");
     let runs = Command::new(env!("CARGO_BIN_EXE_evalmint"))
         .args(["eval", "list", "--data"])
         .arg(data.path())
         .output()
         .unwrap();
     let runs = String::from_utf8_lossy(&runs.stdout);
-    assert!(runs.contains(run) && runs.contains("sim:v1"), "{runs}");
+    for run in &runs_linked {
+        assert!(runs.contains(run), "{run} is not stored: {runs}");
+    }
+    assert!(runs.contains("sim:v1") && runs.contains("sim:v2"), "{runs}");
 }

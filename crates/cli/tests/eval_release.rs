@@ -31,8 +31,10 @@ fn stdout_of(output: &Output) -> String {
 
 /// The word of `text` that starts with `prefix` after the last `/` (a link's last segment).
 fn linked(text: &str, prefix: &str) -> String {
+    // A link's last path segment, without its query string (`/runs/run-…?baseline=run-…`).
     text.split_whitespace()
         .filter_map(|w| w.rsplit('/').next())
+        .filter_map(|w| w.split('?').next())
         .find(|w| w.starts_with(prefix))
         .unwrap_or_else(|| panic!("no {prefix}… link in {text}"))
         .to_owned()
