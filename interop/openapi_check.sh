@@ -13,8 +13,11 @@ url="http://127.0.0.1:$port"
 for _ in $(seq 100); do curl -fs "$url/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 curl -fs "$url/openapi.json" -o "$data/openapi.json"
 python3 -m openapi_spec_validator "$data/openapi.json"
-# schemathesis keeps a cache in its working directory: give it the throwaway one.
+# schemathesis keeps a cache in its working directory: give it the throwaway one. The hooks
+# teach it to send JSON Lines (a release import).
+hooks_dir=$(cd "$(dirname "$0")" && pwd)
 cd "$data"
+PYTHONPATH="$hooks_dir${PYTHONPATH:+:$PYTHONPATH}" SCHEMATHESIS_HOOKS=schemathesis_hooks \
 python3 -m schemathesis.cli run "$url/openapi.json" \
   --header "Authorization: Bearer $key" \
   --checks not_a_server_error,status_code_conformance,response_schema_conformance \

@@ -39,15 +39,20 @@ impl ServerArgs {
                     })?
             }
         };
-        Ok(Client {
-            http: reqwest::Client::new(),
-            url: self.url.trim_end_matches('/').to_owned(),
-            key,
-        })
+        Ok(Client::new(&self.url, key))
     }
 }
 
 impl Client {
+    /// A client for the server at `url` that authenticates with `key`.
+    pub(crate) fn new(url: &str, key: String) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            url: url.trim_end_matches('/').to_owned(),
+            key,
+        }
+    }
+
     /// GETs a JSON document, turning API errors into their message.
     pub(crate) async fn get(&self, path_and_query: &str) -> anyhow::Result<serde_json::Value> {
         self.get_with(path_and_query, &[]).await

@@ -1,9 +1,9 @@
 //! `evalmint demo`: the whole story in one command on the embedded store. It serves the API with
 //! its label pipeline on `--listen`, starts the simulator's telemetry, has the reference agent v1
 //! investigate a few hundred incidents with simulated users giving feedback (over HTTP, like real
-//! clients), waits for the labels, then prints the URL, a sign-in key and a short tour and keeps
-//! serving until Ctrl-C. Each stage is a step in `run`, so a later stage (a release, an eval of
-//! v1 against v2, the review UI) is one more step.
+//! clients), waits for the labels, releases the admitted ones and evaluates agent v1 on that
+//! release (its sessions served by the same server), then prints the URL, a sign-in key and a
+//! short tour and keeps serving until Ctrl-C. Each stage is a step in `run`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,8 +18,8 @@ use evalmint_sim::agent::AgentVersion;
 use evalmint_sim::telemetry::Retention;
 use evalmint_sim::world::{World, WorldConfig};
 use evalmint_store::{
-    CandidateQuery, CaptureOrder, FullStore, PipelineStore, SqliteOptions, SqliteStore, Store,
-    SystemClock,
+    CandidateQuery, CaptureOrder, FullStore, PipelineStore, ReviewStore, SqliteOptions,
+    SqliteStore, Store, SystemClock,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
@@ -50,7 +50,6 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     std::fs::create_dir_all(&args.data.dir)
         .with_context(|| format!("creating {}", args.data.dir.display()))?;
-    let _lock = crate::serve::lock_pipeline(&args.data.dir)?;
     let store = Arc::new(
         SqliteStore::open(&args.data.dir, SqliteOptions::default())
             .with_context(|| format!("opening the store in {}", args.data.dir.display()))?,
@@ -107,6 +106,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         ..ServerConfig::default()
     };
     let state = AppState::with_metrics(store.clone(), store.clone(), config, metrics);
+    let sessions = state.sessions.clone();
     let server = tokio::spawn(evalmint_server::serve(
         listener,
         state,
@@ -131,6 +131,8 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     .context("running the simulator")?;
 
     let labelled = wait_for_labels(store.as_ref(), &tenant, summary.feedback_sent).await?;
+    let labelled_in = started.elapsed();
+    let evaluated = release_and_evaluate(&store, &tenant, sessions, &url).await?;
     let ready_in = started.elapsed();
     print_tour(
         store.as_ref(),
@@ -139,7 +141,8 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         &sign_in,
         &summary,
         labelled,
-        ready_in,
+        &evaluated,
+        (labelled_in, ready_in),
     )
     .await?;
 
@@ -179,6 +182,69 @@ async fn wait_for_labels(
     Ok(stats.feedback_candidate + stats.feedback_not_candidate)
 }
 
+/// The release of the admitted labels and agent v1's run on it.
+struct Evaluated {
+    release: evalmint_model::release::Release,
+    run: Option<evalmint_eval::report::Summary>,
+}
+
+/// Releases the admitted labels and has agent v1 replay them once each, through the sessions of
+/// the server the demo runs; the run is stored like any `eval run`.
+async fn release_and_evaluate(
+    store: &Arc<SqliteStore>,
+    tenant: &TenantId,
+    sessions: Arc<evalmint_eval::Sessions>,
+    url: &str,
+) -> anyhow::Result<Evaluated> {
+    let (release, _) = store
+        .create_release(tenant, "demo: the admitted labels", Vec::new())
+        .await
+        .context("releasing the admitted labels")?;
+    if release.labels == 0 {
+        return Ok(Evaluated { release, run: None });
+    }
+    let (labels, source) = crate::eval::labels_for(&**store, tenant, Some(&release.id)).await?;
+    let progress = ProgressBar::new(labels.len() as u64);
+    progress.set_style(
+        ProgressStyle::with_template(
+            "eval sim:v1 [{bar:40}] {pos}/{len} labels replayed ({elapsed})",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    let bar = progress.clone();
+    let setup = crate::eval::Replay {
+        agent: "sim:v1".to_owned(),
+        k: 1,
+        concurrency: 8,
+        timeout: Duration::from_secs(30),
+        call_limit: evalmint_eval::session::DEFAULT_CALL_LIMIT,
+        onset_tolerance: jiff::SignedDuration::from_mins(15),
+    };
+    let run = crate::eval::replay(
+        store,
+        tenant,
+        &setup,
+        labels,
+        source,
+        sessions,
+        url.to_owned(),
+        Arc::new(move |_| bar.inc(1)),
+    )
+    .await
+    .context("evaluating agent v1 on the release")?;
+    progress.finish();
+    store
+        .store_eval_run(tenant, run.clone())
+        .await
+        .context("storing the run")?;
+    Ok(Evaluated {
+        release,
+        run: Some(evalmint_eval::report::summarise(&run, None)),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn print_tour(
     store: &SqliteStore,
     tenant: &TenantId,
@@ -186,7 +252,8 @@ async fn print_tour(
     sign_in: &str,
     summary: &evalmint_sim::run::RunSummary,
     labelled: u64,
-    ready_in: Duration,
+    evaluated: &Evaluated,
+    (labelled_in, ready_in): (Duration, Duration),
 ) -> anyhow::Result<()> {
     let candidates = store
         .candidates(
@@ -207,8 +274,10 @@ async fn print_tour(
         .secret;
     println!();
     println!(
-        "evalmint is ready at {url} ({:.1} s from the command)",
-        ready_in.as_secs_f64()
+        "evalmint is ready at {url} ({:.1} s from the command: labels after {:.1} s, then the \
+         release and the eval)",
+        ready_in.as_secs_f64(),
+        labelled_in.as_secs_f64()
     );
     println!();
     println!("  sign-in key (admin): {sign_in}");
@@ -241,7 +310,19 @@ async fn print_tour(
             "  5. The feedback widget on it:  {url}/widget/demo?investigation={trace}&key={widget_key}"
         );
     }
-    println!("  6. Send scores with the Langfuse, Phoenix or LangSmith SDK: see docs/compat.md");
+    let Evaluated { release, run } = evaluated;
+    println!(
+        "  6. The release of the admitted labels ({} labels), its coverage: {url}/releases/{}",
+        release.labels, release.id
+    );
+    if let Some(run) = run {
+        println!(
+            "  7. Agent v1 evaluated on that release (pass rate {:.1}%): {url}/runs/{}",
+            run.overall().rate.rate * 100.0,
+            run.run
+        );
+    }
+    println!("  8. Send scores with the Langfuse, Phoenix or LangSmith SDK: see docs/compat.md");
     println!();
     println!("Serving until Ctrl-C.");
     Ok(())

@@ -14,6 +14,7 @@ mod labels;
 mod replay;
 mod review;
 mod serve;
+mod store_args;
 mod table;
 
 use std::path::PathBuf;
@@ -40,6 +41,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run only the label pipeline: capture snapshots, draft, score and route candidates.
     Worker(serve::WorkerArgs),
+    /// Apply the schema migrations a store lacks (`serve` and `worker` also do on start).
+    Migrate(store_args::MigrateArgs),
     /// Candidate labels on a server: the label set, one label.
     Labels {
         #[command(subcommand)]
@@ -139,6 +142,7 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             Command::Eval { .. } => unreachable!("handled by main"),
             Command::Serve(args) => serve::run(args).await,
             Command::Worker(args) => serve::worker(args).await,
+            Command::Migrate(args) => store_args::migrate(args).await,
             #[cfg(feature = "sim")]
             Command::Demo(args) => demo::run(args).await,
             Command::Labels { command } => labels::run(command).await,

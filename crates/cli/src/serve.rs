@@ -1,8 +1,9 @@
-//! `evalmint serve` and `evalmint worker`: open the store, make sure an admin key exists, serve the
-//! API and/or run the label pipeline until Ctrl-C/SIGTERM.
+//! `evalmint serve` and `evalmint worker`: open the store (embedded, or a shared Postgres
+//! database), make sure an admin key exists, serve the API and/or run the label pipeline until
+//! Ctrl-C/SIGTERM.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,15 +11,15 @@ use anyhow::Context;
 use evalmint_pipeline::config::Config;
 use evalmint_pipeline::metrics::PipelineMetrics;
 use evalmint_server::{AppState, Metrics, ServerConfig};
-use evalmint_store::{CaptureOrder, FullStore, SqliteOptions, SqliteStore, SystemClock};
+use evalmint_store::{CaptureOrder, SystemClock};
 use tokio_util::sync::CancellationToken;
 
-use crate::DataArgs;
+use crate::store_args::StoreArgs;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeArgs {
     #[command(flatten)]
-    data: DataArgs,
+    store: StoreArgs,
     #[command(flatten)]
     pipeline: PipelineArgs,
     /// Address to listen on (the OTLP/HTTP port by default).
@@ -74,6 +75,7 @@ struct EdgeArgs {
     metrics_key_required: bool,
 }
 
+/// Where the store keeps large tool results.
 /// A positive duration argument as a `std` duration.
 fn std_duration(text: &str) -> Result<Duration, String> {
     let duration = crate::positive_duration(text)?;
@@ -107,9 +109,13 @@ impl PipelineArgs {
 #[derive(Debug, clap::Args)]
 pub(crate) struct WorkerArgs {
     #[command(flatten)]
-    data: DataArgs,
+    store: StoreArgs,
     #[command(flatten)]
     pipeline: PipelineArgs,
+    /// Serve /healthz, /readyz and /metrics (the pipeline's capture and claim figures) on this
+    /// address; without it the worker serves no HTTP at all.
+    #[arg(long, env = "EVALMINT_WORKER_LISTEN")]
+    listen: Option<SocketAddr>,
 }
 
 pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
@@ -138,21 +144,10 @@ pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("{text:?} is out of range"))
 }
 
-fn open_store(dir: &Path) -> anyhow::Result<Arc<SqliteStore>> {
-    let store = SqliteStore::open(dir, SqliteOptions::default())
-        .with_context(|| format!("opening the store in {}", dir.display()))?;
-    Ok(Arc::new(store))
-}
-
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let data_dir = args.data.dir;
+    let data_dir = args.store.data_dir().to_owned();
     let pipeline_config = Arc::new(args.pipeline.load()?);
-    let store = open_store(&data_dir)?;
-    let _pipeline_lock = if args.no_pipeline {
-        None
-    } else {
-        Some(lock_pipeline(&data_dir)?)
-    };
+    let store = args.store.open().await?;
 
     if let Some(secret) =
         evalmint_server::bootstrap_admin_key(store.as_ref(), args.admin_key.as_deref()).await?
@@ -213,8 +208,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         })?;
     let address = listener.local_addr()?;
     println!(
-        "evalmint listening on http://{address} (data in {})",
-        data_dir.display()
+        "evalmint listening on http://{address} ({})",
+        args.store.describe()
     );
 
     let shutdown = CancellationToken::new();
@@ -224,7 +219,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     pipeline_metrics.register(metrics.registry_mut());
     let mut pipeline = (!args.no_pipeline).then(|| {
         evalmint_pipeline::worker::start(
-            store.clone() as Arc<dyn FullStore>,
+            store.clone(),
             pipeline_config,
             Arc::new(SystemClock),
             pipeline_metrics,
@@ -244,46 +239,49 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
 /// `evalmint worker`: the label pipeline without the HTTP API.
 pub(crate) async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     let config = Arc::new(args.pipeline.load()?);
-    let store = open_store(&args.data.dir)?;
-    let _pipeline_lock = lock_pipeline(&args.data.dir)?;
+    let store = args.store.open().await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    eprintln!("evalmint worker running on {}", args.data.dir.display());
+    let mut metrics = Metrics::default();
+    let pipeline_metrics = Arc::new(PipelineMetrics::default());
+    pipeline_metrics.register(metrics.registry_mut());
+    let ops = match args.listen {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address}: is the port taken?"))?;
+            let state = AppState::with_metrics(
+                store.clone(),
+                store.clone(),
+                ServerConfig::default(),
+                metrics,
+            );
+            eprintln!(
+                "evalmint worker: health and metrics on http://{}",
+                listener.local_addr()?
+            );
+            Some(tokio::spawn(evalmint_server::serve_ops(
+                listener,
+                state,
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
+    eprintln!("evalmint worker running ({})", args.store.describe());
     let mut tasks = evalmint_pipeline::worker::start(
-        store as Arc<dyn FullStore>,
+        store,
         config,
         Arc::new(SystemClock),
-        Arc::new(PipelineMetrics::default()),
+        pipeline_metrics,
         CaptureOrder::EarliestDeadline,
         shutdown,
     );
     while tasks.join_next().await.is_some() {}
-    Ok(())
-}
-
-/// Holds `DATA/worker.lock` for as long as this process runs the label pipeline. The pipeline
-/// releases every lease of the embedded store when it starts, taking them for a dead worker's;
-/// that is only right while no other process runs a pipeline on the same data directory. The
-/// operating system drops the lock when the process ends, however it ends.
-pub(crate) fn lock_pipeline(data_dir: &Path) -> anyhow::Result<std::fs::File> {
-    let path = data_dir.join("worker.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
-            "another evalmint process runs the label pipeline on {}: run one pipeline per data \
-             directory (`evalmint serve --no-pipeline` beside one `evalmint worker`)",
-            data_dir.display()
-        ),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("locking {}", path.display()))
-        }
+    if let Some(ops) = ops {
+        ops.await??;
     }
+    Ok(())
 }
 
 async fn cancel_on_signal(shutdown: CancellationToken) {

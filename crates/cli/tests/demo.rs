@@ -1,5 +1,6 @@
 //! `evalmint demo` end to end on a small world: it serves, the simulated feedback is labelled,
-//! and it prints the URL, an `em_…` sign-in key that works, and the tour.
+//! the admitted labels are released and agent v1 is evaluated on them, and it prints the URL, an
+//! `em_…` sign-in key that works, and the tour with the release and the run.
 
 use std::process::Command;
 
@@ -50,4 +51,17 @@ fn the_demo_labels_simulated_feedback_and_prints_a_working_sign_in_key() {
         .find(|l| l.contains(" routed: "))
         .unwrap_or_else(|| panic!("no summary in {stdout}"));
     assert!(!routed.contains(" 0 candidate labels"), "{routed}");
+    // The tour links the release of the admitted labels and the run on it, which are stored.
+    assert!(stdout.contains("/releases/rel-"), "{stdout}");
+    let run = stdout
+        .split(['/', ' ', '\n'])
+        .find(|w| w.starts_with("run-"))
+        .unwrap_or_else(|| panic!("no run in {stdout}"));
+    let runs = Command::new(env!("CARGO_BIN_EXE_evalmint"))
+        .args(["eval", "list", "--data"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    let runs = String::from_utf8_lossy(&runs.stdout);
+    assert!(runs.contains(run) && runs.contains("sim:v1"), "{runs}");
 }

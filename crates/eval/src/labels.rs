@@ -1,11 +1,11 @@
 //! Where a run's label versions come from. A run reads "a list of label versions (label id,
-//! version, snapshot, ground truth)"; today the admitted label set is the one source, a release
-//! will be another.
+//! version, snapshot, ground truth)": the current admitted label set, or a release's pinned
+//! label versions (`release_labels`).
 
 use std::sync::Arc;
 
 use evalmint_model::{CandidateLabel, Catalog, GroundTruth, Route, Segment, TenantId};
-use evalmint_store::{CandidateQuery, PipelineStore};
+use evalmint_store::{CandidateQuery, PipelineStore, ReleasedLabel, ReviewStore};
 
 use crate::world::ReplayWorld;
 
@@ -19,6 +19,9 @@ pub struct LabelVersion {
     pub ground_truth: Option<GroundTruth>,
     pub segments: Vec<Segment>,
 }
+
+/// The label source of a run over the admitted set; a run over a release records its id.
+pub const ADMITTED: &str = "admitted";
 
 /// The most labels a run reads from the admitted set.
 const MAX_LABELS: usize = 100_000;
@@ -79,4 +82,42 @@ pub async fn catalog(
     tenant: &TenantId,
 ) -> evalmint_store::Result<Catalog> {
     store.catalog(tenant).await
+}
+
+/// The label versions of release `id` as it pinned them, or None when the tenant has no such
+/// release. The trigger comes from the version's candidate when the store still has it (an
+/// imported release's labels may have none).
+pub async fn release(
+    store: &dyn ReviewStore,
+    tenant: &TenantId,
+    id: &str,
+) -> evalmint_store::Result<Option<Vec<LabelVersion>>> {
+    let Some((_, released)) = store.release_labels(tenant, id).await? else {
+        return Ok(None);
+    };
+    let mut labels = Vec::with_capacity(released.len());
+    for ReleasedLabel { label, results } in released {
+        let trigger = store
+            .candidate(tenant, &label.candidate_id)
+            .await?
+            .and_then(|candidate| candidate.trigger);
+        let mut results: std::collections::HashMap<String, Vec<u8>> = results.into_iter().collect();
+        let snapshot = label
+            .snapshot
+            .into_iter()
+            .filter_map(|query| {
+                let bytes = results.remove(&query.id)?;
+                Some((query, bytes))
+            })
+            .collect();
+        labels.push(LabelVersion {
+            label_id: label.label_id,
+            version: label.version,
+            world: Arc::new(ReplayWorld::new(trigger, snapshot)),
+            ground_truth: label.ground_truth,
+            segments: label.segments,
+        });
+    }
+    labels.sort_by(|a, b| a.label_id.cmp(&b.label_id));
+    Ok(Some(labels))
 }

@@ -36,6 +36,8 @@ pub struct SegmentRow {
 pub struct Summary {
     pub run: String,
     pub agent: String,
+    /// Where its label versions came from: `admitted` or a release id.
+    pub label_source: String,
     pub k: u32,
     pub labels: u64,
     pub attempts: u64,
@@ -160,6 +162,7 @@ pub fn summarise(run: &EvalRun, baseline: Option<&EvalRun>) -> Summary {
     Summary {
         run: run.id.clone(),
         agent: run.agent.clone(),
+        label_source: run.label_source.clone(),
         k: run.k,
         labels: labels.len() as u64,
         attempts: run.results.len() as u64,
@@ -167,6 +170,15 @@ pub fn summarise(run: &EvalRun, baseline: Option<&EvalRun>) -> Summary {
         segments: rows,
         baseline: baseline.map(|b| b.id.clone()),
         flips,
+    }
+}
+
+/// How a report names where a run's labels came from.
+pub fn label_source_text(source: &str) -> String {
+    if source == crate::labels::ADMITTED {
+        "the admitted labels".to_owned()
+    } else {
+        format!("release {source}")
     }
 }
 
@@ -179,10 +191,11 @@ pub fn table(summary: &Summary) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "run {}  agent {}  labels {}  attempts {}  pass@{} {}",
+        "run {}  agent {}  labels {} ({})  attempts {}  pass@{} {}",
         summary.run,
         summary.agent,
         summary.labels,
+        label_source_text(&summary.label_source),
         summary.attempts,
         summary.k,
         pct(summary.pass_at_k)
@@ -363,11 +376,12 @@ pub fn html(summary: &Summary) -> String {
 body{{font:14px system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}}\
 .bar{{position:relative;width:220px;height:14px;background:#eee}}.now{{height:100%;background:#2b7bd6}}.base{{height:100%;background:#999}}\
 .ci{{position:absolute;top:5px;height:4px;background:#000;opacity:.5}}.reg{{color:#fff;background:#c0392b;padding:2px 6px}}.imp{{color:#fff;background:#27ae60;padding:2px 6px}}\
-</style></head><body><h1>Run {run}</h1><p>agent {agent} · {labels} labels · {attempts} attempts · pass@{k} {passk}{base}</p>\
+</style></head><body><h1>Run {run}</h1><p>agent {agent} · {labels} labels ({source}) · {attempts} attempts · pass@{k} {passk}{base}</p>\
 <table><tr><th>segment</th><th>pass</th><th>this run</th><th>baseline</th><th>McNemar p</th><th></th></tr>{rows}</table>{flips}</body></html>\n",
         run = xml(&summary.run),
         agent = xml(&summary.agent),
         labels = summary.labels,
+        source = xml(&label_source_text(&summary.label_source)),
         attempts = summary.attempts,
         k = summary.k,
         passk = pct(summary.pass_at_k),

@@ -23,6 +23,9 @@ pub struct RunConfig {
     pub grade: GradeConfig,
     /// Where the sessions are served, e.g. `http://127.0.0.1:4318`.
     pub base_url: String,
+    /// Where the labels came from, recorded with the run: [`crate::labels::ADMITTED`] or a
+    /// release id.
+    pub label_source: String,
 }
 
 impl std::fmt::Debug for RunConfig {
@@ -108,7 +111,7 @@ pub async fn execute(
     EvalRun {
         id: run_id,
         agent: agent_spec,
-        label_source: "admitted".to_owned(),
+        label_source: config.label_source.clone(),
         k: config.k.max(1),
         status: RunStatus::Completed,
         error: None,

@@ -37,6 +37,7 @@ async fn run_one(spec: &str) -> evalmint_model::EvalResult {
         call_limit: 10,
         grade: Default::default(),
         base_url: "http://127.0.0.1:9".into(),
+        label_source: evalmint_eval::labels::ADMITTED.into(),
     };
     let run = execute(
         Arc::new(Sessions::default()),

@@ -30,7 +30,6 @@ const MAX_RESULT_BYTES: usize = 8 * 1024 * 1024;
 const MAX_ERROR_EXCERPT_BYTES: usize = 300;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const CLAIM_BATCH: usize = 64;
-const LEASE: SignedDuration = SignedDuration::from_secs(60);
 
 /// A stable id for a query within its investigation.
 pub(crate) fn query_id(source: &str, tool: &str, text: &str, window: Option<TimeWindow>) -> String {
@@ -274,11 +273,14 @@ impl Capturer {
         let mut in_flight = tokio::task::JoinSet::new();
         while !shutdown.is_cancelled() {
             while in_flight.try_join_next().is_some() {}
-            let tasks = match self
+            let claiming = std::time::Instant::now();
+            let claimed = self
                 .store
-                .claim_captures(self.order, LEASE, CLAIM_BATCH)
-                .await
-            {
+                .claim_captures(self.order, self.config.capture_lease, CLAIM_BATCH)
+                .await;
+            self.metrics
+                .claimed(crate::metrics::Queue::Captures, claiming.elapsed());
+            let tasks = match claimed {
                 Ok(tasks) => tasks,
                 Err(e) => {
                     tracing::warn!(error = %e, "claiming captures failed");

@@ -132,6 +132,11 @@ pub struct Config {
     pub capture_attempts: u32,
     /// Noise queries added per snapshot, at most.
     pub noise_queries: usize,
+    /// How long a claimed label job belongs to its worker. A worker that dies holds its jobs
+    /// this long; one that outlives its lease finds its job claimed again and writes nothing.
+    pub job_lease: SignedDuration,
+    /// The same for a claimed snapshot capture.
+    pub capture_lease: SignedDuration,
     /// The LLM drafter; `None` (the default) when `[llm]` is absent or not enabled.
     pub llm: Option<LlmConfig>,
     /// The root-cause categories drafting chooses from (`[taxonomy]`; the shipped one by default).
@@ -153,6 +158,8 @@ impl Default for Config {
             trace_wait: SignedDuration::from_hours(1),
             capture_attempts: 5,
             noise_queries: 6,
+            job_lease: SignedDuration::from_secs(120),
+            capture_lease: SignedDuration::from_secs(60),
             llm: None,
             taxonomy: Taxonomy::default(),
             catalog: CatalogConfig::default(),
@@ -251,6 +258,8 @@ struct RawPipeline {
     trace_wait: Option<String>,
     capture_attempts: Option<u32>,
     noise_queries: Option<usize>,
+    job_lease: Option<String>,
+    capture_lease: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -320,11 +329,16 @@ impl RawConfig {
                 config.labelling = Labelling::Tenants(valid);
             }
         }
-        if let Some(wait) = p.trace_wait {
-            match evalmint_model::parse_duration(&wait) {
-                Some(d) if d.is_positive() => config.trace_wait = d,
+        for (key, text, field) in [
+            ("trace_wait", p.trace_wait, &mut config.trace_wait),
+            ("job_lease", p.job_lease, &mut config.job_lease),
+            ("capture_lease", p.capture_lease, &mut config.capture_lease),
+        ] {
+            let Some(text) = text else { continue };
+            match evalmint_model::parse_duration(&text) {
+                Some(d) if d.is_positive() => *field = d,
                 _ => problems.push(format!(
-                    "pipeline.trace_wait: {wait:?} is not a duration like 1h"
+                    "pipeline.{key}: {text:?} is not a positive duration like 1h or 90s"
                 )),
             }
         }
@@ -586,10 +600,17 @@ mod tests {
             specificity = 0.7
             audit_fraction = 0.05
             labelling_tenants = ["acme"]
+            job_lease = "5s"
             "#,
         )
         .unwrap();
         assert_eq!(config.sources.len(), 2);
+        assert_eq!(config.job_lease, SignedDuration::from_secs(5));
+        assert_eq!(
+            config.capture_lease,
+            Config::default().capture_lease,
+            "an absent key keeps its default"
+        );
         assert_eq!(
             config.sources[0].connector,
             Connector::Prometheus {
@@ -643,6 +664,7 @@ mod tests {
 
             [pipeline]
             accuracy = 1.5
+            capture_lease = "-3s"
             "#,
         )
         .unwrap_err();
@@ -653,6 +675,7 @@ mod tests {
                 "sources[0] (x).ttl: \"forever\" is not a duration like 15d",
                 "sources[0] (x).endpoint: required for connector \"prometheus\"",
                 "pipeline.accuracy: 1.5 is outside 0-1",
+                "pipeline.capture_lease: \"-3s\" is not a positive duration like 1h or 90s",
             ]
         );
         assert!(

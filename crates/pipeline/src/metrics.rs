@@ -1,6 +1,7 @@
 //! The pipeline's self-metrics, registered into the server's registry when both run in one
 //! process: capture slack (time left before the data would have expired) and TTL misses per
-//! source, and candidates by route.
+//! source, candidates by route, and how long claiming work from the store takes (the figure that
+//! grows first when several workers contend for one database).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -21,14 +22,32 @@ struct RouteLabels {
     route: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabels {
+    queue: &'static str,
+}
+
+/// The two kinds of work a worker claims.
+#[derive(Debug, Clone, Copy)]
+pub enum Queue {
+    LabelJobs,
+    Captures,
+}
+
 #[derive(Debug)]
 pub struct PipelineMetrics {
     capture_slack_seconds: Family<SourceLabels, Histogram, fn() -> Histogram>,
+    claim_seconds: Family<QueueLabels, Histogram, fn() -> Histogram>,
     ttl_misses: Family<SourceLabels, Counter>,
     expired_before_feedback: Family<SourceLabels, Counter>,
     candidates: Family<RouteLabels, Counter>,
     ttl_miss_total: AtomicU64,
     expired_before_feedback_total: AtomicU64,
+}
+
+fn claim_histogram() -> Histogram {
+    // From 100 µs to about 6.5 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 17))
 }
 
 fn slack_histogram() -> Histogram {
@@ -40,6 +59,7 @@ impl Default for PipelineMetrics {
     fn default() -> Self {
         PipelineMetrics {
             capture_slack_seconds: Family::new_with_constructor(slack_histogram),
+            claim_seconds: Family::new_with_constructor(claim_histogram),
             ttl_misses: Family::default(),
             expired_before_feedback: Family::default(),
             candidates: Family::default(),
@@ -67,6 +87,11 @@ impl PipelineMetrics {
             self.expired_before_feedback.clone(),
         );
         registry.register(
+            "evalmint_pipeline_claim_seconds",
+            "Time to claim a batch of work from the store, by queue",
+            self.claim_seconds.clone(),
+        );
+        registry.register(
             "evalmint_candidates",
             "Candidate labels drafted, by route",
             self.candidates.clone(),
@@ -79,6 +104,16 @@ impl PipelineMetrics {
                 source: source.to_owned(),
             })
             .observe(slack.as_secs_f64().max(0.0));
+    }
+
+    pub(crate) fn claimed(&self, queue: Queue, took: std::time::Duration) {
+        let queue = match queue {
+            Queue::LabelJobs => "label_jobs",
+            Queue::Captures => "captures",
+        };
+        self.claim_seconds
+            .get_or_create(&QueueLabels { queue })
+            .observe(took.as_secs_f64());
     }
 
     pub(crate) fn ttl_miss(&self, source: &str) {

@@ -21,7 +21,6 @@ use crate::evidence::Evidence;
 use crate::metrics::PipelineMetrics;
 use crate::{noise, redact, score};
 
-const LEASE: SignedDuration = SignedDuration::from_secs(120);
 const CLAIM_BATCH: usize = 8;
 /// How long a job waiting for captures sleeps unless a finished capture wakes it first.
 /// How long before an alert the trouble may have begun: errors earlier than that are the
@@ -83,7 +82,14 @@ impl LabelWorker {
                     tracing::warn!(error = %e, "ending feedback whose trace never arrived failed");
                 }
             }
-            let jobs = match self.store.claim_label_jobs(LEASE, CLAIM_BATCH).await {
+            let claiming = std::time::Instant::now();
+            let claimed = self
+                .store
+                .claim_label_jobs(self.config.job_lease, CLAIM_BATCH)
+                .await;
+            self.metrics
+                .claimed(crate::metrics::Queue::LabelJobs, claiming.elapsed());
+            let jobs = match claimed {
                 Ok(jobs) => jobs,
                 Err(e) => {
                     tracing::warn!(error = %e, "claiming label jobs failed");

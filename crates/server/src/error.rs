@@ -156,6 +156,7 @@ impl From<StoreError> for ApiError {
                  again; send new feedback with a new idempotency key"
             )),
             StoreError::Internal(detail) => ApiError::Internal(detail),
+            in_use @ StoreError::InUse { .. } => ApiError::Internal(in_use.to_string()),
         }
     }
 }

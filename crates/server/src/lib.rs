@@ -10,6 +10,7 @@ pub mod mcp;
 mod metrics;
 mod openapi;
 mod routes;
+mod schemas;
 mod ui;
 
 use std::net::SocketAddr;
@@ -22,7 +23,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::get;
 use evalmint_model::{ScopeSet, TenantId};
 use evalmint_store::{Clock, ReviewStore, Store};
 use tokio_util::sync::CancellationToken;
@@ -136,7 +137,6 @@ impl AppState {
 /// The whole API as a router, with its OpenAPI description at `/openapi.json` and a reference
 /// page at `/docs`.
 pub fn app(state: AppState) -> Router {
-    use routes::{releases, replay, review, runs};
     let (router, api) = api_router().split_for_parts();
     let api = openapi::finish(api);
     router
@@ -145,35 +145,6 @@ pub fn app(state: AppState) -> Router {
             get(move || std::future::ready(axum::Json(api.clone()))),
         )
         .route("/docs", get(openapi::docs_page))
-        // Replay sessions and runs: served, not yet in the OpenAPI description.
-        .route("/api/v1/replay/sessions", post(replay::open))
-        .route(
-            "/replay/sessions/{sid}/mcp",
-            axum::routing::any(replay::mcp),
-        )
-        .route("/replay/sessions/{sid}/tools", get(replay::list_tools))
-        .route("/replay/sessions/{sid}/tools/{name}", post(replay::tool))
-        .route(
-            "/replay/sessions/{sid}/prometheus/api/v1/{endpoint}",
-            get(replay::prometheus).post(replay::prometheus),
-        )
-        .route("/api/v1/runs", get(runs::list))
-        .route("/api/v1/runs/{id}", get(runs::show))
-        // Review, label versions, releases and calibration: served, not yet in the OpenAPI
-        // description.
-        .route("/api/v1/labels/{id}/versions", get(review::versions))
-        .route("/api/v1/review", get(review::queue))
-        .route("/api/v1/review/{id}", get(review::show))
-        .route("/api/v1/review/{id}/decision", post(review::decide))
-        .route(
-            "/api/v1/releases",
-            post(releases::create).get(releases::list),
-        )
-        .route("/api/v1/releases/import", post(releases::import))
-        .route("/api/v1/releases/{id}", get(releases::show))
-        .route("/api/v1/releases/{id}/export", get(releases::export))
-        .route("/api/v1/releases/{id}/diff/{other}", get(releases::diff))
-        .route("/api/v1/calibration", get(review::calibration))
         .merge(ui::routes())
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -204,7 +175,10 @@ pub fn app(state: AppState) -> Router {
 /// Every documented route; the OpenAPI description is generated from the handlers' attributes.
 fn api_router() -> OpenApiRouter<AppState> {
     use routes::compat::{langfuse, langsmith, phoenix};
-    use routes::{catalog, feedback, investigations, keys, labels, ops, otlp, widget};
+    use routes::{
+        catalog, feedback, investigations, keys, labels, ops, otlp, releases, replay, review, runs,
+        widget,
+    };
     OpenApiRouter::new()
         .routes(routes!(otlp::export))
         .routes(routes!(investigations::create))
@@ -217,6 +191,23 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(labels::list))
         .routes(routes!(labels::show))
         .routes(routes!(catalog::list, catalog::import))
+        .routes(routes!(review::queue))
+        .routes(routes!(review::show))
+        .routes(routes!(review::decide))
+        .routes(routes!(review::versions))
+        .routes(routes!(review::calibration))
+        .routes(routes!(releases::create, releases::list))
+        .routes(routes!(releases::import))
+        .routes(routes!(releases::show))
+        .routes(routes!(releases::export))
+        .routes(routes!(releases::diff))
+        .routes(routes!(replay::open))
+        .routes(routes!(replay::list_tools))
+        .routes(routes!(replay::tool))
+        .routes(routes!(replay::prometheus))
+        .routes(routes!(replay::mcp))
+        .routes(routes!(runs::list))
+        .routes(routes!(runs::show))
         .routes(routes!(langfuse::scores))
         .routes(routes!(langfuse::ingestion))
         .routes(routes!(langfuse::projects))
@@ -324,6 +315,32 @@ pub async fn serve(
     connections::serve(listener, app(state), limits, shutdown.clone()).await;
     shutdown.cancel();
     let _ = sweeper.await;
+    Ok(())
+}
+
+/// The operational endpoints alone (`/healthz`, `/readyz`, `/metrics`), for a process that
+/// serves no API, such as `evalmint worker`: its pipeline metrics live in that process.
+pub fn ops_app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(routes::ops::healthz))
+        .route("/readyz", get(routes::ops::readyz))
+        .route("/metrics", get(routes::ops::metrics))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .with_state(state)
+}
+
+/// Serves [`ops_app`] on `listener` until `shutdown` is cancelled.
+pub async fn serve_ops(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    axum::serve(listener, ops_app(state))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
     Ok(())
 }
 

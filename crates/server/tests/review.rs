@@ -104,6 +104,39 @@ impl Harness {
     }
 }
 
+impl Harness {
+    /// Signs in to the web UI with `key`; the session's cookie.
+    async fn sign_in(&self, key: &str) -> String {
+        let (_, headers, _) = self
+            .send(Request::get("/signin").body(Body::empty()).unwrap())
+            .await;
+        let (token, _) = cookie_of(&headers, "evalmint_signin").unwrap();
+        let (status, headers, _) = self
+            .send(form(
+                "/signin",
+                &format!("evalmint_signin={token}"),
+                &[("csrf", &token), ("api_key", key)],
+            ))
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let (session, _) = cookie_of(&headers, "evalmint_session").unwrap();
+        format!("evalmint_session={session}")
+    }
+
+    /// A page of the UI for the session `cookie`.
+    async fn page(&self, uri: &str, cookie: &str) -> (StatusCode, String) {
+        let (status, _, page) = self
+            .send(
+                Request::get(uri)
+                    .header(header::COOKIE, cookie)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        (status, String::from_utf8(page).unwrap())
+    }
+}
+
 fn candidate(trace: TraceId, route: Route) -> evalmint_model::CandidateLabel {
     let score = |value| evalmint_model::Score {
         value,
@@ -589,28 +622,8 @@ async fn the_ui_signs_in_with_a_key_checks_csrf_and_escapes_user_text() {
 
     // Another tenant's candidate is not found through the UI either.
     let other = h.draft(2, Route::Review, false, "x", true).await;
-    let globex_signin = {
-        let (_, headers, _) = h
-            .send(Request::get("/signin").body(Body::empty()).unwrap())
-            .await;
-        cookie_of(&headers, "evalmint_signin").unwrap().0
-    };
-    let (_, headers, _) = h
-        .send(form(
-            "/signin",
-            &format!("evalmint_signin={globex_signin}"),
-            &[("csrf", &globex_signin), ("api_key", &h.globex)],
-        ))
-        .await;
-    let (globex, _) = cookie_of(&headers, "evalmint_session").unwrap();
-    let (status, _, _) = h
-        .send(
-            Request::get(format!("/review/{other}"))
-                .header(header::COOKIE, format!("evalmint_session={globex}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let globex = h.sign_in(&h.globex).await;
+    let (status, _) = h.page(&format!("/review/{other}"), &globex).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, headers, _) = h
         .send(
@@ -626,4 +639,126 @@ async fn the_ui_signs_in_with_a_key_checks_csrf_and_escapes_user_text() {
             .unwrap()
             .starts_with("text/javascript")
     );
+}
+
+/// A run of `agent` where label `i` of `labels` passes when `passes(i)`; the first half of the
+/// labels are in the segment `service=checkout`, the second half in `service=payments-db`.
+fn run_of(
+    id: &str,
+    agent: &str,
+    labels: usize,
+    passes: impl Fn(usize) -> bool,
+) -> evalmint_model::EvalRun {
+    let segment = |value: &str| evalmint_model::Segment {
+        facet: "service".into(),
+        value: value.into(),
+    };
+    evalmint_model::EvalRun {
+        id: id.into(),
+        agent: agent.into(),
+        label_source: "rel-0123456789abcdef01234567".into(),
+        k: 1,
+        status: evalmint_model::RunStatus::Completed,
+        error: None,
+        started_at: Timestamp::UNIX_EPOCH,
+        finished_at: Timestamp::UNIX_EPOCH,
+        results: (0..labels)
+            .map(|i| evalmint_model::EvalResult {
+                label_id: format!("lbl-{i:032x}"),
+                label_version: 1,
+                attempt: 0,
+                outcome: if passes(i) {
+                    evalmint_model::Outcome::Pass
+                } else {
+                    evalmint_model::Outcome::Fail
+                },
+                reason: "component".into(),
+                grades: vec![],
+                segments: if i < labels / 2 {
+                    vec![segment("checkout")]
+                } else {
+                    vec![segment("payments-db")]
+                },
+                answer: None,
+                trace: vec![],
+                duration_ms: 1,
+            })
+            .collect(),
+    }
+}
+
+#[tokio::test]
+async fn the_runs_pages_compare_a_run_with_a_baseline_within_the_tenant() {
+    let h = Harness::new().await;
+    let acme = TenantId::new("acme").unwrap();
+    // The candidate fails the twelve checkout labels the baseline passed: a regression there
+    // (and overall), none on payments-db.
+    let baseline = run_of("run-base", "sim:v1", 24, |_| true);
+    let candidate = run_of("run-cand", "<b>agent</b>", 24, |i| i >= 12);
+    for run in [baseline, candidate] {
+        h.store.store_eval_run(&acme, run).await.unwrap();
+    }
+    h.store
+        .store_eval_run(
+            &TenantId::new("globex").unwrap(),
+            run_of("run-globex", "sim:globex", 2, |_| true),
+        )
+        .await
+        .unwrap();
+    let cookie = h.sign_in(&h.acme).await;
+
+    let (status, list) = h.page("/runs", &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        list.contains("/runs/run-base") && list.contains("/runs/run-cand"),
+        "{list}"
+    );
+    assert!(
+        !list.contains("run-globex"),
+        "another tenant's run is listed"
+    );
+    assert!(list.contains("/releases/rel-0123456789abcdef01234567"));
+    assert!(
+        !list.contains("<b>agent</b>") && list.contains("&#60;b&#62;agent"),
+        "{list}"
+    );
+
+    let (status, alone) = h.page("/runs/run-cand", &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        alone.contains("id=\"segment-chart\"") && alone.contains("12/24 (50.0%)"),
+        "{alone}"
+    );
+    assert!(!alone.contains("id=\"comparison\""));
+
+    let (status, compared) = h.page("/runs/run-cand?baseline=run-base", &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(compared.contains("2 segment(s) regressed"), "{compared}");
+    let row = |segment: &str| {
+        compared
+            .split("<tr")
+            .find(|row| row.contains(&format!("<td>service={segment}</td>")))
+            .unwrap()
+            .to_owned()
+    };
+    let checkout = row("checkout");
+    assert!(
+        checkout.contains("regression") && checkout.contains("0/12 (0.0%)"),
+        "{checkout}"
+    );
+    let payments = row("payments-db");
+    assert!(
+        !payments.contains("regression") && payments.contains("12/12 (100.0%)"),
+        "{payments}"
+    );
+    assert!(
+        compared.contains(&format!("lbl-{:032x}", 0)),
+        "the flipped labels are listed"
+    );
+
+    // Another tenant's run is missing, as the run page and as a baseline.
+    for uri in ["/runs/run-globex", "/runs/run-cand?baseline=run-globex"] {
+        let (status, _) = h.page(uri, &cookie).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+    }
 }

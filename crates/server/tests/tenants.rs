@@ -119,21 +119,40 @@ impl World {
         key: &str,
         body: Option<String>,
     ) -> (StatusCode, serde_json::Value) {
+        let (status, bytes) = self
+            .call_raw(method, uri, key, body.map(|b| ("application/json", b)))
+            .await;
+        let value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (status, value)
+    }
+
+    /// A request with a body of any media type (`key` empty: no key at all); the raw answer.
+    async fn call_raw(
+        &self,
+        method: &str,
+        uri: &str,
+        key: &str,
+        body: Option<(&str, String)>,
+    ) -> (StatusCode, Vec<u8>) {
         let mut request = Request::builder()
             .method(method)
             .uri(uri)
-            .header(header::AUTHORIZATION, format!("Bearer {key}"));
-        if body.is_some() {
-            request = request.header(header::CONTENT_TYPE, "application/json");
+            .header(header::HOST, "localhost");
+        if !key.is_empty() {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {key}"));
+        }
+        if let Some((media_type, _)) = &body {
+            request = request
+                .header(header::CONTENT_TYPE, *media_type)
+                .header(header::ACCEPT, "application/json, text/event-stream");
         }
         let request = request
-            .body(body.map_or_else(Body::empty, Body::from))
+            .body(body.map_or_else(Body::empty, |(_, b)| Body::from(b)))
             .unwrap();
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-        (status, value)
+        (status, bytes.to_vec())
     }
 }
 
@@ -530,4 +549,492 @@ fn a_label_id_taken_by_another_tenant_does_not_block() {
             assert_eq!(fb["label"]["detail"], label.as_str());
         }
     });
+}
+
+const TENANTS: [&str; 2] = ["acme", "globex"];
+
+/// A reviewable candidate of `tenant` on `trace`, every text of it naming the tenant, so
+/// whatever one tenant is shown can be checked for the other's name.
+fn candidate_of(
+    tenant: &str,
+    trace: evalmint_model::TraceId,
+    feedback: evalmint_model::FeedbackId,
+    difficulty: &str,
+) -> evalmint_model::CandidateLabel {
+    let score = |value| evalmint_model::Score {
+        value,
+        reasons: vec![format!("{tenant}: +0.50 test")],
+    };
+    let segment = |facet: &str, value: String| evalmint_model::Segment {
+        facet: facet.into(),
+        value,
+    };
+    evalmint_model::CandidateLabel {
+        id: String::new(),
+        investigation_id: trace,
+        version: 0,
+        trigger: Some(evalmint_model::Trigger {
+            kind: Default::default(),
+            text: format!("{tenant}: checkout errors above 5%"),
+            monitor: None,
+            fired_at: None,
+        }),
+        ground_truth: Some(evalmint_model::GroundTruth {
+            statement: format!("{tenant}: payments-db connection pool exhausted"),
+            components: vec![format!("{tenant}-payments-db")],
+            category: Some(evalmint_model::Category::RESOURCE_CONNECTION_POOL),
+            onset: None,
+            causal_chain: vec![],
+            evidence: vec![],
+            reason: None,
+            entities: vec![],
+        }),
+        snapshot: vec![],
+        segments: vec![
+            segment("service", format!("{tenant}-payments-db")),
+            segment("difficulty", difficulty.to_owned()),
+        ],
+        scores: evalmint_model::Scores {
+            specificity: score(0.9),
+            accuracy: score(0.5),
+            thoroughness: score(0.9),
+        },
+        route: evalmint_model::Route::Review,
+        audit: false,
+        provenance: evalmint_model::Provenance {
+            feedback_ids: vec![feedback],
+            drafter: "test".into(),
+            drafter_version: "1".into(),
+            basis: "correction".into(),
+        },
+        created_at: evalmint_model::Timestamp::UNIX_EPOCH,
+    }
+}
+
+/// Asserts that `text` (an answer to tenant `me`) names only `me`.
+fn names_only(text: &str, me: usize, what: &str) {
+    assert!(
+        !text.contains(TENANTS[1 - me]),
+        "{what} shown to {} carries the other tenant's data: {text}",
+        TENANTS[me]
+    );
+}
+
+/// The ids of a list answer's items.
+fn ids(listed: &serde_json::Value, field: &str) -> BTreeSet<String> {
+    listed[field]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {field} in {listed}"))
+        .iter()
+        .map(|item| item["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A stored run of `tenant` named `id`.
+fn run_of(tenant: &str, id: &str) -> evalmint_model::EvalRun {
+    evalmint_model::EvalRun {
+        id: id.to_owned(),
+        agent: format!("sim:{tenant}"),
+        label_source: "admitted".into(),
+        k: 1,
+        status: evalmint_model::RunStatus::Completed,
+        error: None,
+        started_at: evalmint_model::Timestamp::UNIX_EPOCH,
+        finished_at: evalmint_model::Timestamp::UNIX_EPOCH,
+        results: vec![evalmint_model::EvalResult {
+            label_id: format!("lbl-{tenant}"),
+            label_version: 1,
+            attempt: 0,
+            outcome: evalmint_model::Outcome::Pass,
+            reason: format!("{tenant}: component matched"),
+            grades: vec![],
+            segments: vec![],
+            answer: None,
+            trace: vec![],
+            duration_ms: 1,
+        }],
+    }
+}
+
+/// The review queue and items, decisions, label versions, calibration, releases (create, list,
+/// show, diff, export, import), replay sessions (opening, the tools, Prometheus and MCP faces)
+/// and runs: tenants that share trace ids, and so candidate and label ids, and even run ids,
+/// each see their own object under a shared id, and a 404 (never a 403, never data) for an id
+/// only the other has.
+// `me` indexes the keys, the names and the other tenant (`1 - me`) alike.
+#[allow(clippy::needless_range_loop)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_release_replay_and_run_endpoints_are_scoped_to_the_tenant() {
+    use evalmint_store::{LabelOutcome, PipelineStore};
+    let world = &World::new().await;
+    let shared = trace_hex(0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c);
+    let own = [trace_hex(0xa1), trace_hex(0xb2)];
+    let candidate = |trace: &str| format!("cand-{trace}-v1");
+    let label = |trace: &str| format!("lbl-{trace}");
+
+    // Each tenant's feedback on the shared trace and on its own, drafted into candidates.
+    let mut feedback = BTreeMap::new();
+    for me in 0..2 {
+        for trace in [&shared, &own[me]] {
+            let body = serde_json::json!({"investigation_id": trace, "verdict": "down",
+                "correction": format!("{}: it was payments-db", TENANTS[me])});
+            let (status, created) = world
+                .call(
+                    "POST",
+                    "/api/v1/feedback",
+                    &world.keys[me],
+                    Some(body.to_string()),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{created}");
+            let id: evalmint_model::FeedbackId =
+                serde_json::from_value(created["id"].clone()).unwrap();
+            feedback.insert((TENANTS[me].to_owned(), trace.clone()), id);
+        }
+    }
+    let jobs = world
+        .store
+        .claim_label_jobs(jiff::SignedDuration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 4);
+    for job in jobs {
+        let tenant = job.tenant.as_str().to_owned();
+        let id = feedback[&(tenant.clone(), job.trace_id.to_string())];
+        let difficulty = if job.trace_id.to_string() == shared {
+            "shared"
+        } else {
+            "own"
+        };
+        let drafted = candidate_of(&tenant, job.trace_id, id, difficulty);
+        let outcome = LabelOutcome {
+            result: Ok(Box::new(drafted)),
+            excluded: vec![],
+        };
+        world.store.finish_label_job(&job, outcome).await.unwrap();
+    }
+
+    // The queue and its items.
+    for me in 0..2 {
+        let key = &world.keys[me];
+        let (status, queue) = world
+            .call("GET", "/api/v1/review?limit=1000", key, None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let expected: BTreeSet<String> = [candidate(&shared), candidate(&own[me])].into();
+        assert_eq!(ids(&queue, "queue"), expected);
+        names_only(&queue.to_string(), me, "the review queue");
+        let (status, item) = world
+            .call(
+                "GET",
+                &format!("/api/v1/review/{}", candidate(&shared)),
+                key,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        names_only(&item.to_string(), me, "a shared candidate id");
+        let (status, _) = world
+            .call(
+                "GET",
+                &format!("/api/v1/review/{}", candidate(&own[1 - me])),
+                key,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    // Decisions: acme decides first, on its own candidates; globex's are untouched, and
+    // globex cannot decide on acme's.
+    let approve = r#"{"action": "approve", "version": 0}"#.to_owned();
+    let decide = |me: usize, trace: &str| {
+        let uri = format!("/api/v1/review/{}/decision", candidate(trace));
+        let key = world.keys[me].clone();
+        let body = approve.clone();
+        async move { world.call("POST", &uri, &key, Some(body)).await }
+    };
+    let (status, _) = decide(1, &own[0]).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a decision on another tenant's candidate"
+    );
+    for trace in [&shared, &own[0]] {
+        let (status, version) = decide(0, trace).await;
+        assert_eq!(status, StatusCode::CREATED, "{version}");
+        names_only(&version.to_string(), 0, "a decision's label version");
+    }
+    let (_, item) = world
+        .call(
+            "GET",
+            &format!("/api/v1/review/{}", candidate(&shared)),
+            &world.keys[1],
+            None,
+        )
+        .await;
+    assert_eq!(
+        item["version"], 0,
+        "acme's decision reached globex's candidate: {item}"
+    );
+    let calibration = |me: usize| {
+        let key = world.keys[me].clone();
+        async move {
+            let (status, report) = world.call("GET", "/api/v1/calibration", &key, None).await;
+            assert_eq!(status, StatusCode::OK);
+            report["calibration"]["decisions"].as_u64().unwrap()
+        }
+    };
+    assert_eq!(calibration(0).await, 2);
+    assert_eq!(
+        calibration(1).await,
+        0,
+        "globex's calibration counts acme's decisions"
+    );
+    for trace in [&shared, &own[1]] {
+        let (status, _) = decide(1, trace).await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    assert_eq!(calibration(0).await, 2);
+    assert_eq!(calibration(1).await, 2);
+
+    // Label versions.
+    for me in 0..2 {
+        let key = &world.keys[me];
+        let (status, history) = world
+            .call(
+                "GET",
+                &format!("/api/v1/labels/{}/versions", label(&shared)),
+                key,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            history["versions"].as_array().unwrap().len(),
+            1,
+            "{history}"
+        );
+        names_only(&history.to_string(), me, "a shared label's versions");
+        let (status, _) = world
+            .call(
+                "GET",
+                &format!("/api/v1/labels/{}/versions", label(&own[1 - me])),
+                key,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    // Releases: one of everything per tenant (the same name and label ids for both), and one
+    // of acme's label on its own trace.
+    let mut everything = [String::new(), String::new()];
+    for me in 0..2 {
+        let (status, release) = world
+            .call(
+                "POST",
+                "/api/v1/releases",
+                &world.keys[me],
+                Some(r#"{"name": "nightly"}"#.to_owned()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{release}");
+        names_only(&release.to_string(), me, "a created release");
+        everything[me] = release["id"].as_str().unwrap().to_owned();
+    }
+    let (status, release) = world
+        .call(
+            "POST",
+            "/api/v1/releases",
+            &world.keys[0],
+            Some(r#"{"name": "acme only", "filters": ["difficulty=own"]}"#.to_owned()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{release}");
+    let acme_only = release["id"].as_str().unwrap().to_owned();
+    let (status, acme_export) = world
+        .call_raw(
+            "GET",
+            &format!("/api/v1/releases/{acme_only}/export"),
+            &world.keys[0],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let exported = String::from_utf8_lossy(&acme_export);
+    assert!(exported.contains("acme: payments-db"), "{exported}");
+    assert!(exported.contains(&label(&own[0])) && !exported.contains(&label(&shared)));
+    for me in 0..2 {
+        let key = &world.keys[me];
+        let (status, listed) = world.call("GET", "/api/v1/releases", key, None).await;
+        assert_eq!(status, StatusCode::OK);
+        names_only(&listed.to_string(), me, "the release list");
+        let mut expected = BTreeSet::from([everything[me].clone()]);
+        if me == 0 {
+            expected.insert(acme_only.clone());
+        }
+        assert_eq!(ids(&listed, "releases"), expected);
+        let mine = &everything[me];
+        for uri in [
+            format!("/api/v1/releases/{mine}"),
+            format!("/api/v1/releases/{mine}/export"),
+            format!("/api/v1/releases/{mine}/diff/{mine}"),
+        ] {
+            let (status, body) = world.call_raw("GET", &uri, key, None).await;
+            assert_eq!(status, StatusCode::OK, "{uri}");
+            names_only(&String::from_utf8_lossy(&body), me, &uri);
+        }
+    }
+    let globex = &world.keys[1];
+    for uri in [
+        format!("/api/v1/releases/{acme_only}"),
+        format!("/api/v1/releases/{acme_only}/export"),
+        format!("/api/v1/releases/{acme_only}/diff/{}", everything[1]),
+        format!("/api/v1/releases/{}/diff/{acme_only}", everything[1]),
+    ] {
+        let (status, body) = world.call_raw("GET", &uri, globex, None).await;
+        assert_eq!(
+            status,
+            StatusCode::NOT_FOUND,
+            "{uri}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    // globex importing a copy of acme's export makes globex's own copy; acme's is untouched.
+    let (status, _) = world
+        .call_raw(
+            "POST",
+            "/api/v1/releases/import",
+            globex,
+            Some((
+                "application/x-ndjson",
+                String::from_utf8(acme_export.clone()).unwrap(),
+            )),
+        )
+        .await;
+    assert!(status.is_success() || status.is_client_error(), "{status}");
+    let (_, listed) = world
+        .call("GET", "/api/v1/releases", &world.keys[0], None)
+        .await;
+    assert_eq!(ids(&listed, "releases").len(), 2);
+    let (_, again) = world
+        .call_raw(
+            "GET",
+            &format!("/api/v1/releases/{acme_only}/export"),
+            &world.keys[0],
+            None,
+        )
+        .await;
+    assert_eq!(
+        again, acme_export,
+        "an import by another tenant changed acme's release"
+    );
+
+    // Replay sessions: opened only on one's own candidates, and a session answers no key of
+    // another tenant on any face.
+    let open = |me: usize, trace: &str| {
+        let body = serde_json::json!({"label_id": candidate(trace)}).to_string();
+        let key = world.keys[me].clone();
+        async move {
+            world
+                .call("POST", "/api/v1/replay/sessions", &key, Some(body))
+                .await
+        }
+    };
+    let (status, _) = open(1, &own[0]).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a session on another tenant's label"
+    );
+    let mut sessions = [String::new(), String::new()];
+    for me in 0..2 {
+        let (status, session) = open(me, &shared).await;
+        assert_eq!(status, StatusCode::CREATED, "{session}");
+        let trigger = session["trigger"]["text"].as_str().unwrap();
+        assert!(trigger.starts_with(TENANTS[me]), "{trigger}");
+        sessions[me] = session["id"].as_str().unwrap().to_owned();
+    }
+    let initialize = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-03-26", "capabilities": {},
+                   "clientInfo": {"name": "test", "version": "1"}}})
+    .to_string();
+    for me in 0..2 {
+        let sid = &sessions[1 - me];
+        let faces = [
+            ("GET", format!("/replay/sessions/{sid}/tools"), None),
+            (
+                "POST",
+                format!("/replay/sessions/{sid}/tools/list_services"),
+                Some(("application/json", "{}".to_owned())),
+            ),
+            (
+                "GET",
+                format!("/replay/sessions/{sid}/prometheus/api/v1/labels"),
+                None,
+            ),
+            (
+                "POST",
+                format!("/replay/sessions/{sid}/mcp"),
+                Some(("application/json", initialize.clone())),
+            ),
+        ];
+        for (method, uri, body) in faces {
+            // The session's own tenant and a keyless agent (the id is its credential) are
+            // answered; the other tenant's key is told the session does not exist.
+            for (key, expected) in [
+                (world.keys[1 - me].as_str(), true),
+                ("", true),
+                (world.keys[me].as_str(), false),
+            ] {
+                let (status, answer) = world.call_raw(method, &uri, key, body.clone()).await;
+                let answer = String::from_utf8_lossy(&answer);
+                if expected {
+                    assert!(status.is_success(), "{method} {uri}: {status} {answer}");
+                } else {
+                    assert_eq!(status, StatusCode::NOT_FOUND, "{method} {uri}: {answer}");
+                    assert!(!answer.contains(TENANTS[1 - me]), "{answer}");
+                }
+            }
+        }
+    }
+
+    // Runs: a run id both tenants use is each one's own run; one only acme has is missing to
+    // globex.
+    for tenant in TENANTS {
+        let tenant_id = TenantId::new(tenant).unwrap();
+        world
+            .store
+            .store_eval_run(&tenant_id, run_of(tenant, "run-shared"))
+            .await
+            .unwrap();
+    }
+    world
+        .store
+        .store_eval_run(&TenantId::new("acme").unwrap(), run_of("acme", "run-acme"))
+        .await
+        .unwrap();
+    for me in 0..2 {
+        let key = &world.keys[me];
+        let (status, listed) = world.call("GET", "/api/v1/runs", key, None).await;
+        assert_eq!(status, StatusCode::OK);
+        let expected: BTreeSet<String> = if me == 0 {
+            ["run-acme".to_owned(), "run-shared".to_owned()].into()
+        } else {
+            ["run-shared".to_owned()].into()
+        };
+        assert_eq!(ids(&listed, "runs"), expected);
+        names_only(&listed.to_string(), me, "the run list");
+        let (status, run) = world
+            .call("GET", "/api/v1/runs/run-shared", key, None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(run["run"]["agent"], format!("sim:{}", TENANTS[me]));
+        names_only(&run.to_string(), me, "a shared run id");
+    }
+    let (status, _) = world
+        .call("GET", "/api/v1/runs/run-acme", globex, None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

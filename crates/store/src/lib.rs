@@ -1,9 +1,14 @@
 //! Where evalmint keeps its data. The [`Store`] trait is the one interface the rest of the
-//! system uses; [`SqliteStore`] is the embedded default (one file plus a blob directory). Only
-//! this crate knows SQL.
+//! system uses; [`SqliteStore`] is the embedded default (one file plus a blob directory),
+//! [`PostgresStore`] the shared one for several servers and workers on one database. Only this
+//! crate knows SQL.
 
 mod blob;
 mod clock;
+mod convert;
+mod encoding;
+mod labels;
+mod postgres;
 pub mod private;
 mod sqlite;
 
@@ -20,8 +25,16 @@ use evalmint_model::{
 
 pub use blob::BlobStore;
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use postgres::{MigrationReport, PostgresOptions, PostgresStore};
 pub use sqlite::engine;
 pub use sqlite::{SqliteOptions, SqliteStore};
+
+/// The schema version this build's migrations produce (the same on both backends).
+pub fn schema_version() -> i64 {
+    sqlite::MIGRATIONS
+        .last()
+        .map_or(0, |(name, _)| sqlite::version_of(name))
+}
 
 /// What can go wrong in the store, by what the caller should do about it.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -38,6 +51,12 @@ pub enum StoreError {
     /// The API key secret is already registered for another tenant.
     #[error("this key secret is already registered")]
     KeyTaken,
+    /// Another store holds the data directory (one process owns a data directory).
+    #[error(
+        "the data directory {dir} is in use by {holder}: one process owns a data directory; \
+         stop that process first, or go through its API (`--server URL` on client commands)"
+    )]
+    InUse { dir: String, holder: String },
     /// The store is shutting down or its writer died.
     #[error("the store is closed")]
     Closed,
@@ -227,6 +246,9 @@ pub struct LabelJob {
     pub trace_id: TraceId,
     /// Feedback arrivals so far; finishing against an older generation re-queues the job.
     pub generation: i64,
+    /// Claims of the job so far, this one included. It fences the claim: once the lease ran out
+    /// and another worker claimed the job, finishing or deferring under this claim changes
+    /// nothing, so no job is done twice.
     pub attempts: u32,
     pub first_queued_at: Timestamp,
 }
@@ -257,6 +279,10 @@ pub struct CaptureTask {
     pub tenant: TenantId,
     pub trace_id: TraceId,
     pub query: SnapshotQuery,
+    /// Names this claim (the lease's end, in nanoseconds, made strictly larger than any earlier
+    /// claim's): a capture recorded under a claim whose lease ran out and was claimed again
+    /// changes nothing.
+    pub lease_token: i64,
 }
 
 /// The result of one capture attempt. `status` `Pending` means "retry at `retry_at`".
@@ -339,7 +365,9 @@ pub trait PipelineStore: Send + Sync + 'static {
 
     /// Releases every lease: called when the only worker of an embedded store starts, since any
     /// lease then belongs to a worker that died. The caller makes sure it is the only worker (the
-    /// CLI holds a lock file in the data directory).
+    /// CLI holds a lock file in the data directory). On a database shared by several workers
+    /// (Postgres) it releases nothing and returns 0: a lease may belong to a live worker of
+    /// another process, so leases only expire.
     async fn release_leases(&self) -> Result<u64>;
 
     /// Ends feedback that named only a span, received before `received_before`, whose trace
@@ -355,7 +383,8 @@ pub trait PipelineStore: Send + Sync + 'static {
     ) -> Result<()>;
 
     /// Records the outcome for every feedback of the investigation, atomically with the
-    /// candidate; re-queues the job if feedback arrived meanwhile.
+    /// candidate; re-queues the job if feedback arrived meanwhile. A job claimed again since
+    /// (its lease ran out) is left to its new claim: nothing is written.
     async fn finish_label_job(&self, job: &LabelJob, outcome: LabelOutcome) -> Result<()>;
 
     /// Adds queries to an investigation's snapshot; queries already planned are left as they are.
@@ -385,7 +414,8 @@ pub trait PipelineStore: Send + Sync + 'static {
     ) -> Result<Vec<CaptureTask>>;
 
     /// Stores a capture attempt's outcome; when the investigation has no pending query left,
-    /// its label job becomes due.
+    /// its label job becomes due. A task claimed again since (its lease ran out), or already
+    /// finished by another claim, is left alone: nothing is written.
     async fn record_capture(&self, task: CaptureTask, outcome: CaptureOutcome) -> Result<()>;
 
     async fn candidates(

@@ -1,5 +1,7 @@
 //! The behaviour every `Store` implementation must show. Each test gets a fresh store; the
-//! suite runs against SQLite here and against any other implementation through `suite!`.
+//! suite runs against SQLite and Postgres (`every_backend!`; a fresh schema per test, skipped with
+//! a message when no Postgres server answers at `EVALMINT_TEST_DATABASE_URL`). Postgres-only
+//! tests at the end cover several processes on one database.
 
 use std::sync::Arc;
 
@@ -10,8 +12,8 @@ use evalmint_model::{
 };
 use evalmint_store::{
     CandidateQuery, CaptureOrder, CaptureOutcome, CatalogQuery, FeedbackLabelState,
-    FeedbackReceipt, FullStore, IngestBatch, LabelOutcome, ManualClock, SqliteOptions, SqliteStore,
-    Store, StoreError,
+    FeedbackReceipt, FullStore, IngestBatch, LabelOutcome, ManualClock, PostgresOptions,
+    PostgresStore, SqliteOptions, SqliteStore, Store, StoreError,
 };
 use jiff::SignedDuration;
 
@@ -83,10 +85,29 @@ fn batch(trace_id: TraceId, steps: Vec<Step>) -> IngestBatch {
 struct Fixture {
     store: Arc<dyn FullStore>,
     clock: Arc<ManualClock>,
+    backend: Backend,
     _dir: tempfile::TempDir,
+    _schema: Option<SchemaGuard>,
 }
 
-fn sqlite() -> Fixture {
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Fixture {
+    /// Another empty store of the same backend.
+    async fn another(&self) -> Fixture {
+        match self.backend {
+            Backend::Sqlite => sqlite().await,
+            Backend::Postgres => postgres().await,
+        }
+        .expect("the backend answered a moment ago")
+    }
+}
+
+async fn sqlite() -> Option<Fixture> {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(start()));
     let store = SqliteStore::open(
@@ -98,11 +119,87 @@ fn sqlite() -> Fixture {
         },
     )
     .unwrap();
-    Fixture {
+    Some(Fixture {
         store: Arc::new(store),
         clock,
+        backend: Backend::Sqlite,
         _dir: dir,
+        _schema: None,
+    })
+}
+
+fn database_url() -> String {
+    std::env::var("EVALMINT_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh schema of the test database, dropped (best effort) when the guard goes.
+struct SchemaGuard {
+    url: String,
+    name: String,
+}
+
+impl SchemaGuard {
+    /// A new schema name, or `None` (the test skips) when no Postgres server answers.
+    async fn new() -> Option<SchemaGuard> {
+        let url = database_url();
+        if let Err(e) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+            evalmint_testkit::skip(&format!(
+                "no Postgres server answers at {url} ({e}); set EVALMINT_TEST_DATABASE_URL"
+            ));
+            return None;
+        }
+        let name = format!("evalmint_test_{}", uuid::Uuid::now_v7().simple());
+        Some(SchemaGuard { url, name })
     }
+
+    fn options(&self, clock: Arc<ManualClock>, blobs: &std::path::Path) -> PostgresOptions {
+        PostgresOptions {
+            clock,
+            inline_result_max: 64,
+            schema: Some(self.name.clone()),
+            ..PostgresOptions::new(evalmint_store::BlobStore::open(blobs).unwrap())
+        }
+    }
+}
+
+impl Drop for SchemaGuard {
+    fn drop(&mut self) {
+        let (url, name) = (self.url.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .ok()?;
+                tokio::spawn(connection);
+                client
+                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                    .await
+                    .ok()
+            })
+        });
+        let _ = dropped.join();
+    }
+}
+
+async fn postgres() -> Option<Fixture> {
+    let schema = SchemaGuard::new().await?;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(start()));
+    let store = PostgresStore::connect(&schema.url, schema.options(clock.clone(), dir.path()))
+        .await
+        .unwrap();
+    Some(Fixture {
+        store: Arc::new(store),
+        clock,
+        backend: Backend::Postgres,
+        _dir: dir,
+        _schema: Some(schema),
+    })
 }
 
 async fn spans_arriving_out_of_order_assemble_one_investigation(f: Fixture) {
@@ -1968,7 +2065,7 @@ async fn releases_are_content_addressed_and_round_trip_through_import(f: Fixture
     );
 
     // Into a fresh store, and back out unchanged.
-    let other = sqlite();
+    let other = f.another().await;
     let imported = other
         .store
         .import_release(&acme, manifest.clone(), labels.clone())
@@ -1987,7 +2084,7 @@ async fn releases_are_content_addressed_and_round_trip_through_import(f: Fixture
     // A changed label does not hash to the id: refused, nothing written.
     let mut tampered = labels.clone();
     tampered[0].label.ground_truth.as_mut().unwrap().statement = "something else".into();
-    let third = sqlite();
+    let third = f.another().await;
     let refused = third
         .store
         .import_release(&acme, manifest, tampered)
@@ -2000,16 +2097,213 @@ async fn releases_are_content_addressed_and_round_trip_through_import(f: Fixture
     assert!(third.store.releases(&acme).await.unwrap().is_empty());
 }
 
+async fn a_finish_after_the_lease_was_reclaimed_changes_nothing(f: Fixture) {
+    let acme = tenant("acme");
+    let lease = SignedDuration::from_secs(60);
+    let submitted = f
+        .store
+        .submit_feedback(
+            &acme,
+            feedback(r#"{"investigation_id":"1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c","verdict":"down"}"#),
+        )
+        .await
+        .unwrap();
+    let stale = f.store.claim_label_jobs(lease, 10).await.unwrap().remove(0);
+    // The first worker stalls past its lease; a second one claims the job.
+    f.clock.advance(SignedDuration::from_secs(61));
+    let fresh = f.store.claim_label_jobs(lease, 10).await.unwrap().remove(0);
+    assert_eq!(fresh.trace_id, stale.trace_id);
+    assert!(fresh.attempts > stale.attempts);
+
+    f.store
+        .defer_label_job(&stale, f.clock.now(), Some("stale".into()))
+        .await
+        .unwrap();
+    assert!(
+        f.store
+            .claim_label_jobs(lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a stale deferral does not release the live claim"
+    );
+    let id = submitted.feedback().id;
+    f.store
+        .finish_label_job(&stale, drafted(trace(0x1c), "stale draft", &[id]))
+        .await
+        .unwrap();
+    assert!(
+        f.store
+            .candidates(&acme, all_routes(10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        f.store.feedback_label_state(&acme, id).await.unwrap(),
+        Some(FeedbackLabelState::Pending),
+        "the stale claim wrote nothing"
+    );
+
+    f.store
+        .finish_label_job(&fresh, drafted(trace(0x1c), "fresh draft", &[id]))
+        .await
+        .unwrap();
+    let labels = f.store.candidates(&acme, all_routes(10)).await.unwrap();
+    assert_eq!(labels.len(), 1);
+    assert_eq!(labels[0].version, 1);
+    assert_eq!(
+        labels[0].ground_truth.as_ref().unwrap().statement,
+        "fresh draft"
+    );
+    assert_eq!(
+        f.store.feedback_label_state(&acme, id).await.unwrap(),
+        Some(FeedbackLabelState::Candidate(labels[0].id.clone()))
+    );
+    // Finishing the stale claim after the fresh one finished changes nothing either.
+    f.store
+        .finish_label_job(&stale, drafted(trace(0x1c), "stale draft", &[id]))
+        .await
+        .unwrap();
+    assert_eq!(
+        f.store.candidates(&acme, all_routes(10)).await.unwrap(),
+        labels
+    );
+    assert!(
+        f.store
+            .claim_label_jobs(lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn a_capture_recorded_after_its_lease_was_reclaimed_changes_nothing(f: Fixture) {
+    let acme = tenant("acme");
+    let lease = SignedDuration::from_secs(60);
+    f.store
+        .submit_feedback(
+            &acme,
+            feedback(r#"{"investigation_id":"1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d","verdict":"up"}"#),
+        )
+        .await
+        .unwrap();
+    let job = f.store.claim_label_jobs(lease, 1).await.unwrap().remove(0);
+    f.store
+        .plan_snapshot(&acme, trace(0x1d), vec![snapshot_query("q", 4)])
+        .await
+        .unwrap();
+    f.store
+        .defer_label_job(&job, start() + SignedDuration::from_hours(3), None)
+        .await
+        .unwrap();
+    let claim = |store: Arc<dyn FullStore>| async move {
+        store
+            .claim_captures(CaptureOrder::EarliestDeadline, lease, 10)
+            .await
+            .unwrap()
+    };
+    let stale = claim(f.store.clone()).await.remove(0);
+    f.clock.advance(SignedDuration::from_secs(61));
+    let fresh = claim(f.store.clone()).await.remove(0);
+    assert_eq!(fresh.query.id, stale.query.id);
+    assert_ne!(fresh.lease_token, stale.lease_token);
+
+    let outcome = |status, result: Option<&[u8]>, retry_at| CaptureOutcome {
+        status,
+        result: result.map(<[u8]>::to_vec),
+        truncated: false,
+        error: None,
+        retry_at,
+    };
+    // A stale retry would hand the query to a third worker while the second still captures it.
+    f.store
+        .record_capture(
+            stale.clone(),
+            outcome(
+                evalmint_model::CaptureStatus::Pending,
+                None,
+                Some(f.clock.now()),
+            ),
+        )
+        .await
+        .unwrap();
+    assert!(
+        claim(f.store.clone()).await.is_empty(),
+        "a stale retry does not release the live claim"
+    );
+    let stale_result = "s".repeat(100);
+    f.store
+        .record_capture(
+            stale,
+            outcome(
+                evalmint_model::CaptureStatus::Captured,
+                Some(stale_result.as_bytes()),
+                None,
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        f.store
+            .snapshot_result(&acme, trace(0x1d), "q")
+            .await
+            .unwrap(),
+        None,
+        "the stale claim recorded nothing"
+    );
+    f.store
+        .record_capture(
+            fresh,
+            outcome(evalmint_model::CaptureStatus::Captured, Some(b"[1]"), None),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        f.store
+            .snapshot_result(&acme, trace(0x1d), "q")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"[1]"[..])
+    );
+    let snapshot = f.store.snapshot(&acme, trace(0x1d)).await.unwrap();
+    assert_eq!(snapshot[0].attempts, 1, "one recorded attempt");
+    assert_eq!(
+        f.store
+            .pipeline_stats(&acme)
+            .await
+            .unwrap()
+            .queries_captured,
+        1
+    );
+    assert_eq!(
+        f.store.claim_label_jobs(lease, 1).await.unwrap().len(),
+        1,
+        "the capture woke its job"
+    );
+}
+
 macro_rules! suite {
     ($backend:ident: $($test:ident),* $(,)?) => {
         mod $backend {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
-                    super::$test(super::$backend()).await;
+                    if let Some(fixture) = super::$backend().await {
+                        super::$test(fixture).await;
+                    }
                 }
             )*
         }
+    };
+}
+
+/// Instantiates the suite once per backend.
+macro_rules! every_backend {
+    ($($test:ident),* $(,)?) => {
+        suite!(sqlite: $($test),*);
+        suite!(postgres: $($test),*);
     };
 }
 
@@ -2060,7 +2354,7 @@ async fn a_batch_larger_than_one_commit_is_written_whole(f: Fixture) {
     assert_eq!(with_feedback.feedback.len(), 1);
 }
 
-suite!(sqlite:
+every_backend!(
     spans_arriving_out_of_order_assemble_one_investigation,
     feedback_retries_are_idempotent_and_conflicts_refused,
     feedback_before_its_trace_is_joined_when_the_trace_arrives,
@@ -2086,6 +2380,8 @@ suite!(sqlite:
     eval_runs_are_kept_per_tenant_newest_first,
     decisions_make_immutable_versions_and_stale_ones_change_nothing,
     releases_are_content_addressed_and_round_trip_through_import,
+    a_finish_after_the_lease_was_reclaimed_changes_nothing,
+    a_capture_recorded_after_its_lease_was_reclaimed_changes_nothing,
 );
 
 #[tokio::test]
@@ -2355,4 +2651,326 @@ async fn eval_runs_are_kept_per_tenant_newest_first(f: Fixture) {
     );
     assert!(f.store.eval_run(&globex, "run-b").await.unwrap().is_none());
     assert_eq!(f.store.eval_runs(&acme, 1).await.unwrap().len(), 1);
+}
+
+/// Two stores on one schema: two pools, as two processes would have.
+async fn two_postgres_stores() -> Option<(
+    Arc<dyn FullStore>,
+    Arc<dyn FullStore>,
+    Arc<ManualClock>,
+    SchemaGuard,
+    tempfile::TempDir,
+)> {
+    let schema = SchemaGuard::new().await?;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(start()));
+    let (a, b) = tokio::join!(
+        PostgresStore::connect(&schema.url, schema.options(clock.clone(), dir.path())),
+        PostgresStore::connect(&schema.url, schema.options(clock.clone(), dir.path())),
+    );
+    Some((
+        Arc::new(a.unwrap()),
+        Arc::new(b.unwrap()),
+        clock,
+        schema,
+        dir,
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_workers_of_two_processes_never_share_a_job_and_keep_deadline_order() {
+    let Some((a, b, clock, _schema, _dir)) = two_postgres_stores().await else {
+        return;
+    };
+    let acme = tenant("acme");
+    let lease = SignedDuration::from_secs(60);
+    // Forty investigations whose jobs come due a second apart, through both servers.
+    for n in 0..40u8 {
+        let server = if n % 2 == 0 { &a } else { &b };
+        server
+            .submit_feedback(
+                &acme,
+                feedback(&format!(
+                    r#"{{"investigation_id":"{}","verdict":"down"}}"#,
+                    trace(n + 100)
+                )),
+            )
+            .await
+            .unwrap();
+        clock.advance(SignedDuration::from_secs(1));
+    }
+    let (first_a, first_b) =
+        tokio::join!(a.claim_label_jobs(lease, 10), b.claim_label_jobs(lease, 10));
+    let (first_a, first_b) = (first_a.unwrap(), first_b.unwrap());
+    let numbers = |jobs: &[evalmint_store::LabelJob]| -> Vec<u8> {
+        jobs.iter()
+            .map(|j| j.trace_id.as_bytes()[0] - 100)
+            .collect()
+    };
+    for claimed in [numbers(&first_a), numbers(&first_b)] {
+        assert_eq!(claimed.len(), 10);
+        assert!(
+            claimed.is_sorted(),
+            "each claim is in deadline order: {claimed:?}"
+        );
+    }
+    let mut union: Vec<u8> = numbers(&first_a)
+        .into_iter()
+        .chain(numbers(&first_b))
+        .collect();
+    union.sort();
+    assert_eq!(
+        union,
+        (0..20).collect::<Vec<_>>(),
+        "together, the twenty earliest"
+    );
+    // The rest, claimed in a race until nothing is left: every job exactly once.
+    let drain = |store: Arc<dyn FullStore>| async move {
+        let mut claimed = Vec::new();
+        loop {
+            let jobs = store.claim_label_jobs(lease, 3).await.unwrap();
+            if jobs.is_empty() {
+                return claimed;
+            }
+            claimed.extend(jobs.iter().map(|j| j.trace_id));
+        }
+    };
+    let (rest_a, rest_b) = tokio::join!(drain(a.clone()), drain(b.clone()));
+    let mut all: Vec<TraceId> = first_a
+        .iter()
+        .chain(&first_b)
+        .map(|j| j.trace_id)
+        .chain(rest_a)
+        .chain(rest_b)
+        .collect();
+    assert_eq!(all.len(), 40);
+    all.sort_by_key(|t| *t.as_bytes());
+    all.dedup();
+    assert_eq!(all.len(), 40, "no job was claimed twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_captures_claimed_by_two_processes_are_disjoint_and_earliest_deadline_first() {
+    let Some((a, b, _clock, _schema, _dir)) = two_postgres_stores().await else {
+        return;
+    };
+    let acme = tenant("acme");
+    let lease = SignedDuration::from_secs(60);
+    // Forty queries over four investigations, deadlines shuffled against planning order.
+    for n in 0..40i64 {
+        let deadline_hours = (n * 17) % 40 + 1;
+        a.plan_snapshot(
+            &acme,
+            trace((n % 4) as u8 + 1),
+            vec![snapshot_query(
+                &format!("q{deadline_hours:02}"),
+                deadline_hours,
+            )],
+        )
+        .await
+        .unwrap();
+    }
+    let claim = |store: Arc<dyn FullStore>, limit| async move {
+        store
+            .claim_captures(CaptureOrder::EarliestDeadline, lease, limit)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.query.id)
+            .collect::<Vec<_>>()
+    };
+    let (first_a, first_b) = tokio::join!(claim(a.clone(), 10), claim(b.clone(), 10));
+    for claimed in [&first_a, &first_b] {
+        assert_eq!(claimed.len(), 10);
+        assert!(
+            claimed.is_sorted(),
+            "each claim is earliest deadline first: {claimed:?}"
+        );
+    }
+    let mut union: Vec<String> = first_a.iter().chain(&first_b).cloned().collect();
+    union.sort();
+    let earliest: Vec<String> = (1..=20).map(|h| format!("q{h:02}")).collect();
+    assert_eq!(union, earliest, "together, the twenty earliest deadlines");
+    let (rest_a, rest_b) = tokio::join!(claim(a.clone(), 100), claim(b.clone(), 100));
+    let mut all: Vec<String> = union.into_iter().chain(rest_a).chain(rest_b).collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 40, "every query claimed exactly once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_migrations_applied_twice_or_concurrently_are_a_no_op() {
+    let Some(schema) = SchemaGuard::new().await else {
+        return;
+    };
+    let (first, second) = tokio::join!(
+        PostgresStore::migrate(&schema.url, Some(&schema.name)),
+        PostgresStore::migrate(&schema.url, Some(&schema.name)),
+    );
+    let (first, second) = (first.unwrap(), second.unwrap());
+    let mut applied = [first.applied.clone(), second.applied.clone()];
+    applied.sort_by_key(Vec::len);
+    assert_eq!(
+        applied[0],
+        Vec::<i64>::new(),
+        "the run that waited found nothing to do"
+    );
+    assert_eq!(applied[1], (1..=9).collect::<Vec<i64>>());
+    assert_eq!((first.current, second.current), (9, 9));
+    // Two processes starting at once on a migrated schema, then a third migration run.
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(start()));
+    let (a, b) = tokio::join!(
+        PostgresStore::connect(&schema.url, schema.options(clock.clone(), dir.path())),
+        PostgresStore::connect(&schema.url, schema.options(clock.clone(), dir.path())),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    a.check_ready().await.unwrap();
+    b.check_ready().await.unwrap();
+    let again = PostgresStore::migrate(&schema.url, Some(&schema.name))
+        .await
+        .unwrap();
+    assert!(again.applied.is_empty());
+    assert_eq!(again.current, 9);
+
+    // Label versions are immutable here too.
+    let (client, connection) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "SET search_path TO {};
+             INSERT INTO label_versions (tenant, trace_id, version, state, candidate_id, decided,
+                 created_at, digest, body)
+             VALUES ('acme', '\\x01', 1, 'active', 'cand-1', FALSE, 0, 'd', '{{}}')",
+            schema.name
+        ))
+        .await
+        .unwrap();
+    let refused = client
+        .batch_execute("UPDATE label_versions SET state = 'rejected'")
+        .await
+        .unwrap_err();
+    assert!(
+        refused
+            .as_db_error()
+            .is_some_and(|e| e.message() == "label versions are immutable"),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn postgres_refuses_an_unusable_schema_name_and_an_unreachable_server() {
+    let bad = PostgresStore::migrate(&database_url(), Some("x; DROP TABLE steps")).await;
+    assert!(
+        matches!(&bad, Err(StoreError::Internal(m)) if m.contains("letters, digits and _")),
+        "{bad:?}"
+    );
+    // A port nothing listens on (the discard port): the error says how to fix it.
+    let unreachable =
+        PostgresStore::migrate("postgres://postgres@127.0.0.1:9/postgres", None).await;
+    assert!(
+        matches!(&unreachable, Err(StoreError::Internal(m)) if m.contains("cannot connect to Postgres")),
+        "{unreachable:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_pool_exhausted_past_its_wait_answers_busy() {
+    let Some(schema) = SchemaGuard::new().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(start()));
+    let store: Arc<dyn FullStore> = Arc::new(
+        PostgresStore::connect(
+            &schema.url,
+            PostgresOptions {
+                pool_size: 1,
+                pool_wait: std::time::Duration::from_millis(100),
+                ..schema.options(clock, dir.path())
+            },
+        )
+        .await
+        .unwrap(),
+    );
+    let acme = tenant("acme");
+    store
+        .submit_feedback(
+            &acme,
+            feedback(r#"{"investigation_id":"1e1e1e1e1e1e1e1e1e1e1e1e1e1e1e1e","verdict":"down"}"#),
+        )
+        .await
+        .unwrap();
+    let job = store
+        .claim_label_jobs(SignedDuration::from_secs(60), 1)
+        .await
+        .unwrap()
+        .remove(0);
+    // Another process holds the job's row: finishing waits for it on the pool's only connection.
+    let (holder, connection) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    holder
+        .batch_execute(&format!(
+            "SET search_path TO {}; BEGIN; SELECT 1 FROM label_jobs FOR UPDATE",
+            schema.name
+        ))
+        .await
+        .unwrap();
+    let finishing = tokio::spawn({
+        let store = store.clone();
+        async move {
+            store
+                .finish_label_job(&job, drafted(trace(0x1e), "drafted", &[]))
+                .await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let refused = store.check_ready().await;
+    assert!(matches!(refused, Err(StoreError::Busy)), "{refused:?}");
+    holder.batch_execute("COMMIT").await.unwrap();
+    finishing.await.unwrap().unwrap();
+    store.check_ready().await.unwrap();
+    assert_eq!(
+        store.candidates(&acme, all_routes(10)).await.unwrap().len(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_feedback_retried_through_another_server_is_a_replay() {
+    let Some((a, b, _clock, _schema, _dir)) = two_postgres_stores().await else {
+        return;
+    };
+    let acme = tenant("acme");
+    for n in 0..10 {
+        let body = format!(
+            r#"{{"investigation_id":"1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f","verdict":"down","idempotency_key":"retry-{n}"}}"#
+        );
+        // The same submission reaches both servers at once, as a client retrying a timeout.
+        let (first, second) = tokio::join!(
+            a.submit_feedback(&acme, feedback(&body)),
+            b.submit_feedback(&acme, feedback(&body)),
+        );
+        let mut receipts = [first.unwrap(), second.unwrap()];
+        receipts.sort_by_key(|r| matches!(r, FeedbackReceipt::Replayed(_)));
+        let [
+            FeedbackReceipt::Created(created),
+            FeedbackReceipt::Replayed(replayed),
+        ] = &receipts
+        else {
+            panic!("one creates, the other replays: {receipts:?}");
+        };
+        assert_eq!(created, replayed);
+        let changed = body.replace("down", "up");
+        assert!(matches!(
+            b.submit_feedback(&acme, feedback(&changed)).await,
+            Err(StoreError::IdempotencyConflict(_))
+        ));
+    }
+    let investigation_feedback = a.pipeline_stats(&acme).await.unwrap().feedback_pending;
+    assert_eq!(investigation_feedback, 10, "one row per key");
 }

@@ -1,7 +1,8 @@
 //! What tests across the workspace share: the one way a test skips because something it needs is
-//! missing (and the switch that turns such a skip into a failure), and the checks behind the
-//! workspace's `tidy` test.
+//! missing (and the switch that turns such a skip into a failure), an S3-compatible server for
+//! the blob store's tests, and the checks behind the workspace's `tidy` test.
 
+pub mod moto;
 pub mod tidy;
 
 /// The environment variable that turns every skip into a failure. `.ci/run` sets it to `1`, so a

@@ -60,6 +60,9 @@ const RULES: DependencyRules<'static> = DependencyRules {
             ],
         ),
         ("rusqlite", &["evalmint-store"]),
+        // Databases are the store's business only.
+        ("tokio-postgres", &["evalmint-store"]),
+        ("deadpool-postgres", &["evalmint-store"]),
     ],
     leaves: &["evalmint-cli"],
     // The shipped binary leaves the simulator and the benchmarks out (the `sim` feature of
@@ -243,14 +246,22 @@ fn only_store_knows_sql() {
 
 #[test]
 fn migrations_are_numbered_contiguously() {
-    let dir = workspace_root().join("crates/store/migrations");
-    let names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert!(!names.is_empty(), "no migrations in {}", dir.display());
-    let problems = tidy::migration_problems(&names);
-    assert!(problems.is_empty(), "{problems:#?}");
+    // SQLite's migrations, and Postgres's in `postgres/`, one per SQLite number.
+    for dir in [
+        "crates/store/migrations",
+        "crates/store/migrations/postgres",
+    ] {
+        let dir = workspace_root().join(dir);
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_type().unwrap().is_file())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(!names.is_empty(), "no migrations in {}", dir.display());
+        let problems = tidy::migration_problems(&names);
+        assert!(problems.is_empty(), "{}: {problems:#?}", dir.display());
+    }
 }
 
 /// Findings of `check` in the files under `dir`, apart from `except`.

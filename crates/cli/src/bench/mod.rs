@@ -54,10 +54,19 @@ pub(crate) enum BenchCommand {
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct IngestArgs {
-    /// A running server to measure; without it a fresh `evalmint serve` is started in a
-    /// temporary data directory and its peak memory is reported too.
-    #[arg(long, env = "EVALMINT_URL")]
-    server: Option<String>,
+    /// Running servers to measure (repeat, or separate with commas; requests go round-robin);
+    /// without it fresh `evalmint serve` processes are started and their CPU time and peak
+    /// memory are reported too.
+    #[arg(long = "server", env = "EVALMINT_URL", value_delimiter = ',')]
+    servers: Vec<String>,
+    /// Start the benchmark's own servers on this Postgres database instead of a temporary
+    /// SQLite data directory (use an empty database: the run's rows stay there).
+    #[arg(long, env = "EVALMINT_DATABASE_URL", hide_env_values = true)]
+    database: Option<String>,
+    /// How many server processes to start on --database, side by side (requests go
+    /// round-robin).
+    #[arg(long = "processes", default_value_t = 1)]
+    server_count: usize,
     /// API key for --server (needs the ingest and feedback scopes).
     #[arg(long, env = "EVALMINT_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
@@ -179,6 +188,14 @@ impl ChildServer {
     fn cpu_time(&self) -> Option<Duration> {
         process_cpu_time(&format!("/proc/{}/stat", self.child.id()))
     }
+
+    /// CPU time of all `servers` together; `None` without any, or when one cannot be read.
+    fn total_cpu_time(servers: &[ChildServer]) -> Option<Duration> {
+        if servers.is_empty() {
+            return None;
+        }
+        servers.iter().map(ChildServer::cpu_time).sum()
+    }
 }
 
 /// User plus system CPU time from a `/proc/.../stat` file. The kernel reports it in clock ticks
@@ -239,21 +256,43 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()?;
-    let (child, server, key) = match args.server.clone() {
-        Some(server) => {
-            let key = args
-                .api_key
-                .clone()
-                .context("--api-key (or EVALMINT_API_KEY) is required with --server")?;
-            (None, server.trim_end_matches('/').to_owned(), key)
+    if args.server_count == 0 {
+        bail!("--processes must be at least 1");
+    }
+    if args.server_count > 1 && args.database.is_none() {
+        bail!("--processes N needs --database: an embedded data directory belongs to one process");
+    }
+    let (children, servers, key) = if args.servers.is_empty() {
+        let key = bench_admin_key();
+        let mut children = Vec::new();
+        let mut servers = Vec::new();
+        let serve_args: Vec<String> = match &args.database {
+            Some(url) => vec!["--database".into(), url.clone(), "--no-pipeline".into()],
+            None => Vec::new(),
+        };
+        for _ in 0..args.server_count {
+            let (child, server) = ChildServer::start_with(&key, &serve_args, None)?;
+            children.push(child);
+            servers.push(server);
         }
-        None => {
-            let key = bench_admin_key();
-            let (child, server) = ChildServer::start(&key, &[])?;
-            (Some(child), server, key)
-        }
+        (children, servers, key)
+    } else {
+        let key = args
+            .api_key
+            .clone()
+            .context("--api-key (or EVALMINT_API_KEY) is required with --server")?;
+        let servers = args
+            .servers
+            .iter()
+            .map(|s| s.trim_end_matches('/').to_owned())
+            .collect();
+        (Vec::new(), servers, key)
     };
-    wait_until_healthy(&client, &server).await?;
+    for server in &servers {
+        wait_until_healthy(&client, server).await?;
+    }
+    let servers = Arc::new(servers);
+    let server_of = move |index: usize| -> String { servers[index % servers.len()].clone() };
 
     let batches = args.spans.div_ceil(batch_spans);
     eprintln!("encoding {batches} OTLP batches of {batch_spans} spans…");
@@ -265,7 +304,7 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let wire_bytes: usize = bodies.iter().map(Vec::len).sum();
     let trace_count = (batches * batch_spans / shape.spans_per_trace()).max(1);
 
-    let cpu_before = child.as_ref().and_then(ChildServer::cpu_time);
+    let cpu_before = ChildServer::total_cpu_time(&children);
     let spans_phase = run_phase(
         "spans",
         &client,
@@ -273,12 +312,12 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         args.concurrency,
         batch_spans as u64,
         {
-            let server = server.clone();
+            let server_of = server_of.clone();
             let key = key.clone();
             let bodies = Arc::new(bodies);
             move |client: &reqwest::Client, index: usize| {
                 client
-                    .post(format!("{server}/v1/traces"))
+                    .post(format!("{}/v1/traces", server_of(index)))
                     .bearer_auth(&key)
                     .header("content-type", "application/x-protobuf")
                     .body(bodies[index].clone())
@@ -286,7 +325,9 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         },
     )
     .await?;
-    let span_cpu = cpu_used(child.as_ref(), cpu_before);
+    let span_cpu = ChildServer::total_cpu_time(&children)
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
 
     let feedback_phase = run_phase(
         "feedback",
@@ -295,7 +336,7 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         args.feedback_concurrency,
         1,
         {
-            let server = server.clone();
+            let server_of = server_of.clone();
             let key = key.clone();
             move |client: &reqwest::Client, index: usize| {
                 let verdict = ["up", "not_quite", "down"][index % 3];
@@ -305,10 +346,10 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
                     "rating": 1 + index % 5,
                     "correction": "payments-db connection pool exhausted after the 14:02 deploy",
                     "user_id": format!("u-{}", index % 100),
-                    "idempotency_key": format!("bench-{index}"),
+                    "idempotency_key": format!("bench-{run}-{index}"),
                 });
                 client
-                    .post(format!("{server}/api/v1/feedback"))
+                    .post(format!("{}/api/v1/feedback", server_of(index)))
                     .bearer_auth(&key)
                     .json(&body)
             }
@@ -317,14 +358,15 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     .await?;
 
     let read_phase = run_phase("reads", &client, args.reads, args.read_concurrency, 1, {
-        let server = server.clone();
+        let server_of = server_of.clone();
         let key = key.clone();
         move |client: &reqwest::Client, index: usize| {
             // A multiplicative hash spreads the sampled traces over the whole store.
             let trace = index.wrapping_mul(2_654_435_761) % trace_count;
             client
                 .get(format!(
-                    "{server}/api/v1/investigations/{}",
+                    "{}/api/v1/investigations/{}",
+                    server_of(index),
                     hex_trace_id(run, trace)
                 ))
                 .bearer_auth(&key)
@@ -332,8 +374,18 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     })
     .await?;
 
-    let peak_rss = child.as_ref().and_then(ChildServer::peak_rss_bytes);
+    let peak_rss = children
+        .iter()
+        .map(ChildServer::peak_rss_bytes)
+        .collect::<Option<Vec<u64>>>()
+        .and_then(|each| each.into_iter().max());
+    let store = match (&args.database, children.len()) {
+        (_, 0) => "external server".to_owned(),
+        (Some(_), n) => format!("Postgres, {n} server(s)"),
+        (None, _) => "SQLite (embedded), 1 server".to_owned(),
+    };
     let rows = vec![
+        row("store", store),
         row(
             "span shape",
             format!(
@@ -349,7 +401,7 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
             format!("{:.0} spans/s", spans_phase.rate()),
         ),
         row(
-            "server CPU per span",
+            "server CPU per span (all servers)",
             micros_per(span_cpu, spans_phase.items),
         ),
         row("export request p50", ms(spans_phase.percentile(0.50))),
@@ -367,14 +419,14 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         row("investigation read p50", ms(read_phase.percentile(0.50))),
         row("investigation read p99", ms(read_phase.percentile(0.99))),
         row(
-            "server peak RSS",
+            "server peak RSS (largest)",
             peak_rss.map_or("n/a (external server)".to_owned(), |b| {
                 format!("{:.1} MiB", b as f64 / 1_048_576.0)
             }),
         ),
     ];
     print!("{}", table::render(&["measure", "value"], &rows));
-    drop(child);
+    drop(children);
     Ok(())
 }
 

@@ -1,4 +1,5 @@
-//! `evalmint eval`: run a candidate agent on the admitted labels of a data directory (sessions
+//! `evalmint eval`: run a candidate agent on the admitted labels of a data directory, or on a
+//! release's pinned label versions (sessions
 //! served in-process on a loopback port), list and show stored runs, compare two runs, and gate
 //! CI on regressions. Exit codes: 0 fine, 1 a regression or a pass rate under the minimum, 2 the
 //! run itself failed.
@@ -17,14 +18,15 @@ use evalmint_eval::report;
 use evalmint_eval::run::RunConfig;
 use evalmint_model::{EvalRun, TenantId};
 use evalmint_server::{AppState, ServerConfig};
-use evalmint_store::{PipelineStore, SqliteOptions, SqliteStore, SystemClock};
+use evalmint_store::{PipelineStore, ReviewStore, SqliteOptions, SqliteStore, SystemClock};
 use tokio_util::sync::CancellationToken;
 
 use crate::DataArgs;
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum EvalCommand {
-    /// Replay the admitted labels against a candidate agent, grade, store and report the run.
+    /// Replay the admitted labels (or a release's) against a candidate agent, grade, store and
+    /// report the run.
     Run(RunArgs),
     /// Stored runs, newest first.
     List {
@@ -65,6 +67,9 @@ pub(crate) struct RunArgs {
     /// `http://…`, `cmd:…`, `sim:v1` or `sim:v2`.
     #[arg(long)]
     agent: String,
+    /// Evaluate on this release's label versions instead of the current admitted labels.
+    #[arg(long)]
+    release: Option<String>,
     /// Attempts per label.
     #[arg(long, default_value_t = 1)]
     k: u32,
@@ -160,6 +165,93 @@ fn agents(client: reqwest::Client) -> Option<AgentFactory> {
     }
 }
 
+/// The labels a run reads, and the source it records: the release's pinned label versions, or
+/// the tenant's current admitted labels.
+pub(crate) async fn labels_for(
+    store: &dyn ReviewStore,
+    tenant: &TenantId,
+    release: Option<&str>,
+) -> anyhow::Result<(Vec<evalmint_eval::labels::LabelVersion>, String)> {
+    match release {
+        Some(id) => {
+            let labels = evalmint_eval::labels::release(store, tenant, id)
+                .await?
+                .with_context(|| {
+                    format!(
+                        "no release {id:?} for tenant {:?} (see `evalmint release list`)",
+                        tenant.as_str()
+                    )
+                })?;
+            if labels.is_empty() {
+                bail!("release {id:?} has no labels");
+            }
+            Ok((labels, id.to_owned()))
+        }
+        None => {
+            let labels = evalmint_eval::labels::admitted(store, tenant).await?;
+            if labels.is_empty() {
+                bail!("tenant {:?} has no admitted labels", tenant.as_str());
+            }
+            Ok((labels, evalmint_eval::labels::ADMITTED.to_owned()))
+        }
+    }
+}
+
+/// How a run replays its labels, besides where their sessions are served.
+pub(crate) struct Replay {
+    pub agent: String,
+    pub k: u32,
+    pub concurrency: usize,
+    pub timeout: Duration,
+    pub call_limit: u32,
+    pub onset_tolerance: jiff::SignedDuration,
+}
+
+/// Runs `replay.agent` on `labels` (read by [`labels_for`], which also names their source), its
+/// sessions served by the router that holds `sessions` at `base_url`; `eval run` and the demo
+/// share it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn replay(
+    store: &SqliteStore,
+    tenant: &TenantId,
+    replay: &Replay,
+    labels: Vec<evalmint_eval::labels::LabelVersion>,
+    label_source: String,
+    sessions: Arc<evalmint_eval::Sessions>,
+    base_url: String,
+    progress: Arc<dyn Fn(&evalmint_model::EvalResult) + Send + Sync>,
+) -> anyhow::Result<EvalRun> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(replay.concurrency.max(1) * 2)
+        .build()?;
+    let agent = evalmint_eval::agent::from_spec(&replay.agent, agents(client).as_ref())
+        .map_err(anyhow::Error::msg)?;
+    let catalog = Arc::new(store.catalog(tenant).await?);
+    let config = RunConfig {
+        k: replay.k.max(1),
+        concurrency: replay.concurrency.max(1),
+        timeout: replay.timeout,
+        call_limit: replay.call_limit,
+        grade: evalmint_eval::grade::GradeConfig {
+            onset_tolerance: replay.onset_tolerance,
+            ..Default::default()
+        },
+        base_url,
+        label_source,
+    };
+    Ok(evalmint_eval::run::execute(
+        sessions,
+        tenant.clone(),
+        replay.agent.clone(),
+        agent,
+        labels,
+        catalog,
+        config,
+        progress,
+    )
+    .await)
+}
+
 async fn run_eval(args: RunArgs) -> anyhow::Result<u8> {
     if let Some(min) = args.min_pass_rate
         && !(0.0..=1.0).contains(&min)
@@ -167,20 +259,12 @@ async fn run_eval(args: RunArgs) -> anyhow::Result<u8> {
         bail!("--min-pass-rate {min} is outside 0-1");
     }
     let store = open(&args.data)?;
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency.max(1) * 2)
-        .build()?;
-    let agent = evalmint_eval::agent::from_spec(&args.agent, agents(client).as_ref())
-        .map_err(anyhow::Error::msg)?;
     let baseline = match &args.baseline {
         Some(id) => Some(load(&*store, &args.tenant, id).await?),
         None => None,
     };
-    let labels = evalmint_eval::labels::admitted(&*store, &args.tenant).await?;
-    if labels.is_empty() {
-        bail!("tenant {:?} has no admitted labels", args.tenant.as_str());
-    }
-    let catalog = Arc::new(store.catalog(&args.tenant).await?);
+    // The labels are read before anything is served, so a wrong release id fails at once.
+    let (labels, label_source) = labels_for(&*store, &args.tenant, args.release.as_deref()).await?;
 
     // The sessions are served by the API's own router on a loopback port.
     let state = AppState::new(store.clone(), ServerConfig::default());
@@ -216,30 +300,28 @@ async fn run_eval(args: RunArgs) -> anyhow::Result<u8> {
             }
         }
     });
-    let config = RunConfig {
-        k: args.k.max(1),
-        concurrency: args.concurrency.max(1),
+    let setup = Replay {
+        agent: args.agent.clone(),
+        k: args.k,
+        concurrency: args.concurrency,
         timeout: Duration::try_from(args.timeout).unwrap_or(Duration::from_secs(60)),
         call_limit: args.call_limit,
-        grade: evalmint_eval::grade::GradeConfig {
-            onset_tolerance: args.onset_tolerance,
-            ..Default::default()
-        },
-        base_url,
+        onset_tolerance: args.onset_tolerance,
     };
-    let run = evalmint_eval::run::execute(
-        sessions,
-        args.tenant.clone(),
-        args.agent.clone(),
-        agent,
+    let run = replay(
+        &store,
+        &args.tenant,
+        &setup,
         labels,
-        catalog,
-        config,
+        label_source,
+        sessions,
+        base_url,
         progress,
     )
     .await;
     shutdown.cancel();
     let _ = server.await;
+    let run = run?;
     store
         .store_eval_run(&args.tenant, run.clone())
         .await
@@ -297,18 +379,19 @@ async fn list(data: &DataArgs, tenant: &TenantId) -> anyhow::Result<u8> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{:<32} {:<12} {:>7} {:>9}  started",
-        "run", "agent", "labels", "pass"
+        "{:<32} {:<12} {:>7} {:>9}  {:<28} started",
+        "run", "agent", "labels", "pass", "labels from"
     )?;
     for run in store.eval_runs(tenant, 100).await? {
         let summary = report::summarise(&run, None);
         writeln!(
             out,
-            "{:<32} {:<12} {:>7} {:>8.1}%  {}",
+            "{:<32} {:<12} {:>7} {:>8.1}%  {:<28} {}",
             run.id,
             run.agent,
             summary.labels,
             summary.overall().rate.rate * 100.0,
+            run.label_source,
             run.started_at
         )?;
     }

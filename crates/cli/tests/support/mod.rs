@@ -25,6 +25,12 @@ pub async fn start(data: &std::path::Path) -> Server {
 
 /// Starts `evalmint serve`, optionally with a pipeline configuration file.
 pub async fn start_with(data: &std::path::Path, config: Option<&std::path::Path>) -> Server {
+    let config = config.map(|c| ("EVALMINT_CONFIG".to_owned(), c.display().to_string()));
+    start_with_env(data, config.into_iter().collect()).await
+}
+
+/// Starts `evalmint serve` with these environment variables on top of the test's.
+pub async fn start_with_env(data: &std::path::Path, env: Vec<(String, String)>) -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -35,7 +41,7 @@ pub async fn start_with(data: &std::path::Path, config: Option<&std::path::Path>
         .arg(data)
         .env("EVALMINT_ADMIN_KEY", KEY)
         .env("EVALMINT_LOG", "warn")
-        .envs(config.map(|c| ("EVALMINT_CONFIG", c.as_os_str())))
+        .envs(env)
         .stdout(Stdio::null())
         .spawn()
         .unwrap();

@@ -25,19 +25,19 @@ const MAX_FEEDBACK_BYTES: usize = 256 * 1024;
     path = "/api/v1/feedback",
     tag = "feedback",
     summary = "Submit feedback on an investigation",
-    request_body(content = Object, content_type = "application/json"),
+    request_body(content = crate::schemas::FeedbackSubmission, content_type = "application/json"),
     responses(
-        (status = 201, description = "stored", body = Object),
-        (status = 200, description = "a retry with the same idempotency key", body = Object),
-        (status = 400, description = "malformed JSON", body = Object),
-        (status = 401, description = "missing or unknown API key", body = Object),
-        (status = 403, description = "the key lacks the scope", body = Object),
-        (status = 409, description = "the idempotency key was used for different feedback", body = Object),
-        (status = 410, description = "the idempotency key names feedback that was erased", body = Object),
-        (status = 413, description = "body larger than the limit", body = Object),
-        (status = 415, description = "wrong content type", body = Object),
-        (status = 422, description = "well-formed JSON with invalid fields: the error body names each problem in `fields`", body = Object),
-        (status = 429, description = "saturated; retry after Retry-After seconds", body = Object)
+        (status = 201, description = "stored", body = crate::schemas::Feedback),
+        (status = 200, description = "a retry with the same idempotency key", body = crate::schemas::Feedback),
+        (status = 400, description = "malformed JSON", body = crate::schemas::ErrorBody),
+        (status = 401, description = "missing or unknown API key", body = crate::schemas::ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = crate::schemas::ErrorBody),
+        (status = 409, description = "the idempotency key was used for different feedback", body = crate::schemas::ErrorBody),
+        (status = 410, description = "the idempotency key names feedback that was erased", body = crate::schemas::ErrorBody),
+        (status = 413, description = "body larger than the limit", body = crate::schemas::ErrorBody),
+        (status = 415, description = "wrong content type", body = crate::schemas::ErrorBody),
+        (status = 422, description = "well-formed JSON with invalid fields: the error body names each problem in `fields`", body = crate::schemas::ErrorBody),
+        (status = 429, description = "saturated; retry after Retry-After seconds", body = crate::schemas::ErrorBody)
     ),
     security(("api_key" = []))
 )]
@@ -101,9 +101,9 @@ pub(crate) struct EraseParams {
     params(("user_id" = String, Query, description = "the user whose feedback is erased")),
     responses(
         (status = 200, description = "what was erased", body = Object),
-        (status = 400, description = "invalid request: the JSON error body names each bad field", body = Object),
-        (status = 401, description = "missing or unknown API key", body = Object),
-        (status = 403, description = "the key lacks the scope", body = Object)
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = crate::schemas::ErrorBody),
+        (status = 401, description = "missing or unknown API key", body = crate::schemas::ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = crate::schemas::ErrorBody)
     ),
     security(("api_key" = []))
 )]
@@ -177,11 +177,11 @@ fn feedback_id(text: &str) -> Result<FeedbackId, ApiError> {
     summary = "One feedback with its label state",
     params(("id" = String, Path, description = "the object's id")),
     responses(
-        (status = 200, description = "the feedback", body = Object),
-        (status = 400, description = "invalid request: the JSON error body names each bad field", body = Object),
-        (status = 401, description = "missing or unknown API key", body = Object),
-        (status = 403, description = "the key lacks the scope", body = Object),
-        (status = 404, description = "no such object in the caller's tenant", body = Object)
+        (status = 200, description = "the feedback", body = crate::schemas::FeedbackWithLabel),
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = crate::schemas::ErrorBody),
+        (status = 401, description = "missing or unknown API key", body = crate::schemas::ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = crate::schemas::ErrorBody),
+        (status = 404, description = "no such object in the caller's tenant", body = crate::schemas::ErrorBody)
     ),
     security(("api_key" = []))
 )]

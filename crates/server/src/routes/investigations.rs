@@ -202,12 +202,12 @@ impl NativeInvestigation {
     request_body(content = Object, content_type = "application/json"),
     responses(
         (status = 201, description = "stored", body = Object),
-        (status = 400, description = "invalid request: the JSON error body names each bad field", body = Object),
-        (status = 401, description = "missing or unknown API key", body = Object),
-        (status = 403, description = "the key lacks the scope", body = Object),
-        (status = 413, description = "body larger than the limit", body = Object),
-        (status = 415, description = "wrong content type", body = Object),
-        (status = 429, description = "saturated; retry after Retry-After seconds", body = Object)
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = crate::schemas::ErrorBody),
+        (status = 401, description = "missing or unknown API key", body = crate::schemas::ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = crate::schemas::ErrorBody),
+        (status = 413, description = "body larger than the limit", body = crate::schemas::ErrorBody),
+        (status = 415, description = "wrong content type", body = crate::schemas::ErrorBody),
+        (status = 429, description = "saturated; retry after Retry-After seconds", body = crate::schemas::ErrorBody)
     ),
     security(("api_key" = []))
 )]
@@ -248,10 +248,10 @@ pub(crate) async fn create(
     params(("id" = String, Path, description = "the object's id")),
     responses(
         (status = 200, description = "the investigation", body = Object),
-        (status = 400, description = "invalid request: the JSON error body names each bad field", body = Object),
-        (status = 401, description = "missing or unknown API key", body = Object),
-        (status = 403, description = "the key lacks the scope", body = Object),
-        (status = 404, description = "no such object in the caller's tenant", body = Object)
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = crate::schemas::ErrorBody),
+        (status = 401, description = "missing or unknown API key", body = crate::schemas::ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = crate::schemas::ErrorBody),
+        (status = 404, description = "no such object in the caller's tenant", body = crate::schemas::ErrorBody)
     ),
     security(("api_key" = []))
 )]

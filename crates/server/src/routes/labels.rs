@@ -51,10 +51,10 @@ pub(crate) fn limit(requested: Option<usize>) -> Result<usize, ApiError> {
     summary = "Candidate labels (admitted by default)",
     params(("route" = Option<String>, Query, description = "admit (default), review, insufficient or all"), ("limit" = Option<u32>, Query, description = "at most this many, 1-1000")),
     responses(
-        (status = 200, description = "the labels", body = Object),
-        (status = 400, description = "invalid request: the JSON error body names each bad field", body = Object),
-        (status = 401, description = "missing or unknown API key", body = Object),
-        (status = 403, description = "the key lacks the scope", body = Object)
+        (status = 200, description = "the labels", body = crate::schemas::CandidateList),
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = crate::schemas::ErrorBody),
+        (status = 401, description = "missing or unknown API key", body = crate::schemas::ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = crate::schemas::ErrorBody)
     ),
     security(("api_key" = []))
 )]
@@ -95,10 +95,11 @@ pub(crate) async fn list(
     summary = "One candidate label with its versions",
     params(("id" = String, Path, description = "the object's id")),
     responses(
-        (status = 200, description = "the label", body = Object),
-        (status = 401, description = "missing or unknown API key", body = Object),
-        (status = 403, description = "the key lacks the scope", body = Object),
-        (status = 404, description = "no such object in the caller's tenant", body = Object)
+        (status = 200, description = "the label", body = crate::schemas::Candidate),
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = crate::schemas::ErrorBody),
+        (status = 401, description = "missing or unknown API key", body = crate::schemas::ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = crate::schemas::ErrorBody),
+        (status = 404, description = "no such object in the caller's tenant", body = crate::schemas::ErrorBody)
     ),
     security(("api_key" = []))
 )]

@@ -38,6 +38,20 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
     }
 }
 
+/// Several path parameters (or one of another type); a malformed one is a JSON 400 too.
+pub(crate) struct PathParams<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for PathParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(params)| PathParams(params))
+            .map_err(|rejection| ApiError::invalid(format!("path: {}", rejection.body_text())))
+    }
+}
+
 /// Runs a store write and records how long it took to become durable.
 pub(crate) async fn timed_write<T>(
     state: &AppState,

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use evalmint_model::release::Release;
@@ -15,7 +15,7 @@ use evalmint_model::{LabelVersion, Scope, TenantId};
 use evalmint_store::{ImportError, ReleaseManifest, ReleasedLabel};
 use serde::{Deserialize, Serialize};
 
-use super::{PathId, timed_write};
+use super::{PathId, PathParams, timed_write};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::body::{media_type, read_capped, read_json};
@@ -52,6 +52,25 @@ pub(crate) async fn create_release(
     .await?)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/releases",
+    tag = "releases",
+    summary = "Create a release of the current labels matching the filters (the same selection gives the same id)",
+    request_body(content = crate::schemas::CreateRelease, content_type = "application/json"),
+    responses(
+        (status = 201, description = "created", body = crate::schemas::Release),
+        (status = 200, description = "this selection was released before", body = crate::schemas::Release),
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = crate::schemas::ErrorBody),
+        (status = 401, description = "missing or unknown API key", body = crate::schemas::ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = crate::schemas::ErrorBody),
+        (status = 413, description = "body larger than the limit", body = crate::schemas::ErrorBody),
+        (status = 415, description = "wrong content type", body = crate::schemas::ErrorBody),
+        (status = 422, description = "a field's value is refused: the JSON error body names it", body = crate::schemas::ErrorBody),
+        (status = 429, description = "saturated; retry after Retry-After seconds", body = crate::schemas::ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -69,6 +88,18 @@ pub(crate) async fn create(
     Ok((status, Json(release)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/releases",
+    tag = "releases",
+    summary = "The tenant's releases",
+    responses(
+        (status = 200, description = "the releases", body = crate::schemas::ReleaseList),
+        (status = 401, description = "missing or unknown API key", body = crate::schemas::ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = crate::schemas::ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -78,6 +109,21 @@ pub(crate) async fn list(
     Ok(Json(serde_json::json!({ "releases": releases })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/releases/{id}",
+    tag = "releases",
+    summary = "One release with its segment coverage and feedback bias",
+    params(("id" = String, Path, description = "the object's id")),
+    responses(
+        (status = 200, description = "the release", body = crate::schemas::Release),
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = crate::schemas::ErrorBody),
+        (status = 401, description = "missing or unknown API key", body = crate::schemas::ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = crate::schemas::ErrorBody),
+        (status = 404, description = "no such object in the caller's tenant", body = crate::schemas::ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -179,6 +225,21 @@ fn decode_export(bytes: &[u8]) -> Result<(ReleaseManifest, Vec<ReleasedLabel>), 
     Ok((manifest, labels))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/releases/{id}/export",
+    tag = "releases",
+    summary = "A release as JSONL: the manifest, then one label per line with its snapshot results inline",
+    params(("id" = String, Path, description = "the object's id")),
+    responses(
+        (status = 200, description = "the export", body = String, content_type = "application/x-ndjson"),
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = crate::schemas::ErrorBody),
+        (status = 401, description = "missing or unknown API key", body = crate::schemas::ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = crate::schemas::ErrorBody),
+        (status = 404, description = "no such object in the caller's tenant", body = crate::schemas::ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn export(
     State(state): State<AppState>,
     caller: Caller,
@@ -194,6 +255,25 @@ pub(crate) async fn export(
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/releases/import",
+    tag = "releases",
+    summary = "Import a release exported by GET /api/v1/releases/{id}/export",
+    request_body(content = String, content_type = "application/x-ndjson"),
+    responses(
+        (status = 201, description = "imported", body = crate::schemas::Release),
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = crate::schemas::ErrorBody),
+        (status = 401, description = "missing or unknown API key", body = crate::schemas::ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = crate::schemas::ErrorBody),
+        (status = 409, description = "conflict", body = crate::schemas::ErrorBody),
+        (status = 413, description = "body larger than the limit", body = crate::schemas::ErrorBody),
+        (status = 415, description = "wrong content type", body = crate::schemas::ErrorBody),
+        (status = 422, description = "a field's value is refused: the JSON error body names it", body = crate::schemas::ErrorBody),
+        (status = 429, description = "saturated; retry after Retry-After seconds", body = crate::schemas::ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn import(
     State(state): State<AppState>,
     caller: Caller,
@@ -277,10 +357,25 @@ pub(crate) async fn diff_releases(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/releases/{id}/diff/{other}",
+    tag = "releases",
+    summary = "What differs between two releases, label by label",
+    params(("id" = String, Path, description = "the release to compare from"), ("other" = String, Path, description = "the release to compare to")),
+    responses(
+        (status = 200, description = "labels added, removed and changed", body = crate::schemas::ReleaseDiff),
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = crate::schemas::ErrorBody),
+        (status = 401, description = "missing or unknown API key", body = crate::schemas::ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = crate::schemas::ErrorBody),
+        (status = 404, description = "no such object in the caller's tenant", body = crate::schemas::ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn diff(
     State(state): State<AppState>,
     caller: Caller,
-    Path((a, b)): Path<(String, String)>,
+    PathParams((a, b)): PathParams<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Scope::Review)?;
     Ok(Json(diff_releases(&state, caller.tenant(), &a, &b).await?))

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, header};
 use axum::response::IntoResponse;
 use evalmint_eval::session::DEFAULT_CALL_LIMIT;
@@ -17,6 +17,7 @@ use evalmint_model::Scope;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::PathParams;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::body::{read_capped, read_json};
@@ -47,6 +48,24 @@ fn base_url(headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/replay/sessions",
+    tag = "replay",
+    summary = "Open a replay session on one label, to debug an agent by hand",
+    request_body(content = crate::schemas::OpenSession, content_type = "application/json"),
+    responses(
+        (status = 201, description = "the session and its URLs", body = crate::schemas::Session),
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = crate::schemas::ErrorBody),
+        (status = 401, description = "missing or unknown API key", body = crate::schemas::ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = crate::schemas::ErrorBody),
+        (status = 404, description = "no such object in the caller's tenant", body = crate::schemas::ErrorBody),
+        (status = 413, description = "body larger than the limit", body = crate::schemas::ErrorBody),
+        (status = 415, description = "wrong content type", body = crate::schemas::ErrorBody),
+        (status = 429, description = "saturated; retry after Retry-After seconds", body = crate::schemas::ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn open(
     State(state): State<AppState>,
     caller: Caller,
@@ -82,8 +101,25 @@ pub(crate) async fn open(
     ))
 }
 
-fn session(state: &AppState, sid: &str) -> Result<Arc<evalmint_eval::Session>, ApiError> {
-    state.sessions.get(sid).ok_or(ApiError::NotFound("session"))
+/// The open session `sid`. Its id is the agent's credential, so a request without a key is
+/// answered; a request that presents another tenant's key is told the session does not exist,
+/// like a made-up id (a key that resolves to nothing is no evidence of a tenant and is ignored).
+async fn session(
+    state: &AppState,
+    sid: &str,
+    headers: &HeaderMap,
+) -> Result<Arc<evalmint_eval::Session>, ApiError> {
+    let session = state
+        .sessions
+        .get(sid)
+        .ok_or(ApiError::NotFound("session"))?;
+    if let Some(secret) = crate::auth::presented_secret(headers).filter(|s| !s.is_empty())
+        && let Ok(caller) = crate::auth::resolve(state, &secret).await
+        && caller.tenant() != &session.tenant
+    {
+        return Err(ApiError::NotFound("session"));
+    }
+    Ok(session)
 }
 
 /// Flat JSON arguments from the body (an empty body is no arguments).
@@ -105,13 +141,29 @@ async fn arguments(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/replay/sessions/{sid}/tools/{name}",
+    tag = "replay",
+    summary = "Call one tool of a session; it answers only from the label's frozen snapshot",
+    params(("sid" = String, Path, description = "the session id, the agent's credential"), ("name" = String, Path, description = "query_metrics, search_logs, get_traces, get_events, list_services, get_service_dependencies or submit_rca")),
+    request_body(content = Object, description = "the tool's flat JSON arguments", content_type = "application/json"),
+    responses(
+        (status = 200, description = "the tool's answer (no data when nothing frozen matches)", body = Object),
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = crate::schemas::ErrorBody),
+        (status = 404, description = "no such open session or tool", body = crate::schemas::ErrorBody),
+        (status = 413, description = "body larger than the limit", body = crate::schemas::ErrorBody),
+        (status = 415, description = "wrong content type", body = crate::schemas::ErrorBody),
+        (status = 429, description = "the session's call limit is spent", body = crate::schemas::ErrorBody)
+    )
+)]
 pub(crate) async fn tool(
     State(state): State<AppState>,
-    Path((sid, name)): Path<(String, String)>,
+    PathParams((sid, name)): PathParams<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
-    let session = session(&state, &sid)?;
+    let session = session(&state, &sid, &headers).await?;
     let args = arguments(&state, &headers, body).await?;
     session.call(&name, &args).map(Json).map_err(tool_error)
 }
@@ -119,9 +171,27 @@ pub(crate) async fn tool(
 /// The session's MCP server, streamable HTTP. Stateless: every request stands alone, so nothing
 /// outlives the replay session but the session itself. The body is read through the capped reader
 /// and handed on whole.
+#[utoipa::path(
+    method(get, post, delete),
+    path = "/replay/sessions/{sid}/mcp",
+    tag = "replay",
+    summary = "The session's tools as an MCP server (streamable HTTP, stateless, JSON answers)",
+    params(("sid" = String, Path, description = "the session id, the agent's credential")),
+    request_body(content = Object, description = "a JSON-RPC request", content_type = "application/json"),
+    responses(
+        (status = 200, description = "a JSON-RPC answer", body = Object),
+        (status = 202, description = "a notification, accepted"),
+        (status = 405, description = "a method this stateless server does not serve (GET streams, DELETE sessions)"),
+        (status = 406, description = "the Accept header does not take application/json and text/event-stream"),
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = crate::schemas::ErrorBody),
+        (status = 404, description = "no such object in the caller's tenant", body = crate::schemas::ErrorBody),
+        (status = 413, description = "body larger than the limit", body = crate::schemas::ErrorBody),
+        (status = 415, description = "wrong content type", body = crate::schemas::ErrorBody)
+    )
+)]
 pub(crate) async fn mcp(
     State(state): State<AppState>,
-    Path(sid): Path<String>,
+    PathParams(sid): PathParams<String>,
     request: axum::extract::Request,
 ) -> Result<axum::response::Response, ApiError> {
     use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -129,7 +199,7 @@ pub(crate) async fn mcp(
         StreamableHttpServerConfig, StreamableHttpService,
     };
 
-    let session = session(&state, &sid)?;
+    let session = session(&state, &sid, request.headers()).await?;
     let (parts, body) = request.into_parts();
     let bytes = read_capped(&state, &parts.headers, body, MAX_ARGUMENT_BYTES)
         .await?
@@ -156,11 +226,23 @@ pub(crate) async fn mcp(
 }
 
 /// The tools a session offers.
+#[utoipa::path(
+    get,
+    path = "/replay/sessions/{sid}/tools",
+    tag = "replay",
+    summary = "The tools of a session",
+    params(("sid" = String, Path, description = "the session id, the agent's credential")),
+    responses(
+        (status = 200, description = "the tools", body = crate::schemas::ToolList),
+        (status = 404, description = "no such open session (or a key of another tenant)", body = crate::schemas::ErrorBody)
+    )
+)]
 pub(crate) async fn list_tools(
     State(state): State<AppState>,
-    Path(sid): Path<String>,
+    PathParams(sid): PathParams<String>,
+    headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    session(&state, &sid)?;
+    session(&state, &sid, &headers).await?;
     let tools: Vec<Value> = evalmint_eval::tools::TOOLS
         .iter()
         .map(|(name, description, args)| json!({"name": name, "description": description, "arguments": args}))
@@ -221,14 +303,28 @@ fn url_pairs(text: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
+#[utoipa::path(
+    method(get, post),
+    path = "/replay/sessions/{sid}/prometheus/api/v1/{endpoint}",
+    tag = "replay",
+    summary = "The Prometheus HTTP API over a session's frozen series",
+    params(("sid" = String, Path, description = "the session id, the agent's credential"), ("endpoint" = String, Path, description = "query, query_range, series or labels"), ("query" = Option<String>, Query, description = "PromQL"), ("time" = Option<String>, Query, description = "RFC 3339 or epoch seconds"), ("start" = Option<String>, Query), ("end" = Option<String>, Query), ("step" = Option<String>, Query, description = "a duration or seconds")),
+    responses(
+        (status = 200, description = "a Prometheus answer", body = crate::schemas::PrometheusAnswer),
+        (status = 400, description = "a bad query, in Prometheus's error shape", body = crate::schemas::PrometheusAnswer),
+        (status = 404, description = "no such open session or endpoint", body = crate::schemas::ErrorBody),
+        (status = 413, description = "body larger than the limit", body = crate::schemas::ErrorBody),
+        (status = 415, description = "wrong content type", body = crate::schemas::ErrorBody)
+    )
+)]
 pub(crate) async fn prometheus(
     State(state): State<AppState>,
-    Path((sid, endpoint)): Path<(String, String)>,
+    PathParams((sid, endpoint)): PathParams<(String, String)>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
-    let session = session(&state, &sid)?;
+    let session = session(&state, &sid, &headers).await?;
     let form = read_capped(&state, &headers, body, MAX_ARGUMENT_BYTES)
         .await?
         .bytes;

@@ -83,6 +83,20 @@ impl QueueParams {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/review",
+    tag = "review",
+    summary = "The review queue: candidates to review, insufficient ones and the audit sample",
+    params(("route" = Option<String>, Query, description = "review, insufficient, audit or all (default)"), ("segment" = Option<String>, Query, description = "facet=value"), ("min_score" = Option<f64>, Query, description = "lowest score at least this, 0-1"), ("max_score" = Option<f64>, Query, description = "lowest score at most this, 0-1"), ("limit" = Option<u32>, Query, description = "at most this many, 1-1000"), ("offset" = Option<u32>, Query, description = "skip this many")),
+    responses(
+        (status = 200, description = "one page of the queue, newest first", body = crate::schemas::ReviewQueue),
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = crate::schemas::ErrorBody),
+        (status = 401, description = "missing or unknown API key", body = crate::schemas::ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = crate::schemas::ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn queue(
     State(state): State<AppState>,
     caller: Caller,
@@ -141,6 +155,21 @@ pub(crate) async fn item(
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/review/{id}",
+    tag = "review",
+    summary = "One candidate with its label's versions and the version a decision must name",
+    params(("id" = String, Path, description = "the object's id")),
+    responses(
+        (status = 200, description = "the review item", body = crate::schemas::ReviewItem),
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = crate::schemas::ErrorBody),
+        (status = 401, description = "missing or unknown API key", body = crate::schemas::ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = crate::schemas::ErrorBody),
+        (status = 404, description = "no such object in the caller's tenant", body = crate::schemas::ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -193,6 +222,27 @@ pub(crate) async fn record(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/review/{id}/decision",
+    tag = "review",
+    summary = "Approve, edit or reject a candidate: records the label's next version",
+    params(("id" = String, Path, description = "the candidate id")),
+    request_body(content = crate::schemas::DecisionRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "the new label version", body = crate::schemas::LabelVersion),
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = crate::schemas::ErrorBody),
+        (status = 401, description = "missing or unknown API key", body = crate::schemas::ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = crate::schemas::ErrorBody),
+        (status = 404, description = "no such object in the caller's tenant", body = crate::schemas::ErrorBody),
+        (status = 409, description = "stale: the label moved on; the body carries the current version and candidate", body = crate::schemas::ErrorBody),
+        (status = 413, description = "body larger than the limit", body = crate::schemas::ErrorBody),
+        (status = 415, description = "wrong content type", body = crate::schemas::ErrorBody),
+        (status = 422, description = "a field's value is refused: the JSON error body names it", body = crate::schemas::ErrorBody),
+        (status = 429, description = "saturated; retry after Retry-After seconds", body = crate::schemas::ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn decide(
     State(state): State<AppState>,
     caller: Caller,
@@ -220,6 +270,21 @@ pub(crate) fn trace_of(id: &str) -> Option<TraceId> {
     hex.parse().ok()
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/labels/{id}/versions",
+    tag = "review",
+    summary = "A label's immutable versions, each with its changes",
+    params(("id" = String, Path, description = "lbl-<trace id>, a candidate id or the trace id")),
+    responses(
+        (status = 200, description = "the history, oldest first", body = crate::schemas::LabelHistory),
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = crate::schemas::ErrorBody),
+        (status = 401, description = "missing or unknown API key", body = crate::schemas::ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = crate::schemas::ErrorBody),
+        (status = 404, description = "no such object in the caller's tenant", body = crate::schemas::ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn versions(
     State(state): State<AppState>,
     caller: Caller,
@@ -259,6 +324,20 @@ pub(crate) async fn report(
     Ok(calibrate(&observations, state.config.thresholds, target))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/calibration",
+    tag = "review",
+    summary = "Calibration of the validator against the reviewers' decisions",
+    params(("target" = Option<f64>, Query, description = "the target precision, 0.5-1 (default 0.98)")),
+    responses(
+        (status = 200, description = "the report and the proposed thresholds", body = crate::schemas::CalibrationReport),
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = crate::schemas::ErrorBody),
+        (status = 401, description = "missing or unknown API key", body = crate::schemas::ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = crate::schemas::ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn calibration(
     State(state): State<AppState>,
     caller: Caller,

@@ -22,6 +22,20 @@ pub(crate) struct ListParams {
     limit: Option<usize>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs",
+    tag = "runs",
+    summary = "Evaluation runs, newest first",
+    params(("limit" = Option<u32>, Query, description = "at most this many, 1-1000")),
+    responses(
+        (status = 200, description = "the runs", body = crate::schemas::RunList),
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = crate::schemas::ErrorBody),
+        (status = 401, description = "missing or unknown API key", body = crate::schemas::ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = crate::schemas::ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -53,6 +67,21 @@ pub(crate) async fn list(
     Ok(Json(json!({ "runs": runs })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{id}",
+    tag = "runs",
+    summary = "One run with every attempt and its summary",
+    params(("id" = String, Path, description = "the object's id")),
+    responses(
+        (status = 200, description = "the run", body = crate::schemas::RunDetail),
+        (status = 400, description = "invalid request: the JSON error body names each bad field", body = crate::schemas::ErrorBody),
+        (status = 401, description = "missing or unknown API key", body = crate::schemas::ErrorBody),
+        (status = 403, description = "the key lacks the scope", body = crate::schemas::ErrorBody),
+        (status = 404, description = "no such object in the caller's tenant", body = crate::schemas::ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn show(
     State(state): State<AppState>,
     caller: Caller,

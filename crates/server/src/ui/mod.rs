@@ -252,6 +252,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/releases", get(releases_page).post(create_release_form))
         .route("/releases/{id}", get(release_page))
         .route("/calibration", get(calibration_page))
+        .route("/runs", get(runs_page))
+        .route("/runs/{id}", get(run_page))
         .route("/assets/htmx.min.js", get(asset_htmx))
         .route("/assets/app.js", get(asset_js))
         .route("/assets/app.css", get(asset_css))
@@ -634,6 +636,65 @@ async fn calibration_page(
     let target = query.ok().and_then(|Query(q)| q.target);
     match review::report(&state, session.caller.tenant(), target).await {
         Ok(report) => page(view::calibration(session.frame(), report)),
+        Err(e) => error_page(&session, &e),
+    }
+}
+
+/// The most runs the runs page lists (and offers as baselines).
+const RUNS_LISTED: usize = 200;
+
+async fn runs_page(State(state): State<AppState>, session: Session) -> Response {
+    match state
+        .labels
+        .eval_runs(session.caller.tenant(), RUNS_LISTED)
+        .await
+    {
+        Ok(runs) => page(view::runs(session.frame(), &runs)),
+        Err(e) => error_page(&session, &e.into()),
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct RunParams {
+    #[serde(default)]
+    baseline: Option<String>,
+}
+
+/// One run, compared with `?baseline=` when it names another run of the tenant.
+async fn run_page(
+    State(state): State<AppState>,
+    session: Session,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    query: Result<Query<RunParams>, QueryRejection>,
+) -> Response {
+    let tenant = session.caller.tenant();
+    let baseline_id = query
+        .ok()
+        .and_then(|Query(q)| q.baseline)
+        .filter(|b| !b.is_empty());
+    let loaded = async {
+        let run = state
+            .labels
+            .eval_run(tenant, &id)
+            .await?
+            .ok_or(ApiError::NotFound("run"))?;
+        let baseline = match &baseline_id {
+            Some(b) => Some(
+                state
+                    .labels
+                    .eval_run(tenant, b)
+                    .await?
+                    .ok_or(ApiError::NotFound("baseline run"))?,
+            ),
+            None => None,
+        };
+        let others = state.labels.eval_runs(tenant, RUNS_LISTED).await?;
+        Ok::<_, ApiError>((run, baseline, others))
+    };
+    match loaded.await {
+        Ok((run, baseline, others)) => {
+            page(view::run(session.frame(), &run, baseline.as_ref(), &others))
+        }
         Err(e) => error_page(&session, &e),
     }
 }

@@ -1,9 +1,12 @@
 //! What the UI's pages show, shaped for their templates: queue rows, the candidate page with
 //! its snapshot results read into charts (metric series as SVG polylines) and tables (log rows),
-//! release coverage bars and the calibration report. Text goes into templates unescaped here and
+//! release coverage bars, the calibration report, and evaluation runs (per-segment pass-rate
+//! bars against a baseline). Text goes into templates unescaped here and
 //! is escaped by askama there.
 
 use askama::Template;
+use evalmint_eval::report::summarise;
+use evalmint_model::EvalRun;
 use evalmint_model::calibration::Calibration;
 use evalmint_model::release::Release;
 use evalmint_model::{
@@ -669,5 +672,168 @@ pub(crate) fn calibration(frame: Frame, report: Calibration) -> CalibrationPage 
             .as_ref()
             .map(|p| p.as_config(report.target_precision))
             .unwrap_or_default(),
+    }
+}
+
+pub(crate) struct RunRow {
+    id: String,
+    agent: String,
+    /// Empty for the admitted labels; else the release id the labels came from.
+    release: String,
+    labels: u64,
+    pass: String,
+    status: String,
+    started: String,
+}
+
+#[derive(Template)]
+#[template(path = "runs.html")]
+pub(crate) struct RunsPage {
+    frame: Frame,
+    runs: Vec<RunRow>,
+}
+
+/// The release a run read, or empty for the admitted labels.
+fn release_of(label_source: &str) -> String {
+    if label_source == evalmint_eval::labels::ADMITTED {
+        String::new()
+    } else {
+        label_source.to_owned()
+    }
+}
+
+fn percent(rate: f64) -> String {
+    format!("{:.1}%", rate * 100.0)
+}
+
+pub(crate) fn runs(frame: Frame, runs: &[EvalRun]) -> RunsPage {
+    RunsPage {
+        frame,
+        runs: runs
+            .iter()
+            .map(|run| {
+                let summary = summarise(run, None);
+                RunRow {
+                    id: run.id.clone(),
+                    agent: run.agent.clone(),
+                    release: release_of(&run.label_source),
+                    labels: summary.labels,
+                    pass: percent(summary.overall().rate.rate),
+                    status: format!("{:?}", run.status).to_lowercase(),
+                    started: run.started_at.to_string(),
+                }
+            })
+            .collect(),
+    }
+}
+
+/// One segment's bar: the pass rate with its interval, and the baseline's beside it.
+pub(crate) struct RunBar {
+    y: u32,
+    segment: String,
+    rate: String,
+    width: String,
+    /// The Wilson interval as an x range.
+    low: String,
+    high: String,
+    /// Empty without a baseline.
+    baseline: String,
+    baseline_width: String,
+    /// `regression`, `improved` or empty.
+    flag: String,
+    p_value: String,
+    errors: u64,
+}
+
+#[derive(Template)]
+#[template(path = "run.html")]
+pub(crate) struct RunPage {
+    frame: Frame,
+    id: String,
+    agent: String,
+    release: String,
+    labels: u64,
+    attempts: u64,
+    k: u32,
+    pass_at_k: String,
+    status: String,
+    error: String,
+    chart_height: u32,
+    bars: Vec<RunBar>,
+    /// Other runs to compare with: (id, agent, selected).
+    candidates: Vec<(String, String, bool)>,
+    baseline: String,
+    regressions: usize,
+    flips: Vec<String>,
+}
+
+/// Bars are this wide at a pass rate of 100%.
+const RUN_BAR_WIDTH: f64 = 400.0;
+
+pub(crate) fn run(
+    frame: Frame,
+    run: &EvalRun,
+    baseline: Option<&EvalRun>,
+    others: &[EvalRun],
+) -> RunPage {
+    let summary = summarise(run, baseline);
+    let x = |rate: f64| format!("{:.1}", 260.0 + rate * RUN_BAR_WIDTH);
+    let bars: Vec<RunBar> = summary
+        .segments
+        .iter()
+        .take(40)
+        .enumerate()
+        .map(|(i, row)| RunBar {
+            y: u32::try_from(i).unwrap_or(0) * 22 + 2,
+            segment: short(&row.segment, 40),
+            rate: format!(
+                "{}/{} ({})",
+                row.rate.passed,
+                row.rate.total,
+                percent(row.rate.rate)
+            ),
+            width: format!("{:.1}", row.rate.rate * RUN_BAR_WIDTH),
+            low: x(row.rate.low),
+            high: x(row.rate.high),
+            baseline: row.baseline.map(|b| percent(b.rate)).unwrap_or_default(),
+            baseline_width: row
+                .baseline
+                .map(|b| format!("{:.1}", b.rate * RUN_BAR_WIDTH))
+                .unwrap_or_default(),
+            flag: if row.regression {
+                "regression".to_owned()
+            } else if row.improvement {
+                "improved".to_owned()
+            } else {
+                String::new()
+            },
+            p_value: row.p_value.map(|p| format!("{p:.4}")).unwrap_or_default(),
+            errors: row.errors,
+        })
+        .collect();
+    RunPage {
+        frame,
+        chart_height: u32::try_from(bars.len()).unwrap_or(0) * 22 + 6,
+        regressions: summary.regressions().count(),
+        bars,
+        candidates: others
+            .iter()
+            .filter(|other| other.id != run.id)
+            .map(|other| {
+                let selected = baseline.is_some_and(|b| b.id == other.id);
+                (other.id.clone(), other.agent.clone(), selected)
+            })
+            .collect(),
+        baseline: summary.baseline.clone().unwrap_or_default(),
+        flips: summary.flips.clone(),
+        id: run.id.clone(),
+        agent: run.agent.clone(),
+        release: release_of(&run.label_source),
+        labels: summary.labels,
+        attempts: summary.attempts,
+        k: summary.k,
+        pass_at_k: percent(summary.pass_at_k),
+        status: format!("{:?}", run.status).to_lowercase(),
+        error: run.error.clone().unwrap_or_default(),
     }
 }

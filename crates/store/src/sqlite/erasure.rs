@@ -292,7 +292,7 @@ fn label_versions(
         .collect::<rusqlite::Result<_>>()?;
     rows.into_iter()
         .map(|(id, current, body)| {
-            let label: CandidateLabel = super::encoding::decode(&body)?;
+            let label: CandidateLabel = crate::encoding::decode(&body)?;
             Ok(LabelVersion {
                 id,
                 current,

@@ -3,9 +3,9 @@
 use evalmint_model::{EvalRun, RunStatus, TenantId};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::encoding::{decode, encode};
 use super::rows::nanos;
 use crate::Result;
+use crate::encoding::{decode, encode};
 
 pub(crate) fn store(conn: &Connection, tenant: &TenantId, run: &EvalRun) -> Result<()> {
     let status = match run.status {

@@ -2,14 +2,16 @@
 //! writes and a small pool of read connections, both off the async threads.
 
 mod catalog;
-mod encoding;
 pub mod engine;
 mod erasure;
 mod eval_runs;
+mod owner;
 mod pipeline;
 mod review;
 mod rows;
 mod schema;
+
+pub(crate) use self::schema::{MIGRATIONS, version_of};
 mod writer;
 
 use std::collections::HashSet;
@@ -60,6 +62,8 @@ pub struct SqliteOptions {
     /// A blob stored more recently than this is never garbage-collected: it may belong to a
     /// write that has not committed its row yet.
     pub blob_grace: jiff::SignedDuration,
+    /// Where tool results too long to keep inline go; `None` is the data directory's `blobs/`.
+    pub blobs: Option<BlobStore>,
 }
 
 impl std::fmt::Debug for SqliteOptions {
@@ -70,6 +74,7 @@ impl std::fmt::Debug for SqliteOptions {
             .field("inline_result_max", &self.inline_result_max)
             .field("read_connections", &self.read_connections)
             .field("blob_grace", &self.blob_grace)
+            .field("blobs", &self.blobs.as_ref().map(BlobStore::location))
             .finish_non_exhaustive()
     }
 }
@@ -83,6 +88,7 @@ impl Default for SqliteOptions {
             read_connections: 16,
             clock: Arc::new(SystemClock),
             blob_grace: jiff::SignedDuration::from_mins(10),
+            blobs: None,
         }
     }
 }
@@ -94,6 +100,8 @@ pub struct SqliteStore {
     blobs: BlobStore,
     clock: Arc<dyn Clock>,
     blob_grace: jiff::SignedDuration,
+    /// The data directory's lock, held while the store is open.
+    _owner: owner::Owner,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -111,7 +119,10 @@ impl Drop for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the store in `data_dir`: `evalmint.db` and `blobs/`.
+    /// Opens (creating if needed) the store in `data_dir`: `evalmint.db` and, unless
+    /// `options.blobs` says otherwise, `blobs/`. One store owns a data directory: while it is
+    /// open, opening another on the same directory, in this process or another, fails with
+    /// [`StoreError::InUse`].
     pub fn open(data_dir: &Path, options: SqliteOptions) -> Result<Self> {
         crate::private::create_dir_all(data_dir).map_err(|e| {
             StoreError::Internal(format!(
@@ -119,6 +130,7 @@ impl SqliteStore {
                 data_dir.display()
             ))
         })?;
+        let owner = owner::Owner::lock(data_dir)?;
         let path = data_dir.join("evalmint.db");
         // SQLite gives the WAL and shared-memory files the database file's permissions.
         crate::private::create_file(&path)
@@ -127,7 +139,10 @@ impl SqliteStore {
         schema::configure_writer(&conn)?;
         schema::migrate(&mut conn)?;
         erasure::key_legacy_audit_rows(&mut conn)?;
-        let blobs = BlobStore::open(data_dir.join("blobs")).map_err(internal)?;
+        let blobs = match options.blobs {
+            Some(blobs) => blobs,
+            None => BlobStore::open(data_dir.join("blobs")).map_err(internal)?,
+        };
 
         let queue = Arc::new(WriteQueue::new(
             options.write_queue,
@@ -167,6 +182,7 @@ impl SqliteStore {
             blobs,
             clock: options.clock,
             blob_grace: options.blob_grace,
+            _owner: owner,
         })
     }
 
@@ -373,7 +389,7 @@ fn read_steps(
     let mut steps = Vec::new();
     for row in rows {
         let (body, inline, blob) = row?;
-        let mut step: Step = encoding::decode(&body)?;
+        let mut step: Step = crate::encoding::decode(&body)?;
         if let Some(call) = step.tool_call.as_mut() {
             call.result = match (inline, blob) {
                 (Some(text), _) => Some(text),

@@ -5,6 +5,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::rows::{internal, timestamp};
 use super::writer::WriteContext;
+use crate::labels::next_lease_token;
 use crate::{
     CandidateQuery, CaptureOrder, CaptureOutcome, CaptureTask, FeedbackLabelState, LabelJob,
     LabelOutcome, PipelineStats, Result, StoreError,
@@ -90,6 +91,9 @@ pub(crate) fn defer_label_job(
     error: Option<String>,
 ) -> Result<()> {
     let now = context.now;
+    if !holds_claim(conn, job)? {
+        return Ok(());
+    }
     conn.prepare_cached(
         "UPDATE label_jobs SET
              due_at = CASE WHEN generation = ?3 THEN ?4 ELSE ?5 END,
@@ -133,6 +137,9 @@ pub(crate) fn finish_label_job(
     now: i64,
 ) -> Result<()> {
     let (tenant, trace) = (job.tenant.as_str(), &job.trace_id.as_bytes()[..]);
+    if !holds_claim(conn, job)? {
+        return Ok(());
+    }
     if let Ok(candidate) = &outcome.result
         && !all_feedback_exists(conn, &job.tenant, &candidate.provenance.feedback_ids)?
     {
@@ -160,9 +167,7 @@ pub(crate) fn finish_label_job(
                 "UPDATE label_jobs SET last_version = ?3 WHERE tenant = ?1 AND trace_id = ?2",
             )?
             .execute(params![tenant, trace, version])?;
-            candidate.version = u32::try_from(version).unwrap_or(u32::MAX);
-            candidate.id = format!("cand-{}-v{version}", job.trace_id);
-            candidate.created_at = timestamp(now);
+            crate::labels::number_candidate(&mut candidate, job.trace_id, version, now);
             conn.prepare_cached(
                 "UPDATE candidates SET current = 0 WHERE tenant = ?1 AND trace_id = ?2 AND current = 1",
             )?
@@ -179,7 +184,7 @@ pub(crate) fn finish_label_job(
                 candidate.route.as_str(),
                 candidate.audit,
                 now,
-                super::encoding::encode(&*candidate)?
+                crate::encoding::encode(&*candidate)?
             ])?;
             if candidate.route == evalmint_model::Route::Admit {
                 super::review::admit(conn, &job.tenant, &candidate)?;
@@ -208,6 +213,23 @@ pub(crate) fn finish_label_job(
     )?
     .execute(params![tenant, trace, job.generation, now])?;
     Ok(())
+}
+
+/// True while no other worker has claimed the job since `job` was claimed (see
+/// [`LabelJob::attempts`]).
+fn holds_claim(conn: &Connection, job: &LabelJob) -> Result<bool> {
+    let attempts: Option<i64> = conn
+        .prepare_cached("SELECT attempts FROM label_jobs WHERE tenant = ?1 AND trace_id = ?2")?
+        .query_row(
+            params![job.tenant.as_str(), &job.trace_id.as_bytes()[..]],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let holds = attempts == Some(i64::from(job.attempts));
+    if !holds {
+        tracing::info!(trace = %job.trace_id, "a label job was claimed again after its lease ran out; this claim's result is dropped");
+    }
+    Ok(holds)
 }
 
 /// True when every id names stored feedback of `tenant`.
@@ -246,7 +268,7 @@ pub(crate) fn plan_snapshot(
             super::rows::nanos(query.deadline),
             query.status.as_str(),
             now,
-            super::encoding::encode(&query)?
+            crate::encoding::encode(&query)?
         ])?;
     }
     Ok(())
@@ -266,7 +288,7 @@ pub(crate) fn snapshot(
             r.get(0)
         })?
         .collect::<rusqlite::Result<_>>()?;
-    bodies.iter().map(|b| super::encoding::decode(b)).collect()
+    bodies.iter().map(|b| crate::encoding::decode(b)).collect()
 }
 
 /// Where a frozen result is: in the row, or in the blob store under a digest.
@@ -307,20 +329,20 @@ pub(crate) fn claim_captures(
 ) -> Result<Vec<CaptureTask>> {
     let sql = match order {
         CaptureOrder::EarliestDeadline => {
-            "SELECT tenant, trace_id, body FROM snapshot_queries INDEXED BY snapshot_queries_pending
+            "SELECT tenant, trace_id, body, lease_until FROM snapshot_queries INDEXED BY snapshot_queries_pending
              WHERE status = 'pending' AND due_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)
              ORDER BY deadline LIMIT ?2"
         }
         CaptureOrder::FirstInFirstOut => {
-            "SELECT tenant, trace_id, body FROM snapshot_queries INDEXED BY snapshot_queries_pending_fifo
+            "SELECT tenant, trace_id, body, lease_until FROM snapshot_queries INDEXED BY snapshot_queries_pending_fifo
              WHERE status = 'pending' AND due_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)
              ORDER BY planned_at LIMIT ?2"
         }
     };
-    let rows: Vec<(String, Vec<u8>, String)> = conn
+    let rows: Vec<(String, Vec<u8>, String, Option<i64>)> = conn
         .prepare_cached(sql)?
         .query_map(params![now, limit as i64], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?
         .collect::<rusqlite::Result<_>>()?;
     let mut lease = conn.prepare_cached(
@@ -328,18 +350,15 @@ pub(crate) fn claim_captures(
          WHERE tenant = ?1 AND trace_id = ?2 AND query_id = ?3",
     )?;
     let mut tasks = Vec::with_capacity(rows.len());
-    for (tenant, trace, body) in rows {
-        let query: SnapshotQuery = super::encoding::decode(&body)?;
-        lease.execute(params![
-            tenant,
-            trace,
-            query.id,
-            now.saturating_add(lease_nanos)
-        ])?;
+    for (tenant, trace, body, previous_lease) in rows {
+        let query: SnapshotQuery = crate::encoding::decode(&body)?;
+        let lease_token = next_lease_token(now, lease_nanos, previous_lease);
+        lease.execute(params![tenant, trace, query.id, lease_token])?;
         tasks.push(CaptureTask {
             tenant: TenantId::new(&tenant).map_err(internal)?,
             trace_id: trace_of(&trace)?,
             query,
+            lease_token,
         });
     }
     Ok(tasks)
@@ -352,7 +371,6 @@ pub(crate) fn record_capture(
     outcome: CaptureOutcome,
 ) -> Result<()> {
     let now = context.now;
-    let mut query = task.query;
     // Small results stay in the row; large ones go to the blob store. Either way the digest names
     // the content.
     let (digest, inline, blob) = match &outcome.result {
@@ -370,22 +388,15 @@ pub(crate) fn record_capture(
         }
         None => (None, None, None),
     };
-    query.status = outcome.status;
-    query.attempts = query.attempts.saturating_add(1);
-    query.last_error = outcome.error;
-    if outcome.status.is_terminal() {
-        query.captured_at = Some(timestamp(now));
-        query.result_digest = digest.clone();
-        query.result_truncated = outcome.truncated;
-    }
-    let due_at = outcome.retry_at.map_or(now, super::rows::nanos);
+    let (query, due_at) = crate::labels::captured_query(task.query.clone(), &outcome, digest, now);
     let (tenant, trace) = (task.tenant.as_str(), &task.trace_id.as_bytes()[..]);
     let changed = conn
         .prepare_cached(
             "UPDATE snapshot_queries SET status = ?4, due_at = ?5, lease_until = NULL,
                  result_blob = COALESCE(?6, result_blob),
                  result_inline = COALESCE(?7, result_inline), body = ?8
-             WHERE tenant = ?1 AND trace_id = ?2 AND query_id = ?3 AND status = 'pending'",
+             WHERE tenant = ?1 AND trace_id = ?2 AND query_id = ?3 AND status = 'pending'
+               AND lease_until = ?9",
         )?
         .execute(params![
             tenant,
@@ -395,10 +406,11 @@ pub(crate) fn record_capture(
             due_at,
             blob.as_ref().filter(|_| query.status.is_terminal()),
             inline.filter(|_| query.status.is_terminal()),
-            super::encoding::encode(&query)?
+            crate::encoding::encode(&query)?,
+            task.lease_token
         ])?;
     if changed == 0 {
-        // Another worker finished this query after our lease ran out; its result stands.
+        // Our lease ran out and another worker claimed or finished this query: its claim stands.
         if let Some(blob) = blob {
             context.released_blobs.push(blob);
         }
@@ -442,7 +454,7 @@ pub(crate) fn candidates(
         .prepare(&sql)?
         .query_map(rusqlite::params_from_iter(values.iter()), |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    bodies.iter().map(|b| super::encoding::decode(b)).collect()
+    bodies.iter().map(|b| crate::encoding::decode(b)).collect()
 }
 
 pub(crate) fn candidate(
@@ -453,7 +465,7 @@ pub(crate) fn candidate(
     conn.prepare_cached("SELECT body FROM candidates WHERE tenant = ?1 AND id = ?2")?
         .query_row(params![tenant.as_str(), id], |r| r.get::<_, String>(0))
         .optional()?
-        .map(|b| super::encoding::decode(&b))
+        .map(|b| crate::encoding::decode(&b))
         .transpose()
 }
 

@@ -1,37 +1,22 @@
 //! Review decisions, immutable label versions and releases: the tables of migration 0007.
 
 use evalmint_model::calibration::Observation;
-use evalmint_model::release::{self, Release, ReleaseItem, Traffic};
+use evalmint_model::release::{self, Release, Traffic};
 use evalmint_model::{
-    CandidateLabel, Decision, DecisionAction, FieldError, LabelState, LabelVersion, QueryOrigin,
-    Route, Segment, TenantId, TraceId, ValidDecision, apply_edit, label_id,
+    CandidateLabel, DecisionAction, LabelState, LabelVersion, Route, Segment, TenantId, TraceId,
+    ValidDecision,
 };
 use rusqlite::{Connection, OptionalExtension, params};
-use sha2::{Digest, Sha256};
 
 use super::rows::{internal, nanos, timestamp};
 use super::writer::WriteContext;
+use crate::labels::{
+    coverage_since, decided_version, items_of, release_id, release_of, reviewer_queries, traffic,
+    version_digest,
+};
 use crate::{
     BlobStore, DecisionOutcome, ImportError, ReleaseManifest, ReleasedLabel, Result, ReviewQuery,
 };
-
-/// The SHA-256 of a version's JSON: what a release's id is made from.
-pub(crate) fn version_digest(version: &LabelVersion) -> Result<String> {
-    let json = serde_json::to_string(version).map_err(internal)?;
-    Ok(hex::encode(Sha256::digest(json.as_bytes())))
-}
-
-/// A release's id: the SHA-256 of its sorted items.
-pub(crate) fn release_id(items: &[ReleaseItem]) -> String {
-    let mut hasher = Sha256::new();
-    for item in items {
-        hasher.update(format!(
-            "{} {} {}\n",
-            item.label_id, item.version, item.digest
-        ));
-    }
-    format!("rel-{}", &hex::encode(hasher.finalize())[..24])
-}
 
 fn insert_version(conn: &Connection, tenant: &TenantId, version: &LabelVersion) -> Result<()> {
     let decision = version.decision.as_ref();
@@ -55,7 +40,7 @@ fn insert_version(conn: &Connection, tenant: &TenantId, version: &LabelVersion) 
         decision.and_then(|d| d.agrees_with_validator),
         nanos(version.created_at),
         version_digest(version)?,
-        super::encoding::encode(version)?
+        crate::encoding::encode(version)?
     ])?;
     Ok(())
 }
@@ -73,7 +58,7 @@ fn latest_version(
         r.get::<_, String>(0)
     })
     .optional()?
-    .map(|b| super::encoding::decode(&b))
+    .map(|b| crate::encoding::decode(&b))
     .transpose()
 }
 
@@ -178,7 +163,7 @@ pub(crate) fn review_queue(
         .map(|(id, version)| {
             let text: String = body.query_row(params![tenant.as_str(), id], |r| r.get(0))?;
             Ok(crate::QueueItem {
-                candidate: super::encoding::decode(&text)?,
+                candidate: crate::encoding::decode(&text)?,
                 label_version: version.unwrap_or(0),
             })
         })
@@ -215,7 +200,7 @@ pub(crate) fn decide(
     let Some((body, current)) = row else {
         return Ok(DecisionOutcome::NotFound);
     };
-    let candidate: CandidateLabel = super::encoding::decode(&body)?;
+    let candidate: CandidateLabel = crate::encoding::decode(&body)?;
     let trace = candidate.investigation_id;
     let latest = latest_version(conn, tenant, trace)?;
     let current_version = latest.as_ref().map_or(0, |v| v.version);
@@ -225,70 +210,23 @@ pub(crate) fn decide(
             current_candidate: current_candidate_id(conn, tenant, trace)?,
         });
     }
-    let now = timestamp(context.now);
-    // An edit builds on the latest version of this candidate (earlier edits stand); a new draft
-    // starts again from the draft.
-    let (truth, snapshot) = match latest.filter(|v| v.candidate_id == candidate.id) {
-        Some(v) => (v.ground_truth, v.snapshot),
-        None => (candidate.ground_truth.clone(), candidate.snapshot.clone()),
+    let version = match decided_version(
+        &candidate,
+        latest,
+        decision,
+        reviewer,
+        timestamp(context.now),
+    ) {
+        Ok(version) => version,
+        Err(problems) => return Ok(DecisionOutcome::Invalid(problems)),
     };
-    let (state, truth, snapshot) = match decision.action {
-        DecisionAction::Approve => match truth {
-            Some(truth) => (LabelState::Active, Some(truth), snapshot),
-            None => {
-                return Ok(DecisionOutcome::Invalid(vec![FieldError {
-                    field: "ground_truth",
-                    message: "this candidate has no ground truth to approve: complete it with an \
-                              edit"
-                        .into(),
-                }]));
-            }
-        },
-        DecisionAction::Edit => match apply_edit(truth, snapshot, &decision, now) {
-            Ok((truth, snapshot)) => (LabelState::Active, Some(truth), snapshot),
-            Err(problems) => return Ok(DecisionOutcome::Invalid(problems)),
-        },
-        DecisionAction::Reject => (LabelState::Rejected, truth, snapshot),
-    };
-    let added: Vec<_> = snapshot
-        .iter()
-        .filter(|q| q.origin == QueryOrigin::Reviewer)
-        .cloned()
-        .collect();
-    super::pipeline::plan_snapshot(conn, tenant, trace, added, context.now)?;
-    let audit = candidate.audit && candidate.route == Route::Admit;
-    let version = LabelVersion {
-        label_id: label_id(trace),
-        investigation_id: trace,
-        version: current_version + 1,
-        state,
-        ground_truth: truth,
-        snapshot,
-        segments: candidate.segments.clone(),
-        scores: candidate.scores.clone(),
-        candidate_id: candidate.id.clone(),
-        candidate_version: candidate.version,
-        provenance: candidate.provenance.clone(),
-        decision: Some(Decision {
-            action: decision.action,
-            reviewer: decision.reviewer.unwrap_or_else(|| reviewer.to_owned()),
-            decided_at: now,
-            on_version: current_version,
-            candidate_id: candidate.id.clone(),
-            candidate_route: candidate.route,
-            audit,
-            agrees_with_validator: audit.then_some(decision.action == DecisionAction::Approve),
-            reason: decision.reason,
-            note: decision.note,
-        }),
-        created_at: now,
-    };
+    super::pipeline::plan_snapshot(conn, tenant, trace, reviewer_queries(&version), context.now)?;
     insert_version(conn, tenant, &version)?;
     Ok(DecisionOutcome::Recorded(Box::new(version)))
 }
 
 fn decode_all(bodies: Vec<String>) -> Result<Vec<LabelVersion>> {
-    bodies.iter().map(|b| super::encoding::decode(b)).collect()
+    bodies.iter().map(|b| crate::encoding::decode(b)).collect()
 }
 
 pub(crate) fn label_versions(
@@ -357,34 +295,15 @@ pub(crate) fn calibration_observations(
         .collect())
 }
 
-fn items_of(labels: &[LabelVersion]) -> Result<Vec<ReleaseItem>> {
-    let mut items = labels
-        .iter()
-        .map(|l| {
-            Ok(ReleaseItem {
-                label_id: l.label_id.clone(),
-                version: l.version,
-                digest: version_digest(l)?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    items.sort();
-    Ok(items)
-}
-
-/// Coverage of `labels` against the tenant's current candidates created from the earliest label
-/// to `until`.
-fn coverage_of(
+/// The tenant's current candidates created from the earliest of `labels` to `until`, which a
+/// release's coverage counts.
+fn traffic_of(
     conn: &Connection,
     tenant: &TenantId,
     labels: &[LabelVersion],
     until: i64,
-) -> Result<release::Coverage> {
-    let since = labels
-        .iter()
-        .map(|l| nanos(l.created_at))
-        .min()
-        .unwrap_or(0);
+) -> Result<Vec<Traffic>> {
+    let since = coverage_since(labels);
     let rows: Vec<(String, Vec<u8>, String)> = conn
         .prepare_cached(
             "SELECT id, trace_id, json_extract(body, '$.segments') FROM candidates
@@ -394,21 +313,9 @@ fn coverage_of(
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })?
         .collect::<rusqlite::Result<_>>()?;
-    let traffic = rows
-        .into_iter()
-        .map(|(id, trace, segments)| {
-            Ok(Traffic {
-                candidate_id: id,
-                label_id: label_id(TraceId::from_bytes(&trace).map_err(internal)?),
-                segments: serde_json::from_str(&segments).map_err(internal)?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let released: Vec<(&str, &[Segment])> = labels
-        .iter()
-        .map(|l| (l.label_id.as_str(), l.segments.as_slice()))
-        .collect();
-    Ok(release::coverage(&released, &traffic))
+    rows.into_iter()
+        .map(|(id, trace, segments)| traffic(id, &trace, &segments))
+        .collect()
 }
 
 fn store_release(
@@ -418,20 +325,8 @@ fn store_release(
     labels: &[LabelVersion],
     now: i64,
 ) -> Result<Release> {
-    let period = labels
-        .iter()
-        .map(|l| l.created_at)
-        .min()
-        .zip(labels.iter().map(|l| l.created_at).max());
-    let release = Release {
-        id: manifest.id.clone(),
-        name: manifest.name.clone(),
-        created_at: manifest.created_at,
-        filters: manifest.filters.clone(),
-        labels: labels.len() as u64,
-        period,
-        coverage: coverage_of(conn, tenant, labels, now.max(nanos(manifest.created_at)))?,
-    };
+    let traffic = traffic_of(conn, tenant, labels, now.max(nanos(manifest.created_at)))?;
+    let release = release_of(manifest, labels, &traffic);
     conn.prepare_cached(
         "INSERT INTO releases (tenant, id, created_at, body) VALUES (?1, ?2, ?3, ?4)",
     )?
@@ -439,7 +334,7 @@ fn store_release(
         tenant.as_str(),
         release.id,
         nanos(release.created_at),
-        super::encoding::encode(&release)?
+        crate::encoding::encode(&release)?
     ])?;
     let mut item = conn.prepare_cached(
         "INSERT INTO release_items (tenant, release_id, trace_id, version) VALUES (?1, ?2, ?3, ?4)",
@@ -486,14 +381,14 @@ pub(crate) fn releases(conn: &Connection, tenant: &TenantId) -> Result<Vec<Relea
         .prepare_cached("SELECT body FROM releases WHERE tenant = ?1 ORDER BY created_at DESC, id")?
         .query_map([tenant.as_str()], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    bodies.iter().map(|b| super::encoding::decode(b)).collect()
+    bodies.iter().map(|b| crate::encoding::decode(b)).collect()
 }
 
 pub(crate) fn release(conn: &Connection, tenant: &TenantId, id: &str) -> Result<Option<Release>> {
     conn.prepare_cached("SELECT body FROM releases WHERE tenant = ?1 AND id = ?2")?
         .query_row(params![tenant.as_str(), id], |r| r.get::<_, String>(0))
         .optional()?
-        .map(|b| super::encoding::decode(&b))
+        .map(|b| crate::encoding::decode(&b))
         .transpose()
 }
 
@@ -620,7 +515,7 @@ pub(crate) fn import_release(
                 nanos(query.planned_at),
                 blob,
                 inline,
-                super::encoding::encode(query)?
+                crate::encoding::encode(query)?
             ])?;
         }
     }

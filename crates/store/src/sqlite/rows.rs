@@ -1,31 +1,11 @@
 //! Conversions between domain values and SQLite columns.
 
-use evalmint_model::{Feedback, FeedbackId, TenantId, Timestamp, TraceId, ValidFeedback};
+use evalmint_model::{Feedback, FeedbackId, TenantId, TraceId, ValidFeedback};
 use rusqlite::Row;
 
 use crate::StoreError;
 
-pub(crate) fn nanos(t: Timestamp) -> i64 {
-    i64::try_from(t.as_nanosecond()).unwrap_or(i64::MAX)
-}
-
-pub(crate) fn timestamp(nanos: i64) -> Timestamp {
-    Timestamp::from_nanosecond(i128::from(nanos)).unwrap_or(Timestamp::UNIX_EPOCH)
-}
-
-/// A store time (nanoseconds) as a file time.
-pub(crate) fn system_time(nanos: i64) -> std::time::SystemTime {
-    let since_epoch = std::time::Duration::from_nanos(nanos.unsigned_abs());
-    if nanos >= 0 {
-        std::time::UNIX_EPOCH + since_epoch
-    } else {
-        std::time::UNIX_EPOCH - since_epoch
-    }
-}
-
-pub(crate) fn internal(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Internal(e.to_string())
-}
+pub(crate) use crate::convert::{internal, nanos, system_time, timestamp};
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
@@ -49,7 +29,7 @@ pub(crate) fn feedback_row(tenant: &TenantId, row: &Row<'_>) -> rusqlite::Result
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, e.into())
     };
     let submitted: ValidFeedback =
-        super::encoding::decode(&body).map_err(|e| to_sql_err(e.to_string()))?;
+        crate::encoding::decode(&body).map_err(|e| to_sql_err(e.to_string()))?;
     let id = uuid::Uuid::from_slice(&id).map_err(|e| to_sql_err(e.to_string()))?;
     let mut served = submitted.clone();
     if let Some(trace) = joined.and_then(|b| TraceId::from_bytes(&b).ok()) {

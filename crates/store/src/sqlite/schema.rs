@@ -48,7 +48,7 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
 ];
 
 /// The schema version a migration produces: the number its file name starts with.
-fn version_of(name: &str) -> i64 {
+pub(crate) fn version_of(name: &str) -> i64 {
     name.split('_')
         .next()
         .and_then(|n| n.parse().ok())
@@ -106,7 +106,9 @@ mod tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
         let mut on_disk: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_type().unwrap().is_file())
+            .map(|e| e.file_name().into_string().unwrap())
             .collect();
         on_disk.sort();
         let listed: Vec<String> = MIGRATIONS.iter().map(|(n, _)| n.to_string()).collect();

@@ -402,7 +402,7 @@ pub(crate) struct StepRow {
 impl StepRow {
     pub(crate) fn of(mut step: Step) -> Result<Self> {
         let result = step.tool_call.as_mut().and_then(|call| call.result.take());
-        let body = super::encoding::encode(&step)?;
+        let body = crate::encoding::encode(&step)?;
         Ok(StepRow { body, result })
     }
 }
@@ -568,7 +568,7 @@ pub(crate) fn insert_feedback(
         (None, None) => None,
     };
     let id = FeedbackId::from_uuid(uuid::Uuid::now_v7());
-    let body = super::encoding::encode(&feedback)?;
+    let body = crate::encoding::encode(&feedback)?;
     conn.prepare_cached(
         "INSERT INTO feedback
              (id, tenant, investigation_id, span_id, received_at, body, idempotency_key, user_id)

@@ -2,7 +2,8 @@
 // A dependency-free feedback widget: thumbs up, not quite, thumbs down, an optional 1-5 rating,
 // and a correction box that opens on a negative verdict. Every text is set with textContent.
 // A submission keeps its idempotency key in localStorage until the server acknowledges it, so a
-// page that was offline (or reloaded) retries the same feedback, never a duplicate.
+// page that was offline (or reloaded) retries the same feedback, never a duplicate; a page whose
+// origin the key refuses says so and does not retry.
 // Theme it with CSS variables on the element: --evalmint-accent, --evalmint-bg, --evalmint-fg,
 // --evalmint-border, --evalmint-radius, --evalmint-font.
 (() => {
@@ -148,6 +149,15 @@
             body: JSON.stringify(item.body),
           });
         } catch {
+          // A refused origin gets an answer the page may not read, which fetch reports like a
+          // network failure. If the server answers an opaque request, it is reachable: the
+          // origin was refused, and retrying would never help.
+          if (await this.reachable(item.endpoint)) {
+            writeQueue(readQueue().filter(q => q.body.idempotency_key !== item.body.idempotency_key));
+            this.say("Feedback was refused: this page (" + location.origin + ") is not among the allowed origins of the widget's key.");
+            this.dispatchEvent(new CustomEvent("evalmint-feedback-refused", { detail: item.body, bubbles: true }));
+            continue;
+          }
           this.retryLater("Offline: your feedback will be sent when the connection is back.");
           return;
         }
@@ -165,6 +175,15 @@
           try { const error = await response.json(); message += ": " + error.error.message; } catch { /* not JSON */ }
           this.say(message);
         }
+      }
+    }
+
+    async reachable(endpoint) {
+      try {
+        await fetch(endpoint + "/healthz", { mode: "no-cors", cache: "no-store" });
+        return true;
+      } catch {
+        return false;
       }
     }
 

@@ -9,7 +9,7 @@ use evalmint_model::{CandidateLabel, EvalRun, SnapshotQuery, Step, ValidFeedback
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::rows::internal;
+use crate::convert::internal;
 use crate::{Result, StoreError};
 
 const FORMAT_KEY: &str = "_format";

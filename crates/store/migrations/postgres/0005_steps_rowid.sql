@@ -1,0 +1,2 @@
+-- SQLite only: its steps table moved from WITHOUT ROWID to a rowid table. Postgres tables are
+-- heaps with separate indexes already; nothing changes here.
