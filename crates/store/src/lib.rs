@@ -7,6 +7,7 @@ mod blob;
 mod clock;
 mod convert;
 mod encoding;
+mod erasure;
 mod labels;
 mod postgres;
 pub mod private;

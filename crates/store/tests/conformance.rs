@@ -2678,6 +2678,52 @@ async fn two_postgres_stores() -> Option<(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_processes_erasing_at_once_create_one_installation_secret() {
+    let Some((a, b, _clock, _schema, _dir)) = two_postgres_stores().await else {
+        return;
+    };
+    let acme = tenant("acme");
+    for (n, user) in [(1u8, "u-a"), (2, "u-b")] {
+        a.submit_feedback(
+            &acme,
+            feedback(&format!(
+                r#"{{"investigation_id":"{}","verdict":"down","user_id":"{user}","idempotency_key":"k-{user}"}}"#,
+                trace(n + 150)
+            )),
+        )
+        .await
+        .unwrap();
+    }
+    // The first erasures of the installation, through two processes at once: both create the
+    // secret, one insert wins and both key with the winner's.
+    let (by_a, by_b) = tokio::join!(
+        a.erase_user_feedback(&acme, "u-a", "key_ops"),
+        b.erase_user_feedback(&acme, "u-b", "key_ops"),
+    );
+    let (by_a, by_b) = (by_a.unwrap(), by_b.unwrap());
+    assert_eq!((by_a.feedback_erased, by_b.feedback_erased), (1, 1));
+    for store in [&a, &b] {
+        assert_eq!(
+            store.user_erasures(&acme, "u-a").await.unwrap(),
+            std::slice::from_ref(&by_a)
+        );
+        assert_eq!(
+            store.user_erasures(&acme, "u-b").await.unwrap(),
+            std::slice::from_ref(&by_b)
+        );
+    }
+    // Either process refuses a retry of what the other erased.
+    let retry = feedback(&format!(
+        r#"{{"investigation_id":"{}","verdict":"down","user_id":"u-b","idempotency_key":"k-u-b"}}"#,
+        trace(152)
+    ));
+    assert!(matches!(
+        a.submit_feedback(&acme, retry).await,
+        Err(StoreError::Erased(key)) if key == "k-u-b"
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_workers_of_two_processes_never_share_a_job_and_keep_deadline_order() {
     let Some((a, b, clock, _schema, _dir)) = two_postgres_stores().await else {
         return;
@@ -2815,8 +2861,11 @@ async fn postgres_migrations_applied_twice_or_concurrently_are_a_no_op() {
         Vec::<i64>::new(),
         "the run that waited found nothing to do"
     );
-    assert_eq!(applied[1], (1..=9).collect::<Vec<i64>>());
-    assert_eq!((first.current, second.current), (9, 9));
+    let latest = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+        .unwrap()
+        .count() as i64;
+    assert_eq!(applied[1], (1..=latest).collect::<Vec<i64>>());
+    assert_eq!((first.current, second.current), (latest, latest));
     // Two processes starting at once on a migrated schema, then a third migration run.
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(start()));
@@ -2831,7 +2880,7 @@ async fn postgres_migrations_applied_twice_or_concurrently_are_a_no_op() {
         .await
         .unwrap();
     assert!(again.applied.is_empty());
-    assert_eq!(again.current, 9);
+    assert_eq!(again.current, latest);
 
     // Label versions are immutable here too.
     let (client, connection) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls)

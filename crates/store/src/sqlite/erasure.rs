@@ -6,16 +6,16 @@
 use std::collections::{BTreeSet, HashSet};
 
 use evalmint_model::{CandidateLabel, FeedbackId, TenantId, TraceId};
-use hmac::{Hmac, KeyInit, Mac};
 use rusqlite::{Connection, OptionalExtension, params};
-use sha2::{Digest, Sha256};
 
 use super::rows::{internal, nanos, timestamp};
 use super::writer::{WriteContext, blob_referenced};
+use crate::erasure::{
+    ERASURE_SECRET, Selection, keyed, keyed_sha256, new_secret, refuse_if_erased, subject_columns,
+    subject_from_columns,
+};
 use crate::{Erasure, ErasureSubject, Result};
 
-/// The name of the installation secret that keys erasure digests.
-const ERASURE_SECRET: &str = "erasure";
 /// How audit rows written before the secret existed name a user: an unsalted SHA-256.
 const LEGACY_PREFIX: &str = "sha256:";
 
@@ -32,23 +32,10 @@ fn secret_or_create(conn: &Connection) -> Result<Vec<u8>> {
     if let Some(secret) = secret(conn)? {
         return Ok(secret);
     }
-    let mut secret = vec![0u8; 32];
-    getrandom::fill(&mut secret).map_err(internal)?;
+    let secret = new_secret()?;
     conn.prepare_cached("INSERT INTO installation_secrets (name, value) VALUES (?1, ?2)")?
         .execute(params![ERASURE_SECRET, secret])?;
     Ok(secret)
-}
-
-/// HMAC-SHA256 (hex) under `secret` of the SHA-256 of `text`. Keying the SHA-256 rather than the
-/// text lets audit rows that held only the SHA-256 be keyed in place.
-fn keyed_sha256(secret: &[u8], sha256: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(sha256);
-    hex::encode(mac.finalize().into_bytes())
-}
-
-fn keyed(secret: &[u8], text: &str) -> String {
-    keyed_sha256(secret, &Sha256::digest(text.as_bytes()))
 }
 
 /// Keys the audit rows that still name a user by an unsalted SHA-256 (written before migration
@@ -88,16 +75,7 @@ pub(crate) fn check_not_erased(conn: &Connection, tenant: &TenantId, key: &str) 
                             WHERE tenant = ?1 AND key_hmac = ?2)",
         )?
         .query_row(params![tenant.as_str(), keyed(&secret, key)], |r| r.get(0))?;
-    if erased {
-        return Err(crate::StoreError::Erased(key.to_owned()));
-    }
-    Ok(())
-}
-
-/// Which feedback an erasure removes.
-pub(crate) enum Selection<'a> {
-    User(&'a str),
-    Feedback(FeedbackId),
+    refuse_if_erased(erased, key)
 }
 
 type FeedbackRow = (Vec<u8>, Option<Vec<u8>>, Option<String>);
@@ -253,24 +231,6 @@ pub(crate) fn erase(
     Ok(Some(record))
 }
 
-fn subject_columns(subject: &ErasureSubject) -> (&'static str, String) {
-    match subject {
-        ErasureSubject::User { user_id_hmac } => ("user", user_id_hmac.clone()),
-        ErasureSubject::Feedback { feedback_id } => ("feedback", feedback_id.to_string()),
-    }
-}
-
-fn subject_from_columns(subject: &str, subject_id: String) -> Result<ErasureSubject> {
-    match subject {
-        "feedback" => Ok(ErasureSubject::Feedback {
-            feedback_id: subject_id.parse().map_err(internal)?,
-        }),
-        _ => Ok(ErasureSubject::User {
-            user_id_hmac: subject_id,
-        }),
-    }
-}
-
 struct LabelVersion {
     id: String,
     current: bool,
@@ -387,6 +347,8 @@ fn read_erasures(mut rows: rusqlite::Rows<'_>) -> Result<Vec<Erasure>> {
 
 #[cfg(test)]
 mod tests {
+    use sha2::{Digest, Sha256};
+
     use super::*;
 
     #[test]
@@ -416,13 +378,5 @@ mod tests {
         assert_eq!(audit[0].feedback_erased, 2);
         assert_eq!(user_erasures(&conn, &acme, "u-1").unwrap(), audit);
         assert!(user_erasures(&conn, &acme, "u-2").unwrap().is_empty());
-    }
-
-    #[test]
-    fn the_keyed_hash_depends_on_the_secret() {
-        assert_eq!(keyed(b"one", "u-1"), keyed(b"one", "u-1"));
-        assert_ne!(keyed(b"one", "u-1"), keyed(b"two", "u-1"));
-        assert_ne!(keyed(b"one", "u-1"), keyed(b"one", "u-2"));
-        assert_ne!(keyed(b"one", "u-1"), hex::encode(Sha256::digest(b"u-1")));
     }
 }

@@ -822,7 +822,7 @@ impl PipelineStore for SqliteStore {
         let (tenant, user_id, requested_by) =
             (tenant.clone(), user_id.to_owned(), requested_by.to_owned());
         self.write_patiently(move |conn, context| {
-            let selection = erasure::Selection::User(&user_id);
+            let selection = crate::erasure::Selection::User(&user_id);
             erasure::erase(conn, context, &tenant, selection, &requested_by)?
                 .ok_or_else(|| StoreError::Internal("an erasure of a user went unrecorded".into()))
         })
@@ -837,7 +837,7 @@ impl PipelineStore for SqliteStore {
     ) -> Result<Option<Erasure>> {
         let (tenant, requested_by) = (tenant.clone(), requested_by.to_owned());
         self.write_patiently(move |conn, context| {
-            let selection = erasure::Selection::Feedback(id);
+            let selection = crate::erasure::Selection::Feedback(id);
             erasure::erase(conn, context, &tenant, selection, &requested_by)
         })
         .await
