@@ -1,5 +1,6 @@
-//! `evalmint feedback erase --user ID` against a real server: the user's feedback is gone, other
-//! users' stays, the answer says what was erased, and a key without the admin scope is refused.
+//! `evalmint feedback erase --user ID | --id FEEDBACK_ID` against a real server: the user's (or
+//! the one) feedback is gone, other feedback stays, the answer says what was erased, and a key
+//! without the admin scope is refused.
 
 use std::process::{Command, Output};
 
@@ -86,4 +87,43 @@ async fn a_user_s_feedback_is_erased_from_the_command_line() {
     assert!(again.status.success());
     let summary = String::from_utf8(again.stdout).unwrap();
     assert!(summary.starts_with("erased 0 feedback"), "{summary}");
+
+    // One feedback by its id.
+    let bad = evalmint(&["feedback", "erase", "--id", "../keys"], KEY, &server.url);
+    assert!(!bad.status.success());
+    let message = String::from_utf8_lossy(&bad.stderr);
+    assert!(message.contains("--id must be a feedback id"), "{message}");
+    let one = evalmint(
+        &["feedback", "erase", "--id", &ids[2], "--json"],
+        KEY,
+        &server.url,
+    );
+    assert!(
+        one.status.success(),
+        "{}",
+        String::from_utf8_lossy(&one.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&one.stdout).unwrap();
+    assert_eq!(
+        (
+            &answer["subject"],
+            &answer["feedback_id"],
+            &answer["feedback_erased"]
+        ),
+        (
+            &serde_json::json!("feedback"),
+            &serde_json::json!(ids[2]),
+            &serde_json::json!(1)
+        )
+    );
+    let status = client
+        .get(format!("{}/api/v1/feedback/{}", server.url, ids[2]))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 404);
+    let missing = evalmint(&["feedback", "erase", "--id", &ids[2]], KEY, &server.url);
+    assert!(!missing.status.success(), "already erased: 404");
 }

@@ -145,10 +145,93 @@ pub struct ValidFeedback {
     pub origin: FeedbackOrigin,
 }
 
+/// The fields of a submission, as spelled in JSON.
+const SUBMISSION_FIELDS: [&str; 9] = [
+    "investigation_id",
+    "span_id",
+    "verdict",
+    "rating",
+    "correction",
+    "tags",
+    "user_id",
+    "idempotency_key",
+    "metadata",
+];
+
+/// Replaces `slot` with `value` read as its type.
+fn read_into<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+    slot: &mut T,
+) -> Result<(), serde_json::Error> {
+    *slot = serde_json::from_value(value)?;
+    Ok(())
+}
+
 impl FeedbackSubmission {
+    /// Reads and validates a submission from a JSON document, reporting every problem at once:
+    /// a document that is not an object, unknown fields, fields of the wrong type and invalid
+    /// values (deserializing with serde alone would stop at the first).
+    pub fn validate_json(
+        document: serde_json::Value,
+        origin: FeedbackOrigin,
+    ) -> Result<ValidFeedback, Vec<FieldError>> {
+        let serde_json::Value::Object(object) = document else {
+            return Err(vec![FieldError {
+                field: "body",
+                message: "must be a JSON object".to_owned(),
+            }]);
+        };
+        let mut submission = FeedbackSubmission::default();
+        let mut errors = Vec::new();
+        let mut mistyped = Vec::new();
+        for (name, value) in object {
+            let Some(&field) = SUBMISSION_FIELDS.iter().find(|f| **f == name) else {
+                errors.push(FieldError {
+                    field: "body",
+                    message: format!(
+                        "unknown field {name:?}; the fields are {}",
+                        SUBMISSION_FIELDS.join(", ")
+                    ),
+                });
+                continue;
+            };
+            let s = &mut submission;
+            let read = match field {
+                "investigation_id" => read_into(value, &mut s.investigation_id),
+                "span_id" => read_into(value, &mut s.span_id),
+                "verdict" => read_into(value, &mut s.verdict),
+                "rating" => read_into(value, &mut s.rating),
+                "correction" => read_into(value, &mut s.correction),
+                "tags" => read_into(value, &mut s.tags),
+                "user_id" => read_into(value, &mut s.user_id),
+                "idempotency_key" => read_into(value, &mut s.idempotency_key),
+                _ => read_into(value, &mut s.metadata),
+            };
+            if let Err(e) = read {
+                errors.push(FieldError {
+                    field,
+                    message: e.to_string(),
+                });
+                mistyped.push(field);
+            }
+        }
+        submission.check(origin, errors, &mistyped)
+    }
+
     /// Checks every field and reports every problem at once.
     pub fn validate(self, origin: FeedbackOrigin) -> Result<ValidFeedback, Vec<FieldError>> {
-        let mut errors = Vec::new();
+        self.check(origin, Vec::new(), &[])
+    }
+
+    /// Validates the fields read; `errors` holds the problems found while reading, and a field
+    /// in `mistyped` was present (with a value of the wrong type), so it is not reported missing.
+    fn check(
+        self,
+        origin: FeedbackOrigin,
+        mut errors: Vec<FieldError>,
+        mistyped: &[&str],
+    ) -> Result<ValidFeedback, Vec<FieldError>> {
+        let given = |field: &str| mistyped.contains(&field);
         let mut bad =
             |field: &'static str, message: String| errors.push(FieldError { field, message });
 
@@ -182,7 +265,11 @@ impl FeedbackSubmission {
                 }
             },
         };
-        if self.investigation_id.is_none() && self.span_id.is_none() {
+        if self.investigation_id.is_none()
+            && self.span_id.is_none()
+            && !given("investigation_id")
+            && !given("span_id")
+        {
             bad(
                 "investigation_id",
                 "one of investigation_id (trace id) or span_id is required".to_owned(),
@@ -212,7 +299,8 @@ impl FeedbackSubmission {
                 None
             }
         };
-        if self.verdict.is_none() && self.rating.is_none() {
+        if self.verdict.is_none() && self.rating.is_none() && !given("verdict") && !given("rating")
+        {
             bad(
                 "verdict",
                 "at least one of verdict or rating is required".to_owned(),
@@ -366,6 +454,44 @@ mod tests {
         .validate(FeedbackOrigin::Api)
         .unwrap_err();
         assert_eq!(errors[0].field, "span_id");
+    }
+
+    #[test]
+    fn a_json_document_names_every_mistyped_unknown_and_invalid_field() {
+        let errors = FeedbackSubmission::validate_json(
+            serde_json::json!({"investigation_id": 7, "rating": "five", "verdikt": "up",
+                               "tags": "x", "user_id": ""}),
+            FeedbackOrigin::Api,
+        )
+        .unwrap_err();
+        let mut fields: Vec<_> = errors.iter().map(|e| e.field).collect();
+        fields.sort();
+        assert_eq!(
+            fields,
+            ["body", "investigation_id", "rating", "tags", "user_id"],
+            "{errors:?}"
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.field == "body" && e.message.contains("\"verdikt\"")),
+            "{errors:?}"
+        );
+        assert!(
+            !errors.iter().any(|e| e.message.contains("required")),
+            "a mistyped field is present, not missing: {errors:?}"
+        );
+        let not_an_object =
+            FeedbackSubmission::validate_json(serde_json::json!([1, 2]), FeedbackOrigin::Api)
+                .unwrap_err();
+        assert_eq!(not_an_object[0].field, "body");
+        let valid = FeedbackSubmission::validate_json(
+            serde_json::json!({"span_id": "0102030405060708", "rating": 4, "tags": ["a"],
+                               "metadata": {"k": 1}, "correction": null}),
+            FeedbackOrigin::Api,
+        )
+        .unwrap();
+        assert_eq!((valid.rating, valid.tags.len()), (Some(4), 1));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Who is calling: the API key from `Authorization: Bearer …`, `x-api-key`, or the secret half of
 //! `Authorization: Basic public:secret` (as Langfuse clients send it), resolved to its tenant and
-//! scopes. Resolved keys are cached briefly so authentication costs no storage read
-//! on the hot path; a key revoked through this server is dropped from the cache at once, one
-//! revoked elsewhere (the CLI, another server) stops working within the cache's lifetime.
+//! scopes. Resolved keys are cached so authentication costs no storage read per request; the
+//! cached keys are re-checked against the store together, in one read, at most once a second, so
+//! a key revoked anywhere (this server, another one, the CLI) stops working everywhere within
+//! about a second. A key revoked through this server is dropped from its cache at once.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -13,13 +14,15 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use evalmint_model::{Scope, TenantId};
-use evalmint_store::ApiKey;
+use evalmint_store::{ApiKey, Store};
 
 use crate::AppState;
 use crate::error::ApiError;
 
 const CACHE_TTL: Duration = Duration::from_secs(30);
 const CACHE_MAX: usize = 10_000;
+/// How long a cached key is trusted without asking the store whether it is still active.
+pub(crate) const REVALIDATE_EVERY: Duration = Duration::from_secs(1);
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
@@ -46,6 +49,11 @@ impl Caller {
 #[derive(Debug, Default)]
 pub(crate) struct KeyCache {
     entries: Mutex<HashMap<String, (ApiKey, Instant)>>,
+    /// When the cached keys were last confirmed active (the moment the confirming read began).
+    confirmed_at: Mutex<Option<Instant>>,
+    /// One re-check at a time: requests arriving meanwhile wait for its answer instead of
+    /// reading the store themselves.
+    checking: tokio::sync::Mutex<()>,
 }
 
 impl KeyCache {
@@ -55,6 +63,37 @@ impl KeyCache {
             .get(secret)
             .filter(|(_, at)| at.elapsed() < CACHE_TTL)
             .map(|(key, _)| key.clone())
+    }
+
+    fn confirmed_recently(&self) -> bool {
+        let confirmed_at = self.confirmed_at.lock().unwrap_or_else(|e| e.into_inner());
+        confirmed_at.is_some_and(|at| at.elapsed() < REVALIDATE_EVERY)
+    }
+
+    /// Drops the cached keys that the store no longer knows (revoked or rotated anywhere), unless
+    /// that was checked less than [`REVALIDATE_EVERY`] ago: one store read for all of them.
+    async fn revalidate(&self, store: &dyn Store) -> Result<(), ApiError> {
+        if self.confirmed_recently() {
+            return Ok(());
+        }
+        let _turn = self.checking.lock().await;
+        if self.confirmed_recently() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let mut ids: Vec<String> = {
+            let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            entries.values().map(|(key, _)| key.id.clone()).collect()
+        };
+        ids.sort_unstable();
+        ids.dedup();
+        let active = store.active_api_key_ids(ids).await?;
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        // Keys cached while the read ran were just read from the store themselves.
+        entries.retain(|_, (key, at)| *at >= started || active.contains(&key.id));
+        drop(entries);
+        *self.confirmed_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(started);
+        Ok(())
     }
 
     /// Drops the cached entries of a revoked key, so it stops working at once on this server.
@@ -126,8 +165,12 @@ fn check_origin(key: &ApiKey, headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// Resolves a presented key secret to its caller, through the cache.
 pub(crate) async fn resolve(state: &AppState, secret: &str) -> Result<Caller, ApiError> {
-    if let Some(key) = state.keys.get(secret) {
-        return Ok(Caller { key });
+    if state.keys.get(secret).is_some() {
+        state.keys.revalidate(state.store.as_ref()).await?;
+        // Gone now if it was revoked since it was cached: the store then refuses it too.
+        if let Some(key) = state.keys.get(secret) {
+            return Ok(Caller { key });
+        }
     }
     let key = state
         .store

@@ -27,6 +27,9 @@ pub enum ApiError {
     },
     #[error("{0}")]
     Conflict(String),
+    /// The request names something that was erased and will not come back.
+    #[error("{0}")]
+    Gone(String),
     /// A write made on a version that is no longer current.
     #[error("stale: the label is at version {current_version} now")]
     Stale {
@@ -91,6 +94,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) | ApiError::Stale { .. } => StatusCode::CONFLICT,
+            ApiError::Gone(_) => StatusCode::GONE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -111,6 +115,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::InvalidRequest { .. } => "invalid_request",
             ApiError::Conflict(_) => "conflict",
+            ApiError::Gone(_) => "erased",
             ApiError::Stale { .. } => "stale_version",
             ApiError::Unprocessable { .. } => "invalid_field",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
@@ -145,6 +150,10 @@ impl From<StoreError> for ApiError {
             }
             StoreError::IdempotencyConflict(key) => ApiError::Conflict(format!(
                 "idempotency key {key:?} was already used for different feedback"
+            )),
+            StoreError::Erased(key) => ApiError::Gone(format!(
+                "the feedback of idempotency key {key:?} was erased on request and is not stored \
+                 again; send new feedback with a new idempotency key"
             )),
             StoreError::Internal(detail) => ApiError::Internal(detail),
             in_use @ StoreError::InUse { .. } => ApiError::Internal(in_use.to_string()),

@@ -184,7 +184,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(investigations::create))
         .routes(routes!(investigations::show))
         .routes(routes!(feedback::submit, feedback::erase))
-        .routes(routes!(feedback::show))
+        .routes(routes!(feedback::show, feedback::erase_one))
         .routes(routes!(keys::create, keys::list))
         .routes(routes!(keys::revoke))
         .routes(routes!(keys::rotate))

@@ -354,56 +354,8 @@ async fn feedback_is_idempotent_and_joined_when_the_trace_arrives_later() {
 #[tokio::test]
 async fn malformed_feedback_is_refused_with_the_reason() {
     let h = Harness::new().await;
-    let cases = [
-        (
-            r#"{"investigation_id": "#,
-            "invalid_request",
-            "invalid JSON",
-        ),
-        (r#"[1, 2]"#, "invalid_request", "invalid JSON"),
-        (
-            &format!(r#"{{"investigation_id": "{TRACE}", "rating": "five"}}"#) as &str,
-            "invalid_request",
-            "invalid JSON",
-        ),
-        (
-            &format!(r#"{{"investigation_id": "{TRACE}", "verdict": "up", "sentiment": 1}}"#),
-            "invalid_request",
-            "unknown field",
-        ),
-        (
-            &format!(r#"{{"investigation_id": "{TRACE}"}}"#),
-            "invalid_request",
-            "at least one of verdict or rating",
-        ),
-        (
-            r#"{"investigation_id": "xyz", "verdict": "up"}"#,
-            "invalid_request",
-            "investigation_id",
-        ),
-        (
-            &format!(r#"{{"investigation_id": "{TRACE}", "rating": 0}}"#),
-            "invalid_request",
-            "outside 1-5",
-        ),
-        // Blank ids would store feedback that names nothing and never reaches a label state.
-        (
-            r#"{"investigation_id": "  ", "verdict": "up"}"#,
-            "invalid_request",
-            "investigation_id: must not be blank",
-        ),
-        (
-            r#"{"investigation_id": "", "verdict": "up"}"#,
-            "invalid_request",
-            "investigation_id: must not be blank",
-        ),
-        (
-            r#"{"span_id": "", "verdict": "up"}"#,
-            "invalid_request",
-            "span_id: must not be blank",
-        ),
-    ];
-    for (body, code, needle) in cases {
+    // Malformed JSON is a 400: there is nothing to name.
+    for body in [r#"{"investigation_id": "#, "", "{\"verdict\": \"up\",}"] {
         let (status, error) = h
             .json(post(
                 "/api/v1/feedback",
@@ -413,13 +365,95 @@ async fn malformed_feedback_is_refused_with_the_reason() {
             ))
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-        assert_eq!(error_code(&error), code);
+        assert_eq!(error_code(&error), "invalid_request");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("invalid JSON"),
+            "{error}"
+        );
+    }
+    // Well-formed JSON whose fields are wrong is a 422 naming each field.
+    let cases = [
+        (r#"[1, 2]"#.to_owned(), "body: must be a JSON object"),
+        (
+            format!(r#"{{"investigation_id": "{TRACE}", "rating": "five"}}"#),
+            "rating: invalid type: string \"five\"",
+        ),
+        (
+            format!(r#"{{"investigation_id": "{TRACE}", "verdict": "up", "sentiment": 1}}"#),
+            "unknown field \"sentiment\"",
+        ),
+        (
+            format!(r#"{{"investigation_id": "{TRACE}"}}"#),
+            "at least one of verdict or rating",
+        ),
+        (
+            r#"{"investigation_id": "xyz", "verdict": "up"}"#.to_owned(),
+            "investigation_id",
+        ),
+        (
+            format!(r#"{{"investigation_id": "{TRACE}", "rating": 0}}"#),
+            "outside 1-5",
+        ),
+        // Blank ids would store feedback that names nothing and never reaches a label state.
+        (
+            r#"{"investigation_id": "  ", "verdict": "up"}"#.to_owned(),
+            "investigation_id: must not be blank",
+        ),
+        (
+            r#"{"investigation_id": "", "verdict": "up"}"#.to_owned(),
+            "investigation_id: must not be blank",
+        ),
+        (
+            r#"{"span_id": "", "verdict": "up"}"#.to_owned(),
+            "span_id: must not be blank",
+        ),
+    ];
+    for (body, needle) in cases {
+        let (status, error) = h
+            .json(post(
+                "/api/v1/feedback",
+                &h.admin,
+                "application/json",
+                body.clone(),
+            ))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(error_code(&error), "invalid_field");
         let message = error["error"]["message"].as_str().unwrap();
         assert!(
             message.contains(needle),
             "{message:?} should mention {needle:?}"
         );
+        assert!(
+            !error["error"]["fields"].as_array().unwrap().is_empty(),
+            "{error}"
+        );
     }
+    // Every problem of one body is named at once, each with its field.
+    let (status, error) = h
+        .json(post(
+            "/api/v1/feedback",
+            &h.admin,
+            "application/json",
+            r#"{"investigation_id": "xyz", "rating": "five", "tags": 3, "colour": "red"}"#,
+        ))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let mut fields: Vec<&str> = error["error"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        ["body", "investigation_id", "rating", "tags"],
+        "{error}"
+    );
     let (status, _) = h
         .json(post(
             "/api/v1/feedback",
@@ -626,31 +660,54 @@ async fn health_and_metrics_need_no_key_and_count_traffic() {
     assert_eq!(error_code(&body), "not_found");
 }
 
-/// A store whose write queue is always full, to check back-pressure reaches clients as 429, and
-/// that reports itself not ready, to check `/readyz` turns that into 503.
-struct SaturatedStore(Arc<dyn Store>);
+/// A real store seen through a wrapper that counts the key reads, and, when `saturated`, has a
+/// write queue that is always full (to check back-pressure reaches clients as 429) and reports
+/// itself not ready (to check `/readyz` turns that into 503).
+struct WrappedStore {
+    inner: Arc<dyn Store>,
+    saturated: bool,
+    authentications: std::sync::atomic::AtomicUsize,
+    key_checks: std::sync::atomic::AtomicUsize,
+}
+
+impl WrappedStore {
+    fn new(inner: Arc<dyn Store>, saturated: bool) -> Self {
+        WrappedStore {
+            inner,
+            saturated,
+            authentications: Default::default(),
+            key_checks: Default::default(),
+        }
+    }
+}
 
 #[async_trait]
-impl Store for SaturatedStore {
-    async fn ingest(&self, _: &TenantId, _: IngestBatch) -> Result<IngestReceipt, StoreError> {
-        Err(StoreError::Busy)
+impl Store for WrappedStore {
+    async fn ingest(&self, t: &TenantId, b: IngestBatch) -> Result<IngestReceipt, StoreError> {
+        if self.saturated {
+            return Err(StoreError::Busy);
+        }
+        self.inner.ingest(t, b).await
     }
     async fn submit_feedback(
         &self,
-        _: &TenantId,
-        _: ValidFeedback,
+        t: &TenantId,
+        f: ValidFeedback,
     ) -> Result<FeedbackReceipt, StoreError> {
-        Err(StoreError::Busy)
+        if self.saturated {
+            return Err(StoreError::Busy);
+        }
+        self.inner.submit_feedback(t, f).await
     }
     async fn feedback(&self, t: &TenantId, id: FeedbackId) -> Result<Option<Feedback>, StoreError> {
-        self.0.feedback(t, id).await
+        self.inner.feedback(t, id).await
     }
     async fn investigation(
         &self,
         t: &TenantId,
         id: TraceId,
     ) -> Result<Option<Investigation>, StoreError> {
-        self.0.investigation(t, id).await
+        self.inner.investigation(t, id).await
     }
     async fn create_api_key(
         &self,
@@ -658,7 +715,7 @@ impl Store for SaturatedStore {
         n: &str,
         s: ScopeSet,
     ) -> Result<NewApiKey, StoreError> {
-        self.0.create_api_key(t, n, s).await
+        self.inner.create_api_key(t, n, s).await
     }
     async fn create_publishable_key(
         &self,
@@ -666,7 +723,7 @@ impl Store for SaturatedStore {
         n: &str,
         o: Vec<String>,
     ) -> Result<NewApiKey, StoreError> {
-        self.0.create_publishable_key(t, n, o).await
+        self.inner.create_publishable_key(t, n, o).await
     }
     async fn replace_named_api_key(
         &self,
@@ -675,36 +732,49 @@ impl Store for SaturatedStore {
         s: ScopeSet,
         secret: &str,
     ) -> Result<ApiKey, StoreError> {
-        self.0.replace_named_api_key(t, n, s, secret).await
+        self.inner.replace_named_api_key(t, n, s, secret).await
     }
     async fn api_keys(&self, t: &TenantId) -> Result<Vec<ApiKey>, StoreError> {
-        self.0.api_keys(t).await
+        self.inner.api_keys(t).await
     }
     async fn revoke_api_key(&self, t: &TenantId, id: &str) -> Result<bool, StoreError> {
-        self.0.revoke_api_key(t, id).await
+        self.inner.revoke_api_key(t, id).await
     }
     async fn rotate_api_key(
         &self,
         t: &TenantId,
         id: &str,
     ) -> Result<Option<NewApiKey>, StoreError> {
-        self.0.rotate_api_key(t, id).await
+        self.inner.rotate_api_key(t, id).await
     }
     async fn authenticate(&self, secret: &str) -> Result<Option<ApiKey>, StoreError> {
-        self.0.authenticate(secret).await
+        self.authentications
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.authenticate(secret).await
+    }
+    async fn active_api_key_ids(
+        &self,
+        ids: Vec<String>,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        self.key_checks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.active_api_key_ids(ids).await
     }
     async fn api_key_count(&self) -> Result<u64, StoreError> {
-        self.0.api_key_count().await
+        self.inner.api_key_count().await
     }
     async fn expire_investigations(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
-        self.0.expire_investigations(cutoff).await
+        self.inner.expire_investigations(cutoff).await
     }
     async fn collect_garbage(&self) -> Result<u64, StoreError> {
-        self.0.collect_garbage().await
+        self.inner.collect_garbage().await
     }
 
     async fn check_ready(&self) -> Result<(), StoreError> {
-        Err(StoreError::Closed)
+        if self.saturated {
+            return Err(StoreError::Closed);
+        }
+        self.inner.check_ready().await
     }
 }
 
@@ -712,7 +782,7 @@ impl Store for SaturatedStore {
 async fn a_saturated_write_path_answers_429_with_retry_after() {
     let h = Harness::new().await;
     let router = app(AppState::with_metrics(
-        Arc::new(SaturatedStore(h.store.clone())),
+        Arc::new(WrappedStore::new(h.store.clone(), true)),
         h.labels.clone(),
         ServerConfig::default(),
         evalmint_server::Metrics::default(),
@@ -947,9 +1017,14 @@ async fn erasing_a_user_deletes_their_feedback_and_labels_and_says_what_went() {
     // The fixture's trace carries feedback of its own (an evaluation event), without a user id:
     // the label it shares with u-17's feedback is drafted again without u-17.
     assert_eq!(erased["feedback_erased"], 2);
-    assert_eq!(
-        erased["user_id_sha256"],
-        evalmint_store::user_id_sha256("u-17")
+    assert_eq!(erased["subject"], "user");
+    // The audit names the user by a keyed hash only: neither the id nor its plain SHA-256.
+    let digest = erased["user_id_hmac"].as_str().unwrap();
+    assert_eq!(digest.len(), 64);
+    let plain_sha256 = sha2_hex("u-17");
+    assert!(
+        !erased.to_string().contains("u-17") && !erased.to_string().contains(&plain_sha256),
+        "{erased}"
     );
     let withdrawn = erased["labels_withdrawn"].as_u64().unwrap();
     let redrafted = erased["labels_redrafted"].as_u64().unwrap();
@@ -983,6 +1058,169 @@ async fn erasing_a_user_deletes_their_feedback_and_labels_and_says_what_went() {
         .await
         .unwrap();
     assert_eq!(audit.len(), 1);
+    assert_eq!(serde_json::to_value(&audit[0]).unwrap(), erased);
+    // Whoever holds the store can still tell that u-17 was erased, and that u-18 was not.
+    let acme = TenantId::new("acme").unwrap();
+    assert_eq!(h.labels.user_erasures(&acme, "u-17").await.unwrap(), audit);
+    assert!(
+        h.labels
+            .user_erasures(&acme, "u-18")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A client retrying an erased submission is told it is gone, and nothing comes back.
+    for idem in ["e1", "e2"] {
+        let (status, body) = h
+            .json(post(
+                "/api/v1/feedback",
+                &h.admin,
+                "application/json",
+                feedback_body(idem, "down"),
+            ))
+            .await;
+        assert_eq!(status, StatusCode::GONE, "{body}");
+        assert_eq!(error_code(&body), "erased");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("new idempotency key"),
+            "{body}"
+        );
+    }
+    let (_, investigation) = h
+        .json(get(&format!("/api/v1/investigations/{TRACE}"), &h.admin))
+        .await;
+    assert!(
+        investigation["feedback"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["user_id"] != "u-17"),
+        "{investigation}"
+    );
+    // The same key in another tenant is that tenant's own, and unaffected.
+    let (status, _) = h
+        .json(post(
+            "/api/v1/feedback",
+            &other,
+            "application/json",
+            feedback_body("e1", "down"),
+        ))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "globex's retry is an ordinary replay"
+    );
+}
+
+fn sha2_hex(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+#[tokio::test]
+async fn feedback_without_a_user_is_erased_by_id_and_never_comes_back() {
+    use evalmint_store::PipelineStore;
+    let h = Harness::new().await;
+    let other = key(&h.store, "globex", "admin").await;
+    let anonymous = |idem: &str| {
+        format!(
+            r#"{{"investigation_id": "{TRACE}", "verdict": "down", "correction": "the cache, not the db",
+                "idempotency_key": "{idem}"}}"#
+        )
+    };
+    let (status, created) = h
+        .json(post(
+            "/api/v1/feedback",
+            &h.admin,
+            "application/json",
+            anonymous("anon-1"),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (_, kept) = h
+        .json(post(
+            "/api/v1/feedback",
+            &h.admin,
+            "application/json",
+            anonymous("anon-2"),
+        ))
+        .await;
+    let kept = kept["id"].as_str().unwrap().to_owned();
+
+    let reviewer = key(&h.store, "acme", "review").await;
+    let uri = format!("/api/v1/feedback/{id}");
+    let (status, _) = h.json(delete(&uri, &reviewer)).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "erasure needs the admin scope"
+    );
+    let (status, _) = h.json(delete(&uri, &other)).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "another tenant's feedback is not found"
+    );
+    let (status, body) = h
+        .json(delete("/api/v1/feedback/not-a-uuid", &h.admin))
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
+
+    let (status, erased) = h.json(delete(&uri, &h.admin)).await;
+    assert_eq!(status, StatusCode::OK, "{erased}");
+    assert_eq!(erased["subject"], "feedback");
+    assert_eq!(erased["feedback_id"], id.as_str());
+    assert_eq!(erased["feedback_erased"], 1);
+    assert!(
+        !erased.to_string().contains("cache"),
+        "no erased text: {erased}"
+    );
+    let (status, _) = h.json(get(&uri, &h.admin)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = h
+        .json(get(&format!("/api/v1/feedback/{kept}"), &h.admin))
+        .await;
+    assert_eq!(status, StatusCode::OK, "only the named feedback goes");
+    let (status, _) = h.json(delete(&uri, &h.admin)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "erased once, then gone");
+
+    let (status, body) = h
+        .json(post(
+            "/api/v1/feedback",
+            &h.admin,
+            "application/json",
+            anonymous("anon-1"),
+        ))
+        .await;
+    assert_eq!((status, error_code(&body)), (StatusCode::GONE, "erased"));
+    let (_, investigation) = h
+        .json(get(&format!("/api/v1/investigations/{TRACE}"), &h.admin))
+        .await;
+    let stored: Vec<&str> = investigation["feedback"]
+        .as_array()
+        .map(|a| a.iter().map(|f| f["id"].as_str().unwrap()).collect())
+        .unwrap_or_default();
+    assert!(!stored.contains(&id.as_str()), "{investigation}");
+
+    let audit = h
+        .labels
+        .erasures(&TenantId::new("acme").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        audit.len(),
+        1,
+        "a refused or foreign erasure records nothing"
+    );
     assert_eq!(serde_json::to_value(&audit[0]).unwrap(), erased);
 }
 
@@ -1095,6 +1333,87 @@ async fn admins_list_revoke_and_rotate_their_tenants_keys_and_revocation_is_imme
         ))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+/// Two servers over one store (two processes sharing a database): a key revoked through one is
+/// refused by the other within about a second, and the other reads the store for keys about
+/// once a second however many requests it serves, not once per request.
+#[tokio::test]
+async fn a_key_revoked_on_one_server_is_refused_by_another_within_a_second() {
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+    let h = Harness::new().await;
+    let second_store = Arc::new(WrappedStore::new(h.store.clone(), false));
+    let second = app(AppState::with_metrics(
+        second_store.clone(),
+        h.labels.clone(),
+        ServerConfig::default(),
+        evalmint_server::Metrics::default(),
+    ));
+    let (status, created) = h
+        .json(post(
+            "/api/v1/keys",
+            &h.admin,
+            "application/json",
+            r#"{"name": "reader", "scopes": ["review"]}"#,
+        ))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (secret, id) = (
+        created["secret"].as_str().unwrap().to_owned(),
+        created["id"].as_str().unwrap().to_owned(),
+    );
+    let status_on_second = || async {
+        second
+            .clone()
+            .oneshot(get("/api/v1/labels", &secret))
+            .await
+            .unwrap()
+            .status()
+    };
+
+    let busy_for = Duration::from_millis(2_500);
+    let started = Instant::now();
+    let mut requests = 0;
+    while started.elapsed() < busy_for {
+        assert_eq!(status_on_second().await, StatusCode::OK);
+        requests += 1;
+    }
+    let checks = second_store.key_checks.load(Ordering::Relaxed);
+    assert_eq!(second_store.authentications.load(Ordering::Relaxed), 1);
+    assert!(
+        (1..=4).contains(&checks),
+        "{checks} key re-checks for {requests} requests in {busy_for:?}"
+    );
+    assert!(requests > 10, "only {requests} requests");
+
+    let (status, _, _) = h
+        .send(delete(&format!("/api/v1/keys/{id}"), &h.admin))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let revoked_at = Instant::now();
+    loop {
+        let status = status_on_second().await;
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(10),
+            "the second server still takes the revoked key after 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = revoked_at.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "the revoked key was refused only after {took:?}"
+    );
+    assert_eq!(
+        status_on_second().await,
+        StatusCode::UNAUTHORIZED,
+        "and stays refused"
+    );
 }
 
 #[tokio::test]

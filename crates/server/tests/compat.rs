@@ -299,9 +299,84 @@ async fn the_openapi_description_documents_every_route_and_docs_renders_it() {
     ] {
         assert!(paths.contains_key(path), "{path} is not documented");
     }
+    // Malformed feedback is 400, well-formed feedback with bad fields 422, an erased one 410.
+    let submit = &paths["/api/v1/feedback"]["post"]["responses"];
+    for status in ["400", "410", "422"] {
+        assert!(
+            submit.get(status).is_some(),
+            "feedback {status} undocumented"
+        );
+    }
+    assert!(
+        paths["/api/v1/feedback/{id}"].get("delete").is_some(),
+        "erasure by id is undocumented"
+    );
     let (status, page) = harness
         .send(Request::get("/docs").body(Body::empty()).unwrap())
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.as_str().unwrap().contains("/openapi.json"));
+}
+
+#[tokio::test]
+async fn a_retry_of_erased_feedback_is_410_in_each_shape_and_stores_nothing() {
+    let harness = Harness::new();
+    let key = harness.key("feedback").await;
+    let admin = harness.key("admin").await;
+    let user = json!({ "user_id": "u-9" });
+    let requests = || {
+        [
+            (
+                post(
+                    "/api/public/scores",
+                    ("authorization", basic(&key)),
+                    json!({ "id": "s-9", "traceId": TRACE, "name": "helpful", "value": 0, "metadata": user }),
+                ),
+                "message",
+            ),
+            (
+                post(
+                    "/v1/span_annotations?sync=true",
+                    ("authorization", format!("Bearer {key}")),
+                    json!({ "data": [{ "name": "x", "span_id": "051581bf3cb55c13",
+                                       "result": { "label": "bad" }, "metadata": user }] }),
+                ),
+                "detail",
+            ),
+            (
+                post(
+                    "/feedback",
+                    ("x-api-key", key.clone()),
+                    json!({ "id": "1f0c7d5e-0000-4000-8000-000000000009",
+                            "trace_id": "5b8efff7-9803-8103-d269-b633813fc60c", "key": "k",
+                            "score": 0, "feedback_source": { "metadata": user } }),
+                ),
+                "detail",
+            ),
+        ]
+    };
+    for (request, _) in requests() {
+        let uri = request.uri().to_string();
+        let (status, body) = harness.send(request).await;
+        assert!(status.is_success(), "{uri}: {status} {body}");
+    }
+    let (status, erased) = harness
+        .send(
+            Request::delete("/api/v1/feedback?user_id=u-9")
+                .header("authorization", format!("Bearer {admin}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{erased}");
+    assert_eq!(erased["feedback_erased"], 3, "{erased}");
+    for (request, field) in requests() {
+        let uri = request.uri().to_string();
+        let (status, body) = harness.send(request).await;
+        assert_eq!(status, StatusCode::GONE, "{uri}: {body}");
+        assert!(
+            body[field].as_str().unwrap().contains("erased"),
+            "{uri}: {body}"
+        );
+    }
 }

@@ -7,10 +7,13 @@ mod blob;
 mod clock;
 mod convert;
 mod encoding;
+mod erasure;
 mod labels;
 mod postgres;
 pub mod private;
 mod sqlite;
+
+use std::collections::HashSet;
 
 use async_trait::async_trait;
 use evalmint_model::calibration::Observation;
@@ -34,11 +37,6 @@ pub fn schema_version() -> i64 {
         .map_or(0, |(name, _)| sqlite::version_of(name))
 }
 
-/// The SHA-256 (hex) by which the erasure audit log names a user id.
-pub fn user_id_sha256(user_id: &str) -> String {
-    sqlite::user_id_sha256(user_id)
-}
-
 /// What can go wrong in the store, by what the caller should do about it.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -48,6 +46,9 @@ pub enum StoreError {
     /// The idempotency key was used before with different content.
     #[error("idempotency key {0:?} was already used for different feedback")]
     IdempotencyConflict(String),
+    /// The idempotency key named feedback that was erased since: nothing is stored again.
+    #[error("the feedback of idempotency key {0:?} was erased; it is not stored again")]
+    Erased(String),
     /// The API key secret is already registered for another tenant.
     #[error("this key secret is already registered")]
     KeyTaken,
@@ -122,8 +123,8 @@ pub struct NewApiKey {
 }
 
 /// Everything evalmint persists. Every method on one tenant's data takes the tenant and never
-/// returns another tenant's data; `authenticate`, `api_key_count` and `expire_investigations`
-/// work across tenants by design.
+/// returns another tenant's data; `authenticate`, `active_api_key_ids`, `api_key_count` and
+/// `expire_investigations` work across tenants by design.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Writes spans (upserting re-sent ones) and trace-borne feedback in one transaction. Feedback
@@ -171,6 +172,11 @@ pub trait Store: Send + Sync + 'static {
 
     async fn authenticate(&self, secret: &str) -> Result<Option<ApiKey>>;
 
+    /// Which of `ids` still name a key (of any tenant; key ids are unique across tenants). A
+    /// server re-checks the keys it has cached with one such call at most once a second, so a
+    /// key revoked anywhere stops working everywhere within about a second.
+    async fn active_api_key_ids(&self, ids: Vec<String>) -> Result<HashSet<String>>;
+
     /// The tenant's keys, oldest first; secrets are never stored, so never shown.
     async fn api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKey>>;
 
@@ -199,15 +205,16 @@ pub trait Store: Send + Sync + 'static {
     async fn check_ready(&self) -> Result<()>;
 }
 
-/// What erasing one user's feedback did; also the audit record, which keeps no erased text and
-/// names the user only by the SHA-256 of the user id.
+/// What erasing feedback did; also the audit record, which keeps no erased text and names a user
+/// only by a keyed hash (see [`ErasureSubject::User`]).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Erasure {
     pub id: String,
     /// The id of the API key that asked.
     pub requested_by: String,
     pub requested_at: Timestamp,
-    pub user_id_sha256: String,
+    #[serde(flatten)]
+    pub subject: ErasureSubject,
     pub feedback_erased: u64,
     /// Labels that rested only on the erased feedback, removed with every version.
     pub labels_withdrawn: u64,
@@ -218,6 +225,19 @@ pub struct Erasure {
     pub queries_removed: u64,
     /// Blobs that no row references any more; removed once the grace period has passed.
     pub blobs_released: u64,
+}
+
+/// What an erasure was asked to erase.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "subject", rename_all = "snake_case")]
+pub enum ErasureSubject {
+    /// Every feedback of one user. The user id is kept only as HMAC-SHA256 (hex) under a secret
+    /// of this installation that the store creates on first use and keeps: whoever holds the
+    /// store can still ask whether a user was erased ([`PipelineStore::user_erasures`]), the log
+    /// alone cannot be reversed by hashing guessed ids.
+    User { user_id_hmac: String },
+    /// One feedback, by its id (feedback without a user id can be erased only this way).
+    Feedback { feedback_id: FeedbackId },
 }
 
 /// An investigation whose feedback awaits labelling, claimed by one worker for a lease.
@@ -417,7 +437,9 @@ pub trait PipelineStore: Send + Sync + 'static {
 
     /// Erases every feedback of `user_id` in `tenant`: labels that rested only on it are
     /// withdrawn (with their snapshots), labels that rested on it in part are drafted again
-    /// without it, and the request is recorded in the audit log. `requested_by` names the caller.
+    /// without it, the erased feedback's idempotency keys are remembered (keyed hashes) so a
+    /// retry cannot store it again ([`StoreError::Erased`]), and the request is recorded in the
+    /// audit log. `requested_by` names the caller.
     async fn erase_user_feedback(
         &self,
         tenant: &TenantId,
@@ -425,8 +447,22 @@ pub trait PipelineStore: Send + Sync + 'static {
         requested_by: &str,
     ) -> Result<Erasure>;
 
+    /// Erases one feedback of `tenant` by its id, with the same consequences for its labels,
+    /// snapshot and audit log as [`Self::erase_user_feedback`]; `None` (nothing recorded) when the
+    /// tenant has no such feedback.
+    async fn erase_feedback(
+        &self,
+        tenant: &TenantId,
+        id: FeedbackId,
+        requested_by: &str,
+    ) -> Result<Option<Erasure>>;
+
     /// The tenant's erasure audit log, oldest first.
     async fn erasures(&self, tenant: &TenantId) -> Result<Vec<Erasure>>;
+
+    /// The audit records of the erasures of `user_id`'s feedback in `tenant`, oldest first:
+    /// answers "was this user erased?" by keying the id with the installation's secret.
+    async fn user_erasures(&self, tenant: &TenantId, user_id: &str) -> Result<Vec<Erasure>>;
 
     /// Merges entries into the tenant's entity catalog, one row per name: the more
     /// authoritative provenance decides the fields both know (see [`CatalogEntry::merge`]),

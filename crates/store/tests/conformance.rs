@@ -606,6 +606,52 @@ async fn keys_are_listed_revoked_and_rotated_within_their_tenant(f: Fixture) {
     assert_eq!(f.store.api_keys(&globex).await.unwrap(), vec![foreign.key]);
 }
 
+async fn active_key_ids_answer_in_one_call_across_tenants(f: Fixture) {
+    let (acme, globex) = (tenant("acme"), tenant("globex"));
+    let scopes = ScopeSet::parse_list("ingest").unwrap();
+    let kept = f.store.create_api_key(&acme, "a", scopes).await.unwrap();
+    let revoked = f.store.create_api_key(&acme, "b", scopes).await.unwrap();
+    let rotated = f.store.create_api_key(&globex, "c", scopes).await.unwrap();
+    let foreign = f.store.create_api_key(&globex, "d", scopes).await.unwrap();
+    let all = |keys: &[&evalmint_store::NewApiKey]| -> Vec<String> {
+        keys.iter().map(|k| k.key.id.clone()).collect()
+    };
+    let asked = all(&[&kept, &revoked, &rotated, &foreign]);
+    assert_eq!(
+        f.store.active_api_key_ids(asked.clone()).await.unwrap(),
+        asked.iter().cloned().collect()
+    );
+    assert!(
+        f.store
+            .revoke_api_key(&acme, &revoked.key.id)
+            .await
+            .unwrap()
+    );
+    let successor = f
+        .store
+        .rotate_api_key(&globex, &rotated.key.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut with_unknown = asked.clone();
+    with_unknown.push("key_0000000000000000".into());
+    with_unknown.push("x' OR '1'='1".into());
+    assert_eq!(
+        f.store.active_api_key_ids(with_unknown).await.unwrap(),
+        [kept.key.id.clone(), foreign.key.id.clone()]
+            .into_iter()
+            .collect()
+    );
+    assert!(
+        f.store
+            .active_api_key_ids(vec![successor.key.id.clone()])
+            .await
+            .unwrap()
+            .contains(&successor.key.id)
+    );
+    assert!(f.store.active_api_key_ids(vec![]).await.unwrap().is_empty());
+}
+
 fn snapshot_query(id: &str, deadline_hours: i64) -> evalmint_model::SnapshotQuery {
     evalmint_model::SnapshotQuery::pending(
         id.into(),
@@ -1141,12 +1187,34 @@ async fn erasing_a_user_withdraws_or_redrafts_the_labels_built_on_their_feedback
     assert_eq!(erasure.queries_removed, 1, "the withdrawn label's snapshot");
     assert_eq!(erasure.blobs_released, 1);
     assert_eq!(erasure.requested_by, "key_ops");
+    let evalmint_store::ErasureSubject::User { user_id_hmac } = &erasure.subject else {
+        panic!("an erasure of a user names the user: {erasure:?}");
+    };
+    assert_eq!(user_id_hmac.len(), 64, "hex HMAC-SHA256");
+    assert!(!format!("{erasure:?}").contains("u-1"));
     assert_eq!(
-        erasure.user_id_sha256,
-        evalmint_store::user_id_sha256("u-1")
+        f.store.erasures(&acme).await.unwrap(),
+        std::slice::from_ref(&erasure)
     );
-    assert_eq!(f.store.erasures(&acme).await.unwrap(), [erasure]);
     assert!(f.store.erasures(&globex).await.unwrap().is_empty());
+    assert_eq!(
+        f.store.user_erasures(&acme, "u-1").await.unwrap(),
+        [erasure]
+    );
+    assert!(
+        f.store
+            .user_erasures(&acme, "u-2")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        f.store
+            .user_erasures(&globex, "u-1")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     for gone in [mine_only.feedback().id, mine_shared.feedback().id] {
         assert!(f.store.feedback(&acme, gone).await.unwrap().is_none());
@@ -1230,6 +1298,113 @@ async fn erasing_a_user_withdraws_or_redrafts_the_labels_built_on_their_feedback
         .unwrap();
     assert_eq!((nothing.feedback_erased, nothing.labels_withdrawn), (0, 0));
     assert_eq!(f.store.erasures(&acme).await.unwrap().len(), 2);
+}
+
+async fn feedback_erased_by_id_is_withdrawn_audited_and_never_stored_again(f: Fixture) {
+    let (acme, globex) = (tenant("acme"), tenant("globex"));
+    let on = |trace_hex: &str, idem: &str| {
+        feedback(&format!(
+            r#"{{"investigation_id":"{trace_hex}","verdict":"down","correction":"secret text","idempotency_key":"{idem}"}}"#
+        ))
+    };
+    let only = "1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a";
+    let anonymous = f
+        .store
+        .submit_feedback(&acme, on(only, "k-1"))
+        .await
+        .unwrap();
+    let theirs = f
+        .store
+        .submit_feedback(&globex, on(only, "k-1"))
+        .await
+        .unwrap();
+    for who in [&acme, &globex] {
+        f.store
+            .ingest(
+                who,
+                batch(trace(0x1a), vec![step(1, None, StepKind::Agent)]),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        run_label_jobs(&*f.store, |job, ids| drafted(job.trace_id, "draft", ids)).await,
+        2
+    );
+    let id = anonymous.feedback().id;
+    assert!(
+        f.store
+            .erase_feedback(&globex, id, "key_x")
+            .await
+            .unwrap()
+            .is_none(),
+        "another tenant cannot erase it"
+    );
+    let erasure = f
+        .store
+        .erase_feedback(&acme, id, "key_ops")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        erasure.subject,
+        evalmint_store::ErasureSubject::Feedback { feedback_id: id }
+    );
+    assert_eq!((erasure.feedback_erased, erasure.labels_withdrawn), (1, 1));
+    assert!(f.store.feedback(&acme, id).await.unwrap().is_none());
+    assert!(
+        f.store
+            .candidates(&acme, all_routes(10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        f.store
+            .erase_feedback(&acme, id, "key_ops")
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing left to erase, nothing recorded"
+    );
+    assert_eq!(f.store.erasures(&acme).await.unwrap(), [erasure]);
+
+    // A retry of the erased submission is refused, by the API and on the ingest path alike.
+    assert!(matches!(
+        f.store.submit_feedback(&acme, on(only, "k-1")).await,
+        Err(StoreError::Erased(key)) if key == "k-1"
+    ));
+    let receipt = f
+        .store
+        .ingest(
+            &acme,
+            IngestBatch {
+                feedback: vec![on(only, "k-1")],
+                ..IngestBatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(receipt.feedback_created, 0);
+    let investigation = f
+        .store
+        .investigation(&acme, trace(0x1a))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(investigation.feedback.is_empty(), "{investigation:?}");
+    // Other keys, and the same key in another tenant, are unaffected.
+    assert!(matches!(
+        f.store.submit_feedback(&acme, on(only, "k-2")).await,
+        Ok(FeedbackReceipt::Created(_))
+    ));
+    assert_eq!(
+        f.store
+            .submit_feedback(&globex, on(only, "k-1"))
+            .await
+            .unwrap(),
+        FeedbackReceipt::Replayed(theirs.feedback().clone())
+    );
 }
 
 async fn a_draft_that_read_erased_feedback_is_dropped_and_redone(f: Fixture) {
@@ -2256,11 +2431,13 @@ every_backend!(
     publishable_keys_carry_feedback_scope_and_their_origins_through_rotation,
     a_named_key_replaced_with_a_new_secret_revokes_the_old_one,
     keys_are_listed_revoked_and_rotated_within_their_tenant,
+    active_key_ids_answer_in_one_call_across_tenants,
     feedback_enqueues_one_label_job_that_reruns_when_more_feedback_arrives,
     captures_are_claimed_by_deadline_or_arrival_and_wake_their_job,
     tenants_sharing_a_trace_id_both_get_their_own_label,
     a_key_secret_names_one_tenant_only,
     erasing_a_user_withdraws_or_redrafts_the_labels_built_on_their_feedback,
+    feedback_erased_by_id_is_withdrawn_audited_and_never_stored_again,
     a_draft_that_read_erased_feedback_is_dropped_and_redone,
     a_replaced_step_result_is_collected_after_the_grace_period,
     a_batch_larger_than_one_commit_is_written_whole,
@@ -2568,6 +2745,52 @@ async fn two_postgres_stores() -> Option<(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_processes_erasing_at_once_create_one_installation_secret() {
+    let Some((a, b, _clock, _schema, _dir)) = two_postgres_stores().await else {
+        return;
+    };
+    let acme = tenant("acme");
+    for (n, user) in [(1u8, "u-a"), (2, "u-b")] {
+        a.submit_feedback(
+            &acme,
+            feedback(&format!(
+                r#"{{"investigation_id":"{}","verdict":"down","user_id":"{user}","idempotency_key":"k-{user}"}}"#,
+                trace(n + 150)
+            )),
+        )
+        .await
+        .unwrap();
+    }
+    // The first erasures of the installation, through two processes at once: both create the
+    // secret, one insert wins and both key with the winner's.
+    let (by_a, by_b) = tokio::join!(
+        a.erase_user_feedback(&acme, "u-a", "key_ops"),
+        b.erase_user_feedback(&acme, "u-b", "key_ops"),
+    );
+    let (by_a, by_b) = (by_a.unwrap(), by_b.unwrap());
+    assert_eq!((by_a.feedback_erased, by_b.feedback_erased), (1, 1));
+    for store in [&a, &b] {
+        assert_eq!(
+            store.user_erasures(&acme, "u-a").await.unwrap(),
+            std::slice::from_ref(&by_a)
+        );
+        assert_eq!(
+            store.user_erasures(&acme, "u-b").await.unwrap(),
+            std::slice::from_ref(&by_b)
+        );
+    }
+    // Either process refuses a retry of what the other erased.
+    let retry = feedback(&format!(
+        r#"{{"investigation_id":"{}","verdict":"down","user_id":"u-b","idempotency_key":"k-u-b"}}"#,
+        trace(152)
+    ));
+    assert!(matches!(
+        a.submit_feedback(&acme, retry).await,
+        Err(StoreError::Erased(key)) if key == "k-u-b"
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_workers_of_two_processes_never_share_a_job_and_keep_deadline_order() {
     let Some((a, b, clock, _schema, _dir)) = two_postgres_stores().await else {
         return;
@@ -2705,8 +2928,11 @@ async fn postgres_migrations_applied_twice_or_concurrently_are_a_no_op() {
         Vec::<i64>::new(),
         "the run that waited found nothing to do"
     );
-    assert_eq!(applied[1], (1..=9).collect::<Vec<i64>>());
-    assert_eq!((first.current, second.current), (9, 9));
+    let latest = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+        .unwrap()
+        .count() as i64;
+    assert_eq!(applied[1], (1..=latest).collect::<Vec<i64>>());
+    assert_eq!((first.current, second.current), (latest, latest));
     // Two processes starting at once on a migrated schema, then a third migration run.
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(start()));
@@ -2721,7 +2947,7 @@ async fn postgres_migrations_applied_twice_or_concurrently_are_a_no_op() {
         .await
         .unwrap();
     assert!(again.applied.is_empty());
-    assert_eq!(again.current, 9);
+    assert_eq!(again.current, latest);
 
     // Label versions are immutable here too.
     let (client, connection) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls)

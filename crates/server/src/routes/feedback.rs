@@ -1,6 +1,6 @@
 //! Native feedback: `POST /api/v1/feedback` acknowledges only after a durable commit;
 //! `GET /api/v1/feedback/{id}` reads it back; `DELETE /api/v1/feedback?user_id=…` erases one
-//! user's feedback and the labels drawn from it.
+//! user's feedback and the labels drawn from it, `DELETE /api/v1/feedback/{id}` one feedback.
 
 use axum::Json;
 use axum::body::Body;
@@ -29,12 +29,14 @@ const MAX_FEEDBACK_BYTES: usize = 256 * 1024;
     responses(
         (status = 201, description = "stored", body = crate::schemas::Feedback),
         (status = 200, description = "a retry with the same idempotency key", body = crate::schemas::Feedback),
-        (status = 400, description = "invalid request: the JSON error body names each bad field", body = crate::schemas::ErrorBody),
+        (status = 400, description = "malformed JSON", body = crate::schemas::ErrorBody),
         (status = 401, description = "missing or unknown API key", body = crate::schemas::ErrorBody),
         (status = 403, description = "the key lacks the scope", body = crate::schemas::ErrorBody),
-        (status = 409, description = "conflict", body = crate::schemas::ErrorBody),
+        (status = 409, description = "the idempotency key was used for different feedback", body = crate::schemas::ErrorBody),
+        (status = 410, description = "the idempotency key names feedback that was erased", body = crate::schemas::ErrorBody),
         (status = 413, description = "body larger than the limit", body = crate::schemas::ErrorBody),
         (status = 415, description = "wrong content type", body = crate::schemas::ErrorBody),
+        (status = 422, description = "well-formed JSON with invalid fields: the error body names each problem in `fields`", body = crate::schemas::ErrorBody),
         (status = 429, description = "saturated; retry after Retry-After seconds", body = crate::schemas::ErrorBody)
     ),
     security(("api_key" = []))
@@ -47,7 +49,9 @@ pub(crate) async fn submit(
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Scope::Feedback)?;
     let limit = MAX_FEEDBACK_BYTES.min(state.config.max_body_bytes);
-    let submission: FeedbackSubmission = read_json(&state, &headers, body, limit).await?;
+    // Malformed JSON is a 400; a well-formed document whose fields are wrong is a 422 naming
+    // every problem.
+    let document: serde_json::Value = read_json(&state, &headers, body, limit).await?;
     let origin = match headers
         .get("x-evalmint-origin")
         .and_then(|v| v.to_str().ok())
@@ -55,9 +59,8 @@ pub(crate) async fn submit(
         Some("widget") => FeedbackOrigin::Widget,
         _ => FeedbackOrigin::Api,
     };
-    let valid = submission
-        .validate(origin)
-        .map_err(ApiError::invalid_fields)?;
+    let valid =
+        FeedbackSubmission::validate_json(document, origin).map_err(ApiError::unprocessable)?;
     let receipt = timed_write(
         &state,
         "feedback",
@@ -126,6 +129,47 @@ pub(crate) async fn erase(
     Ok(Json(erasure))
 }
 
+/// Erases one feedback by its id (admin only): feedback sent without a user id can be erased
+/// only this way. Same consequences and audit record as erasing a user.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/feedback/{id}",
+    tag = "feedback",
+    summary = "Erase one feedback and the labels drawn from it",
+    params(("id" = String, Path, description = "the feedback's id")),
+    responses(
+        (status = 200, description = "what was erased", body = Object),
+        (status = 400, description = "the id is not a feedback id", body = Object),
+        (status = 401, description = "missing or unknown API key", body = Object),
+        (status = 403, description = "the key lacks the scope", body = Object),
+        (status = 404, description = "no such feedback in the caller's tenant (or already erased)", body = Object)
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn erase_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathId(id): PathId,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(Scope::Admin)?;
+    let id = feedback_id(&id)?;
+    let erasure = timed_write(
+        &state,
+        "erase",
+        state
+            .labels
+            .erase_feedback(caller.tenant(), id, &caller.key.id),
+    )
+    .await?
+    .ok_or(ApiError::NotFound("feedback"))?;
+    Ok(Json(erasure))
+}
+
+fn feedback_id(text: &str) -> Result<FeedbackId, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::invalid("feedback id must be a UUID"))
+}
+
 #[utoipa::path(
     get,
     path = "/api/v1/feedback/{id}",
@@ -147,9 +191,7 @@ pub(crate) async fn show(
     PathId(id): PathId,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Scope::Review)?;
-    let id: FeedbackId = id
-        .parse()
-        .map_err(|_| ApiError::invalid("feedback id must be a UUID"))?;
+    let id = feedback_id(&id)?;
     let feedback = state
         .store
         .feedback(caller.tenant(), id)

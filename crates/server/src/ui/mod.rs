@@ -34,7 +34,7 @@ const MAX_SESSIONS: usize = 10_000;
 const MAX_FORM_BYTES: usize = 64 * 1024;
 
 /// Signed-in sessions, by their random id. Holds the key's secret server-side so every request
-/// re-resolves it (a revoked key ends its sessions within the key cache's lifetime).
+/// re-resolves it (a revoked key ends its sessions within about a second, see `auth`).
 #[derive(Debug, Default)]
 pub(crate) struct Sessions {
     entries: Mutex<HashMap<String, SessionEntry>>,

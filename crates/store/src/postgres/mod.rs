@@ -8,7 +8,7 @@ mod pipeline;
 mod review;
 mod schema;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +25,7 @@ use evalmint_model::{
 use tokio_postgres::NoTls;
 
 use crate::convert::{duration_nanos, internal, nanos, system_time, timestamp};
+use crate::erasure::Selection;
 use crate::{
     ApiKey, BlobStore, CandidateQuery, CaptureOrder, CaptureOutcome, CaptureTask, CatalogQuery,
     Clock, DecisionOutcome, Erasure, FeedbackLabelState, FeedbackReceipt, ImportError, IngestBatch,
@@ -286,6 +287,31 @@ impl PostgresStore {
         }
     }
 
+    /// Erases the selected feedback in one transaction, then removes the blobs it released.
+    async fn erase(
+        &self,
+        tenant: &TenantId,
+        selection: Selection<'_>,
+        requested_by: &str,
+    ) -> Result<Option<Erasure>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let mut released = Vec::new();
+        let erasure = pipeline::erase(
+            &tx,
+            tenant,
+            selection,
+            requested_by,
+            self.now(),
+            &mut released,
+        )
+        .await?;
+        tx.commit().await?;
+        drop(client);
+        self.release_blobs(released).await;
+        Ok(erasure)
+    }
+
     fn new_key_record(&self, tenant: &TenantId, name: &str, scopes: ScopeSet) -> Result<ApiKey> {
         Ok(ApiKey {
             id: format!("key_{}", random_hex(8)?),
@@ -497,6 +523,10 @@ async fn insert_feedback(
             .and_then(|r| TraceId::from_bytes(r.get::<_, &[u8]>(0)).ok()),
         (None, None) => None,
     };
+    if let Some(key) = &feedback.idempotency_key {
+        // An erased feedback's key has no row left: only its tombstone tells a retry apart.
+        pipeline::check_not_erased(db, tenant, key).await?;
+    }
     let id = FeedbackId::from_uuid(uuid::Uuid::now_v7());
     let body = crate::encoding::encode(&feedback)?;
     let inserted = db
@@ -759,7 +789,9 @@ impl Store for PostgresStore {
         for feedback in batch.feedback {
             match insert_feedback(&tx, tenant, feedback, now).await {
                 Ok(FeedbackReceipt::Created(_)) => feedback_created += 1,
-                Ok(FeedbackReceipt::Replayed(_)) | Err(StoreError::IdempotencyConflict(_)) => {}
+                // A re-sent span event is stored once; one whose feedback was erased, never again.
+                Ok(FeedbackReceipt::Replayed(_))
+                | Err(StoreError::IdempotencyConflict(_) | StoreError::Erased(_)) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -879,6 +911,17 @@ impl Store for PostgresStore {
             )
             .await?;
         row.as_ref().map(key_of).transpose()
+    }
+
+    async fn active_api_key_ids(&self, ids: Vec<String>) -> Result<HashSet<String>> {
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT id FROM api_keys WHERE id = ANY($1)", &[&ids])
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     async fn api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKey>> {
@@ -1153,27 +1196,29 @@ impl PipelineStore for PostgresStore {
         user_id: &str,
         requested_by: &str,
     ) -> Result<Erasure> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let mut released = Vec::new();
-        let erasure = pipeline::erase_user_feedback(
-            &tx,
-            tenant,
-            user_id,
-            requested_by,
-            self.now(),
-            &mut released,
-        )
-        .await?;
-        tx.commit().await?;
-        drop(client);
-        self.release_blobs(released).await;
-        Ok(erasure)
+        self.erase(tenant, Selection::User(user_id), requested_by)
+            .await?
+            .ok_or_else(|| StoreError::Internal("an erasure of a user went unrecorded".into()))
+    }
+
+    async fn erase_feedback(
+        &self,
+        tenant: &TenantId,
+        id: FeedbackId,
+        requested_by: &str,
+    ) -> Result<Option<Erasure>> {
+        self.erase(tenant, Selection::Feedback(id), requested_by)
+            .await
     }
 
     async fn erasures(&self, tenant: &TenantId) -> Result<Vec<Erasure>> {
         let client = self.client().await?;
         pipeline::erasures(&client, tenant).await
+    }
+
+    async fn user_erasures(&self, tenant: &TenantId, user_id: &str) -> Result<Vec<Erasure>> {
+        let client = self.client().await?;
+        pipeline::user_erasures(&client, tenant, user_id).await
     }
 
     async fn upsert_catalog(&self, tenant: &TenantId, entries: Vec<CatalogEntry>) -> Result<usize> {

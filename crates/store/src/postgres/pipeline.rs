@@ -5,12 +5,17 @@ use std::collections::{BTreeSet, HashSet};
 
 use deadpool_postgres::GenericClient;
 use evalmint_model::{CandidateLabel, CaptureStatus, FeedbackId, SnapshotQuery, TenantId, TraceId};
+use tokio_postgres::types::ToSql;
 
 use super::{lock_investigation, tenant_of, trace_of};
 use crate::convert::{internal, nanos, timestamp};
+use crate::erasure::{
+    ERASURE_SECRET, Selection, keyed, new_secret, refuse_if_erased, subject_columns,
+    subject_from_columns,
+};
 use crate::{
-    CandidateQuery, CaptureOrder, CaptureOutcome, CaptureTask, Erasure, FeedbackLabelState,
-    LabelJob, LabelOutcome, PipelineStats, Result, StoreError,
+    CandidateQuery, CaptureOrder, CaptureOutcome, CaptureTask, Erasure, ErasureSubject,
+    FeedbackLabelState, LabelJob, LabelOutcome, PipelineStats, Result, StoreError,
 };
 
 /// Queues (or re-arms) the label job of an investigation that just received feedback.
@@ -658,21 +663,85 @@ async fn delete_versions(db: &impl GenericClient, tenant: &TenantId, ids: &[&str
     Ok(())
 }
 
-pub(crate) async fn erase_user_feedback(
+/// The erasure secret, if it was ever created.
+async fn secret(db: &impl GenericClient) -> Result<Option<Vec<u8>>> {
+    Ok(db
+        .query_opt(
+            &db.prepare_cached("SELECT value FROM installation_secrets WHERE name = $1")
+                .await?,
+            &[&ERASURE_SECRET],
+        )
+        .await?
+        .map(|r| r.get(0)))
+}
+
+/// The erasure secret, created on first use. Processes that create it at once all insert,
+/// the first insert wins and every one of them reads the winner's.
+async fn secret_or_create(db: &impl GenericClient) -> Result<Vec<u8>> {
+    if let Some(secret) = secret(db).await? {
+        return Ok(secret);
+    }
+    db.execute(
+        "INSERT INTO installation_secrets (name, value) VALUES ($1, $2)
+         ON CONFLICT (name) DO NOTHING",
+        &[&ERASURE_SECRET, &new_secret()?],
+    )
+    .await?;
+    secret(db)
+        .await?
+        .ok_or_else(|| internal("the erasure secret vanished after it was created"))
+}
+
+/// Refuses an idempotency key whose feedback was erased.
+pub(crate) async fn check_not_erased(
     db: &impl GenericClient,
     tenant: &TenantId,
-    user_id: &str,
+    key: &str,
+) -> Result<()> {
+    let Some(secret) = secret(db).await? else {
+        return Ok(());
+    };
+    let erased: bool = db
+        .query_one(
+            &db.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM erased_idempotency_keys
+                                WHERE tenant = $1 AND key_hmac = $2)",
+            )
+            .await?,
+            &[&tenant.as_str(), &keyed(&secret, key)],
+        )
+        .await?
+        .get(0);
+    refuse_if_erased(erased, key)
+}
+
+/// Erases the selected feedback of `tenant`; `None` when an erasure by id finds nothing (an
+/// erasure of a user is recorded even when the user has no feedback).
+pub(crate) async fn erase(
+    db: &impl GenericClient,
+    tenant: &TenantId,
+    selection: Selection<'_>,
     requested_by: &str,
     now: i64,
     released: &mut Vec<String>,
-) -> Result<Erasure> {
+) -> Result<Option<Erasure>> {
+    let feedback_id;
+    let (column, value): (&str, &(dyn ToSql + Sync)) = match &selection {
+        Selection::User(user_id) => ("user_id", user_id),
+        Selection::Feedback(id) => {
+            feedback_id = id.as_uuid().as_bytes().to_vec();
+            ("id", &feedback_id)
+        }
+    };
     // The investigations' locks first, in order, as every other write to them takes them.
     let touched = db
         .query(
-            "SELECT DISTINCT investigation_id FROM feedback
-             WHERE tenant = $1 AND user_id = $2 AND investigation_id IS NOT NULL
-             ORDER BY investigation_id",
-            &[&tenant.as_str(), &user_id],
+            &format!(
+                "SELECT DISTINCT investigation_id FROM feedback
+                 WHERE tenant = $1 AND {column} = $2 AND investigation_id IS NOT NULL
+                 ORDER BY investigation_id"
+            ),
+            &[&tenant.as_str(), value],
         )
         .await?;
     for row in &touched {
@@ -680,11 +749,23 @@ pub(crate) async fn erase_user_feedback(
     }
     let rows = db
         .query(
-            "DELETE FROM feedback WHERE tenant = $1 AND user_id = $2
-             RETURNING id, investigation_id",
-            &[&tenant.as_str(), &user_id],
+            &format!(
+                "DELETE FROM feedback WHERE tenant = $1 AND {column} = $2
+                 RETURNING id, investigation_id, idempotency_key"
+            ),
+            &[&tenant.as_str(), value],
         )
         .await?;
+    if matches!(selection, Selection::Feedback(_)) && rows.is_empty() {
+        return Ok(None);
+    }
+    let secret = secret_or_create(db).await?;
+    let subject = match selection {
+        Selection::Feedback(feedback_id) => ErasureSubject::Feedback { feedback_id },
+        Selection::User(user_id) => ErasureSubject::User {
+            user_id_hmac: keyed(&secret, user_id),
+        },
+    };
     let erased: HashSet<FeedbackId> = rows
         .iter()
         .map(|r| uuid::Uuid::from_slice(r.get(0)).map(FeedbackId::from_uuid))
@@ -694,11 +775,23 @@ pub(crate) async fn erase_user_feedback(
         .iter()
         .filter_map(|r| r.get::<_, Option<Vec<u8>>>(1))
         .collect();
+    let tombstones: Vec<String> = rows
+        .iter()
+        .filter_map(|r| r.get::<_, Option<&str>>(2))
+        .map(|key| keyed(&secret, key))
+        .collect();
+    db.execute(
+        "INSERT INTO erased_idempotency_keys (tenant, key_hmac, erased_at)
+         SELECT $1, k, $3 FROM unnest($2::text[]) AS k
+         ON CONFLICT (tenant, key_hmac) DO NOTHING",
+        &[&tenant.as_str(), &tombstones, &now],
+    )
+    .await?;
     let mut record = Erasure {
         id: uuid::Uuid::now_v7().to_string(),
         requested_by: requested_by.to_owned(),
         requested_at: timestamp(now),
-        user_id_sha256: crate::user_id_sha256(user_id),
+        subject,
         feedback_erased: erased.len() as u64,
         labels_withdrawn: 0,
         labels_redrafted: 0,
@@ -764,16 +857,18 @@ pub(crate) async fn erase_user_feedback(
         .collect();
     record.blobs_released = super::unreferenced_blobs(db, &distinct).await?.len() as u64;
     released.extend(released_here);
+    let (subject, subject_id) = subject_columns(&record.subject);
     db.execute(
-        "INSERT INTO erasures (id, tenant, requested_by, requested_at, user_id_sha256,
+        "INSERT INTO erasures (id, tenant, requested_by, requested_at, subject, subject_id,
              feedback_erased, labels_withdrawn, labels_redrafted, queries_removed, blobs_released)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         &[
             &record.id,
             &tenant.as_str(),
             &record.requested_by,
             &nanos(record.requested_at),
-            &record.user_id_sha256,
+            &subject,
+            &subject_id,
             &(record.feedback_erased as i64),
             &(record.labels_withdrawn as i64),
             &(record.labels_redrafted as i64),
@@ -782,29 +877,57 @@ pub(crate) async fn erase_user_feedback(
         ],
     )
     .await?;
-    Ok(record)
+    Ok(Some(record))
 }
 
+const ERASURE_COLUMNS: &str = "id, requested_by, requested_at, subject, subject_id, \
+     feedback_erased, labels_withdrawn, labels_redrafted, queries_removed, blobs_released";
+
 pub(crate) async fn erasures(db: &impl GenericClient, tenant: &TenantId) -> Result<Vec<Erasure>> {
-    Ok(db
+    let rows = db
         .query(
-            "SELECT id, requested_by, requested_at, user_id_sha256, feedback_erased,
-                    labels_withdrawn, labels_redrafted, queries_removed, blobs_released
-             FROM erasures WHERE tenant = $1 ORDER BY requested_at, id",
+            &format!(
+                "SELECT {ERASURE_COLUMNS} FROM erasures WHERE tenant = $1
+                 ORDER BY requested_at, id"
+            ),
             &[&tenant.as_str()],
         )
-        .await?
-        .iter()
-        .map(|r| Erasure {
-            id: r.get(0),
-            requested_by: r.get(1),
-            requested_at: timestamp(r.get(2)),
-            user_id_sha256: r.get(3),
-            feedback_erased: r.get::<_, i64>(4) as u64,
-            labels_withdrawn: r.get::<_, i64>(5) as u64,
-            labels_redrafted: r.get::<_, i64>(6) as u64,
-            queries_removed: r.get::<_, i64>(7) as u64,
-            blobs_released: r.get::<_, i64>(8) as u64,
-        })
-        .collect())
+        .await?;
+    rows.iter().map(erasure_of).collect()
+}
+
+/// The erasures of one user's feedback, found by the keyed hash of the user id.
+pub(crate) async fn user_erasures(
+    db: &impl GenericClient,
+    tenant: &TenantId,
+    user_id: &str,
+) -> Result<Vec<Erasure>> {
+    let Some(secret) = secret(db).await? else {
+        return Ok(Vec::new());
+    };
+    let rows = db
+        .query(
+            &format!(
+                "SELECT {ERASURE_COLUMNS} FROM erasures
+                 WHERE tenant = $1 AND subject = 'user' AND subject_id = $2
+                 ORDER BY requested_at, id"
+            ),
+            &[&tenant.as_str(), &keyed(&secret, user_id)],
+        )
+        .await?;
+    rows.iter().map(erasure_of).collect()
+}
+
+fn erasure_of(r: &tokio_postgres::Row) -> Result<Erasure> {
+    Ok(Erasure {
+        id: r.get(0),
+        requested_by: r.get(1),
+        requested_at: timestamp(r.get(2)),
+        subject: subject_from_columns(r.get(3), r.get(4))?,
+        feedback_erased: r.get::<_, i64>(5) as u64,
+        labels_withdrawn: r.get::<_, i64>(6) as u64,
+        labels_redrafted: r.get::<_, i64>(7) as u64,
+        queries_removed: r.get::<_, i64>(8) as u64,
+        blobs_released: r.get::<_, i64>(9) as u64,
+    })
 }

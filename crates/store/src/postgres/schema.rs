@@ -46,6 +46,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0009_publishable_keys.sql",
         include_str!("../../migrations/postgres/0009_publishable_keys.sql"),
     ),
+    (
+        "0010_keyed_erasure_audit.sql",
+        include_str!("../../migrations/postgres/0010_keyed_erasure_audit.sql"),
+    ),
 ];
 
 /// What a migration run did.

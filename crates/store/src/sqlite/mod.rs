@@ -14,6 +14,7 @@ mod schema;
 pub(crate) use self::schema::{MIGRATIONS, version_of};
 mod writer;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -44,8 +45,6 @@ use evalmint_model::calibration::Observation;
 use evalmint_model::release::Release;
 use evalmint_model::{CandidateLabel, Catalog, CatalogEntry, EvalRun, SnapshotQuery};
 use evalmint_model::{LabelVersion, Segment, ValidDecision};
-
-pub(crate) use self::erasure::user_id_sha256;
 
 /// Tuning of the embedded store.
 #[derive(Clone)]
@@ -139,6 +138,7 @@ impl SqliteStore {
         let mut conn = Connection::open(&path)?;
         schema::configure_writer(&conn)?;
         schema::migrate(&mut conn)?;
+        erasure::key_legacy_audit_rows(&mut conn)?;
         let blobs = match options.blobs {
             Some(blobs) => blobs,
             None => BlobStore::open(data_dir.join("blobs")).map_err(internal)?,
@@ -546,6 +546,23 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn active_api_key_ids(&self, ids: Vec<String>) -> Result<HashSet<String>> {
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let ids = serde_json::to_string(&ids).map_err(internal)?;
+        self.read(move |conn, _| {
+            let active = conn
+                .prepare_cached(
+                    "SELECT id FROM api_keys WHERE id IN (SELECT value FROM json_each(?1))",
+                )?
+                .query_map([ids], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(active)
+        })
+        .await
+    }
+
     async fn api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKey>> {
         let tenant = tenant.clone();
         self.read(move |conn, _| {
@@ -805,7 +822,23 @@ impl PipelineStore for SqliteStore {
         let (tenant, user_id, requested_by) =
             (tenant.clone(), user_id.to_owned(), requested_by.to_owned());
         self.write_patiently(move |conn, context| {
-            erasure::erase_user_feedback(conn, context, &tenant, &user_id, &requested_by)
+            let selection = crate::erasure::Selection::User(&user_id);
+            erasure::erase(conn, context, &tenant, selection, &requested_by)?
+                .ok_or_else(|| StoreError::Internal("an erasure of a user went unrecorded".into()))
+        })
+        .await
+    }
+
+    async fn erase_feedback(
+        &self,
+        tenant: &TenantId,
+        id: FeedbackId,
+        requested_by: &str,
+    ) -> Result<Option<Erasure>> {
+        let (tenant, requested_by) = (tenant.clone(), requested_by.to_owned());
+        self.write_patiently(move |conn, context| {
+            let selection = crate::erasure::Selection::Feedback(id);
+            erasure::erase(conn, context, &tenant, selection, &requested_by)
         })
         .await
     }
@@ -858,6 +891,12 @@ impl PipelineStore for SqliteStore {
     async fn erasures(&self, tenant: &TenantId) -> Result<Vec<Erasure>> {
         let tenant = tenant.clone();
         self.read(move |conn, _| erasure::erasures(conn, &tenant))
+            .await
+    }
+
+    async fn user_erasures(&self, tenant: &TenantId, user_id: &str) -> Result<Vec<Erasure>> {
+        let (tenant, user_id) = (tenant.clone(), user_id.to_owned());
+        self.read(move |conn, _| erasure::user_erasures(conn, &tenant, &user_id))
             .await
     }
 }

@@ -41,6 +41,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0009_publishable_keys.sql",
         include_str!("../../migrations/0009_publishable_keys.sql"),
     ),
+    (
+        "0010_keyed_erasure_audit.sql",
+        include_str!("../../migrations/0010_keyed_erasure_audit.sql"),
+    ),
 ];
 
 /// The schema version a migration produces: the number its file name starts with.

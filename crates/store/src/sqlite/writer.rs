@@ -517,7 +517,9 @@ pub(crate) fn ingest(
     for feedback in batch.feedback {
         match insert_feedback(conn, tenant, feedback, now) {
             Ok(FeedbackReceipt::Created(_)) => feedback_created += 1,
-            Ok(FeedbackReceipt::Replayed(_)) | Err(StoreError::IdempotencyConflict(_)) => {}
+            // A re-sent span event is stored once; one whose feedback was erased, never again.
+            Ok(FeedbackReceipt::Replayed(_))
+            | Err(StoreError::IdempotencyConflict(_) | StoreError::Erased(_)) => {}
             Err(e) => return Err(e),
         }
     }
@@ -550,6 +552,7 @@ pub(crate) fn insert_feedback(
                 Err(StoreError::IdempotencyConflict(key.clone()))
             };
         }
+        super::erasure::check_not_erased(conn, tenant, key)?;
     }
     let joined = match (feedback.investigation_id, feedback.span_id) {
         (Some(trace), _) => Some(trace),
