@@ -1,6 +1,6 @@
 """The runs pages of the web UI in a real browser (Debian's Chromium through Playwright). The
-data come from `evalmint demo` on a small world (labels, a release of them, agent v1 evaluated on
-it) and one more run, agent v2 on the same release; `evalmint serve` then serves the directory. A
+data come from `evalmint demo` on a small world (labels, a release of them, agents v1 and v2
+evaluated on it, v2 against v1); `evalmint serve` then serves the directory. A
 reviewer signs in, opens the runs list, opens v2's run, compares it with v1's by keyboard, and
 the page shows the per-segment chart, the baseline and the flags the API's summary gives."""
 
@@ -44,9 +44,9 @@ def served_runs():
     """A data directory with two runs on one release, served; yields (url, release, v1, v2)."""
     data = tempfile.mkdtemp(prefix="evalmint-runs-ui-")
     demo = _evalmint("demo", "--incidents", "40", "--listen", "127.0.0.1:0", "--no-wait", data=data)
-    release, v1 = _word(demo, "rel-"), _word(demo, "run-")
-    summary = _evalmint("eval", "run", "--release", release, "--agent", "sim:v2", "--json", data=data)
-    v2 = json.loads(summary)["run"]
+    release = _word(demo, "rel-")
+    # The tour links v2's run compared with v1's: `…/runs/{v2}?baseline={v1}`.
+    v2, v1 = _word(demo, "run-").split("?baseline=")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
