@@ -107,33 +107,41 @@ pub(crate) fn investigation(
     Ok(steps)
 }
 
-pub(crate) async fn run(args: LatencyArgs) -> anyhow::Result<()> {
-    let shutdown = CancellationToken::new();
-    let world = Arc::new(crate::bench::capture::small_world(13, 30));
+/// The simulator's telemetry API for a small world of 30 services on a loopback port, and the
+/// world's service names.
+pub(crate) async fn start_small_world(
+    seed: u64,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(String, Vec<String>)> {
+    let world = Arc::new(crate::bench::capture::small_world(seed, 30));
     let telemetry_url =
-        harness::start_telemetry(world.clone(), Retention::default(), &shutdown).await?;
-    let services: Vec<String> = world
+        harness::start_telemetry(world.clone(), Retention::default(), shutdown).await?;
+    let services = world
         .topology
         .components
         .iter()
         .map(|c| c.name.clone())
         .collect();
-    let data = tempfile::tempdir()?;
-    let store = Arc::new(SqliteStore::open(data.path(), SqliteOptions::default())?);
-    evalmint_server::bootstrap_admin_key(store.as_ref(), Some(KEY)).await?;
-    let tenant = TenantId::default_tenant();
+    Ok((telemetry_url, services))
+}
 
-    let total = (args.rate * args.seconds) as usize;
-    let now = Timestamp::now();
-    eprintln!("ingesting {total} investigations…");
-    for chunk in (0..total).collect::<Vec<_>>().chunks(200) {
+/// Stores the [`investigation`]s numbered `indices`, 200 to a batch.
+pub(crate) async fn ingest_investigations(
+    store: &dyn Store,
+    tenant: &TenantId,
+    indices: &[usize],
+    services: &[String],
+    queries: usize,
+    now: Timestamp,
+) -> anyhow::Result<()> {
+    for chunk in indices.chunks(200) {
         let mut steps = Vec::new();
         for index in chunk {
-            steps.extend(investigation(*index, &services, args.queries, now)?);
+            steps.extend(investigation(*index, services, queries, now)?);
         }
         store
             .ingest(
-                &tenant,
+                tenant,
                 IngestBatch {
                     steps,
                     feedback: vec![],
@@ -142,6 +150,22 @@ pub(crate) async fn run(args: LatencyArgs) -> anyhow::Result<()> {
             )
             .await?;
     }
+    Ok(())
+}
+
+pub(crate) async fn run(args: LatencyArgs) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    let (telemetry_url, services) = start_small_world(13, &shutdown).await?;
+    let data = tempfile::tempdir()?;
+    let store = Arc::new(SqliteStore::open(data.path(), SqliteOptions::default())?);
+    evalmint_server::bootstrap_admin_key(store.as_ref(), Some(KEY)).await?;
+    let tenant = TenantId::default_tenant();
+
+    let total = (args.rate * args.seconds) as usize;
+    let now = Timestamp::now();
+    eprintln!("ingesting {total} investigations…");
+    let indices: Vec<usize> = (0..total).collect();
+    ingest_investigations(&*store, &tenant, &indices, &services, args.queries, now).await?;
 
     let config = Config {
         sources: harness::simulator_sources(&telemetry_url, &Retention::default()),

@@ -11,12 +11,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use evalmint_model::{FeedbackOrigin, FeedbackSubmission, TenantId, Timestamp};
-use evalmint_sim::telemetry::Retention;
-use evalmint_store::{BlobStore, FullStore, IngestBatch, PostgresOptions, PostgresStore};
+use evalmint_store::{BlobStore, FullStore, PostgresOptions, PostgresStore};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
-use super::harness;
 use crate::table;
 
 #[derive(Debug, clap::Args)]
@@ -154,15 +152,7 @@ pub(crate) async fn run(args: WorkersArgs) -> anyhow::Result<()> {
         bail!("--workers takes positive counts (e.g. 1,2,4) and --investigations must be positive");
     }
     let shutdown = CancellationToken::new();
-    let world = Arc::new(crate::bench::capture::small_world(17, 30));
-    let telemetry_url =
-        harness::start_telemetry(world.clone(), Retention::default(), &shutdown).await?;
-    let services: Vec<String> = world
-        .topology
-        .components
-        .iter()
-        .map(|c| c.name.clone())
-        .collect();
+    let (telemetry_url, services) = super::latency::start_small_world(17, &shutdown).await?;
     let dir = tempfile::tempdir()?;
     let blobs = dir.path().join("blobs");
     let config = write_config(dir.path(), &telemetry_url)?;
@@ -190,27 +180,15 @@ pub(crate) async fn run(args: WorkersArgs) -> anyhow::Result<()> {
         let indices: Vec<usize> = (0..args.investigations)
             .map(|i| (first + i as u64) as usize)
             .collect();
-        for chunk in indices.chunks(200) {
-            let mut steps = Vec::new();
-            for index in chunk {
-                steps.extend(super::latency::investigation(
-                    *index,
-                    &services,
-                    args.queries,
-                    now,
-                )?);
-            }
-            store
-                .ingest(
-                    &tenant,
-                    IngestBatch {
-                        steps,
-                        feedback: vec![],
-                        entities: vec![],
-                    },
-                )
-                .await?;
-        }
+        super::latency::ingest_investigations(
+            &*store,
+            &tenant,
+            &indices,
+            &services,
+            args.queries,
+            now,
+        )
+        .await?;
         for index in &indices {
             let service = &services[index % services.len()];
             let submission: FeedbackSubmission = serde_json::from_value(serde_json::json!({
