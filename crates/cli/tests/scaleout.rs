@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod support;
-use support::KEY;
+use support::{KEY, free_port};
 
 /// A fresh database on the test server, dropped at the end; `None` when no server answers.
 struct Database {
@@ -104,14 +104,6 @@ impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn wait_ready(client: &reqwest::Client, url: &str) {

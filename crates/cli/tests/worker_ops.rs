@@ -5,14 +5,12 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+mod support;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_serves_health_readiness_and_its_pipeline_metrics() {
     let data = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let mut worker = Command::new(env!("CARGO_BIN_EXE_evalmint"))
         .args(["worker", "--listen", &format!("127.0.0.1:{port}"), "--data"])
         .arg(data.path())

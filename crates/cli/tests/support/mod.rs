@@ -19,6 +19,15 @@ impl Drop for Server {
     }
 }
 
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub async fn start(data: &std::path::Path) -> Server {
     start_with(data, None).await
 }
@@ -31,11 +40,7 @@ pub async fn start_with(data: &std::path::Path, config: Option<&std::path::Path>
 
 /// Starts `evalmint serve` with these environment variables on top of the test's.
 pub async fn start_with_env(data: &std::path::Path, env: Vec<(String, String)>) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_evalmint"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
         .arg(data)
