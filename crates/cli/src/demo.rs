@@ -228,6 +228,7 @@ async fn release_and_evaluate(
             timeout: Duration::from_secs(30),
             call_limit: evalmint_eval::session::DEFAULT_CALL_LIMIT,
             onset_tolerance: jiff::SignedDuration::from_mins(15),
+            judge: None,
         };
         let run = crate::eval::replay(
             store,

@@ -157,6 +157,7 @@ fn grade(grader: &str, passed: bool, reason: String) -> Grade {
         passed,
         score: if passed { 1.0 } else { 0.0 },
         reason,
+        errored: false,
     }
 }
 

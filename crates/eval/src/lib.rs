@@ -1,10 +1,11 @@
 //! Replay and evaluation. A label's frozen world is served to a candidate agent through isolated
 //! sessions ([`session`], [`tools`], [`matching`]); the agent's answer is graded against the
-//! ground truth ([`grade`], [`openrca`]); runs are summarised and compared ([`stats`],
+//! ground truth ([`grade`], [`openrca`], and optionally an LLM [`judge`]); runs are summarised and compared ([`stats`],
 //! [`report`]). The HTTP faces are mounted by the server; this crate serves nothing itself.
 
 pub mod agent;
 pub mod grade;
+pub mod judge;
 pub mod labels;
 pub mod matching;
 pub mod openrca;

@@ -1,6 +1,7 @@
 //! What a run says: pass rates overall and per segment with Wilson intervals, pass@k, the paired
 //! comparison against a baseline (exact McNemar per segment, the labels that flipped), and the
-//! run as a terminal table, JSON, JUnit XML or a self-contained HTML page.
+//! run as a terminal table, JSON, JUnit XML or a self-contained HTML page, each with the advisory
+//! LLM judge's verdicts when the run had one.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -47,6 +48,86 @@ pub struct Summary {
     pub baseline: Option<String>,
     /// Labels that passed in the baseline and fail in this run.
     pub flips: Vec<String>,
+    /// The LLM judge's verdicts, when the run had one (`--judge`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub judge: Option<JudgeTally>,
+}
+
+/// The advisory LLM judge's verdicts over a run's attempts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct JudgeTally {
+    /// `llm:<model>/<prompt version>`.
+    pub judge: String,
+    pub passed: u64,
+    pub failed: u64,
+    /// Attempts the judge could not judge (an unusable answer, an HTTP error).
+    pub errors: u64,
+    /// Attempts the judge passed or failed whose outcome (pass or fail) it agrees with.
+    pub agreed: u64,
+    /// Attempts with a pass or fail outcome that the judge passed or failed.
+    pub compared: u64,
+}
+
+impl JudgeTally {
+    /// One line for the terminal and the HTML page.
+    pub fn text(&self) -> String {
+        format!(
+            "judge {} (advisory): {} pass, {} fail, {} error; agrees with the graders on {} of {} attempts",
+            self.judge, self.passed, self.failed, self.errors, self.agreed, self.compared
+        )
+    }
+}
+
+/// The judge's grade of one attempt, if it was judged.
+fn judge_grade(result: &evalmint_model::EvalResult) -> Option<&evalmint_model::Grade> {
+    result
+        .grades
+        .iter()
+        .find(|g| g.grader == crate::judge::JUDGE_GRADER)
+}
+
+/// `pass`, `fail` or `error`, and the reason, of one judge grade.
+fn judge_verdict(grade: &evalmint_model::Grade) -> String {
+    let verdict = if grade.errored {
+        "error"
+    } else if grade.passed {
+        "pass"
+    } else {
+        "fail"
+    };
+    format!("judge {verdict}: {}", grade.reason)
+}
+
+/// The judge's verdicts over `run`, or `None` when no attempt was judged.
+pub fn judge_tally(run: &EvalRun) -> Option<JudgeTally> {
+    let mut tally: Option<JudgeTally> = None;
+    for r in &run.results {
+        let Some(grade) = judge_grade(r) else {
+            continue;
+        };
+        let t = tally.get_or_insert_with(|| JudgeTally {
+            // The reason opens with the judge's name: `llm:<model>/<version>: …`.
+            judge: grade
+                .reason
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches(':')
+                .to_owned(),
+            ..Default::default()
+        });
+        if grade.errored {
+            t.errors += 1;
+            continue;
+        }
+        t.passed += u64::from(grade.passed);
+        t.failed += u64::from(!grade.passed);
+        if r.outcome != Outcome::Error {
+            t.compared += 1;
+            t.agreed += u64::from(grade.passed == (r.outcome == Outcome::Pass));
+        }
+    }
+    tally
 }
 
 impl Summary {
@@ -170,6 +251,7 @@ pub fn summarise(run: &EvalRun, baseline: Option<&EvalRun>) -> Summary {
         segments: rows,
         baseline: baseline.map(|b| b.id.clone()),
         flips,
+        judge: judge_tally(run),
     }
 }
 
@@ -247,6 +329,9 @@ pub fn table(summary: &Summary) -> String {
     if !summary.flips.is_empty() {
         let _ = writeln!(out, "flipped pass → fail: {}", summary.flips.join(", "));
     }
+    if let Some(judge) = &summary.judge {
+        let _ = writeln!(out, "{}", judge.text());
+    }
     out
 }
 
@@ -298,21 +383,36 @@ pub fn junit(run: &EvalRun) -> String {
             xml(&run.id),
             xml(label)
         );
+        // The judge's verdict on the deciding attempt (advisory) follows the graders' reason.
+        let judged = |r: &evalmint_model::EvalResult| {
+            judge_grade(r)
+                .map(|g| format!("; {}", judge_verdict(g)))
+                .unwrap_or_default()
+        };
         if let Some(r) = results.iter().find(|r| r.outcome == Outcome::Fail) {
             let _ = writeln!(
                 out,
-                ">\n    <failure message=\"{}\">attempt {}: {}</failure>\n  </testcase>",
+                ">\n    <failure message=\"{}\">attempt {}: {}{}</failure>\n  </testcase>",
                 xml(&r.reason),
                 r.attempt,
-                xml(&r.reason)
+                xml(&r.reason),
+                xml(&judged(r))
             );
         } else if let Some(r) = results.iter().find(|r| r.outcome == Outcome::Error) {
             let _ = writeln!(
                 out,
-                ">\n    <error message=\"{}\">attempt {}: {}</error>\n  </testcase>",
+                ">\n    <error message=\"{}\">attempt {}: {}{}</error>\n  </testcase>",
                 xml(&r.reason),
                 r.attempt,
-                xml(&r.reason)
+                xml(&r.reason),
+                xml(&judged(r))
+            );
+        } else if let Some((r, grade)) = results.iter().find_map(|r| Some((r, judge_grade(r)?))) {
+            let _ = writeln!(
+                out,
+                ">\n    <system-out>attempt {}: {}</system-out>\n  </testcase>",
+                r.attempt,
+                xml(&judge_verdict(grade))
             );
         } else {
             out.push_str("/>\n");
@@ -359,6 +459,11 @@ pub fn html(summary: &Summary) -> String {
             flag
         );
     }
+    let judge = summary
+        .judge
+        .as_ref()
+        .map(|j| format!("<p class=\"judge\">{}</p>", xml(&j.text())))
+        .unwrap_or_default();
     let flips = if summary.flips.is_empty() {
         "<p>No label flipped from pass to fail.</p>".to_owned()
     } else {
@@ -377,7 +482,7 @@ body{{font:14px system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse
 .bar{{position:relative;width:220px;height:14px;background:#eee}}.now{{height:100%;background:#2b7bd6}}.base{{height:100%;background:#999}}\
 .ci{{position:absolute;top:5px;height:4px;background:#000;opacity:.5}}.reg{{color:#fff;background:#c0392b;padding:2px 6px}}.imp{{color:#fff;background:#27ae60;padding:2px 6px}}\
 </style></head><body><h1>Run {run}</h1><p>agent {agent} · {labels} labels ({source}) · {attempts} attempts · pass@{k} {passk}{base}</p>\
-<table><tr><th>segment</th><th>pass</th><th>this run</th><th>baseline</th><th>McNemar p</th><th></th></tr>{rows}</table>{flips}</body></html>\n",
+<table><tr><th>segment</th><th>pass</th><th>this run</th><th>baseline</th><th>McNemar p</th><th></th></tr>{rows}</table>{judge}{flips}</body></html>\n",
         run = xml(&summary.run),
         agent = xml(&summary.agent),
         labels = summary.labels,

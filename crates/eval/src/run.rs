@@ -10,6 +10,7 @@ use tokio::sync::Semaphore;
 
 use crate::agent::{Agent, AgentInput, SessionUrls};
 use crate::grade::{GradeConfig, grade_answer};
+use crate::judge::Judge;
 use crate::labels::LabelVersion;
 use crate::session::Sessions;
 
@@ -26,6 +27,9 @@ pub struct RunConfig {
     /// Where the labels came from, recorded with the run: [`crate::labels::ADMITTED`] or a
     /// release id.
     pub label_source: String,
+    /// An LLM judge whose verdict joins each graded attempt's grades (advisory: it does not
+    /// change the outcome).
+    pub judge: Option<Arc<Judge>>,
 }
 
 impl std::fmt::Debug for RunConfig {
@@ -34,6 +38,7 @@ impl std::fmt::Debug for RunConfig {
             .field("k", &self.k)
             .field("concurrency", &self.concurrency)
             .field("timeout", &self.timeout)
+            .field("judge", &self.judge.as_ref().map(|j| j.name()))
             .finish_non_exhaustive()
     }
 }
@@ -186,13 +191,16 @@ async fn attempt_one(
             None,
         ),
         Ok(answer) => {
-            let (outcome, reason, grades) = grade_answer(
+            let (outcome, reason, mut grades) = grade_answer(
                 &answer,
                 label.ground_truth.as_ref(),
                 &record.hits,
                 catalog,
                 &config.grade,
             );
+            if let (Some(judge), Some(truth)) = (&config.judge, label.ground_truth.as_ref()) {
+                grades.push(judge.grade(&answer, truth).await);
+            }
             (outcome, reason, grades, Some(answer))
         }
     };

@@ -36,6 +36,10 @@ pub struct Grade {
     /// In [0, 1].
     pub score: f64,
     pub reason: String,
+    /// The grader could not judge (an LLM judge whose answer was unusable or unreachable):
+    /// `passed` is then false and `reason` says why; it is neither a pass nor a fail.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub errored: bool,
 }
 
 /// The structured part of an agent's answer.

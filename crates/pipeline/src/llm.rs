@@ -185,6 +185,13 @@ impl LlmClient {
         )
     }
 
+    /// Sends one JSON-answer chat request and returns the assistant message's content, which the
+    /// caller checks (other graders than the drafter, e.g. the replay's judge). Both prompts must
+    /// already be redacted ([`quoted`], [`redact`]).
+    pub async fn ask_json(&self, system: String, user: String) -> Result<String, LlmError> {
+        self.complete(&self.chat(system, user)).await
+    }
+
     /// A JSON-answer chat request; both prompts must already be redacted.
     fn chat(&self, system: String, user: String) -> ChatRequest<'_> {
         ChatRequest {
@@ -525,7 +532,8 @@ fn excerpt(body: &[u8]) -> String {
     truncate(&redact(&one_line).text, MAX_EXCERPT_CHARS)
 }
 
-fn truncate(text: &str, max_chars: usize) -> String {
+/// `text` cut to `max_chars` characters, with `…` when cut.
+pub fn truncate(text: &str, max_chars: usize) -> String {
     match text.char_indices().nth(max_chars) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_owned(),
@@ -533,18 +541,18 @@ fn truncate(text: &str, max_chars: usize) -> String {
 }
 
 /// Redacted, cut, and quoted as a JSON string so its boundaries are unambiguous to the model.
-fn quoted(text: &str, max_chars: usize) -> String {
+pub fn quoted(text: &str, max_chars: usize) -> String {
     let clean = truncate(&redact(text.trim()).text, max_chars);
     serde_json::Value::String(clean).to_string()
 }
 
 /// Names (entities, metrics, event kinds) are redacted but not quoted.
-fn name(text: &str) -> String {
+pub fn name(text: &str) -> String {
     redact(text).text
 }
 
 /// Replaces `{placeholder}`s in one pass, so a value that contains `{evidence}` stays literal.
-fn fill(template: &str, values: &[(&str, &str)]) -> String {
+pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(open) = rest.find('{') {

@@ -18,7 +18,10 @@ const RULES: DependencyRules<'static> = DependencyRules {
         ("evalmint-otlp", &["evalmint-model"]),
         ("evalmint-store", &["evalmint-model"]),
         ("evalmint-pipeline", &["evalmint-model", "evalmint-store"]),
-        ("evalmint-eval", &["evalmint-model", "evalmint-store"]),
+        (
+            "evalmint-eval",
+            &["evalmint-model", "evalmint-pipeline", "evalmint-store"],
+        ),
         (
             "evalmint-server",
             &[

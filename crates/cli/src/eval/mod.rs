@@ -64,7 +64,9 @@ pub(crate) struct RunArgs {
     data: DataArgs,
     #[arg(long, default_value = "default")]
     tenant: TenantId,
-    /// `http://…`, `cmd:…`, `sim:v1` or `sim:v2`.
+    /// `http://…`, `cmd:…`, `sim:v1` or `sim:v2`. The reference agents call the session's plain
+    /// HTTP tools; `sim:v1+mcp` / `sim:v2+mcp` make the same agent call them through the
+    /// session's MCP face (streamable HTTP) instead, with the same tools and arguments.
     #[arg(long)]
     agent: String,
     /// Evaluate on this release's label versions instead of the current admitted labels.
@@ -103,6 +105,14 @@ pub(crate) struct RunArgs {
     /// Write a self-contained HTML report here.
     #[arg(long)]
     html: Option<PathBuf>,
+    /// Also grade each answer with an LLM judge (the `[llm]` section of the configuration: any
+    /// OpenAI-compatible chat-completions endpoint; every text sent is redacted). Its verdict is
+    /// an extra grade, `judge`, recorded with `llm:<model>/<prompt version>` and shown in every
+    /// report; it is advisory: the deterministic graders alone decide pass or fail.
+    #[arg(long)]
+    judge: bool,
+    #[command(flatten)]
+    config: crate::serve::PipelineArgs,
 }
 
 fn open(data: &DataArgs) -> anyhow::Result<Arc<SqliteStore>> {
@@ -205,6 +215,8 @@ pub(crate) struct Replay {
     pub timeout: Duration,
     pub call_limit: u32,
     pub onset_tolerance: jiff::SignedDuration,
+    /// Grades each answer once more, advisorily (`--judge`).
+    pub judge: Option<Arc<evalmint_eval::judge::Judge>>,
 }
 
 /// Runs `replay.agent` on `labels` (read by [`labels_for`], which also names their source), its
@@ -238,6 +250,7 @@ pub(crate) async fn replay(
         },
         base_url,
         label_source,
+        judge: replay.judge.clone(),
     };
     Ok(evalmint_eval::run::execute(
         sessions,
@@ -258,6 +271,11 @@ async fn run_eval(args: RunArgs) -> anyhow::Result<u8> {
     {
         bail!("--min-pass-rate {min} is outside 0-1");
     }
+    let judge = if args.judge {
+        Some(Arc::new(judge(&args.config)?))
+    } else {
+        None
+    };
     let store = open(&args.data)?;
     let baseline = match &args.baseline {
         Some(id) => Some(load(&*store, &args.tenant, id).await?),
@@ -307,6 +325,7 @@ async fn run_eval(args: RunArgs) -> anyhow::Result<u8> {
         timeout: Duration::try_from(args.timeout).unwrap_or(Duration::from_secs(60)),
         call_limit: args.call_limit,
         onset_tolerance: args.onset_tolerance,
+        judge,
     };
     let run = replay(
         &store,
@@ -361,6 +380,15 @@ async fn run_eval(args: RunArgs) -> anyhow::Result<u8> {
         code = 1;
     }
     Ok(code)
+}
+
+/// The judge `--judge` asks for: the configuration's `[llm]` model.
+fn judge(config: &crate::serve::PipelineArgs) -> anyhow::Result<evalmint_eval::judge::Judge> {
+    let llm = config.load()?.llm.context(
+        "--judge needs an [llm] section (endpoint, model) in the configuration (--config or ./evalmint.toml)",
+    )?;
+    let client = evalmint_pipeline::llm::LlmClient::new(&llm).context("the judge's LLM client")?;
+    Ok(evalmint_eval::judge::Judge::new(client))
 }
 
 fn print_summary(summary: &report::Summary, json: bool) -> anyhow::Result<()> {

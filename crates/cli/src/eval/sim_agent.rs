@@ -1,6 +1,8 @@
 //! The simulator's reference agents (`sim:v1`, `sim:v2`) as candidate agents. They read the
-//! snapshot only through the session's plain HTTP tools, as any agent would, and submit their
-//! root cause through `submit_rca`.
+//! snapshot only through the session's tools, as any agent would, and submit their root cause
+//! through `submit_rca`: over the plain HTTP tools by default, or over the session's MCP face
+//! (streamable HTTP, rmcp's client) when the spec ends in `+mcp` (`sim:v1+mcp`). Both faces take
+//! the same tool names and flat arguments, so the same agent grades the same either way.
 
 use std::sync::Arc;
 
@@ -10,25 +12,51 @@ use evalmint_sim::agent::{AgentVersion, Investigator, ReferenceAgent, Trigger};
 use evalmint_sim::tools::{ToolError, Tools};
 use serde_json::{Value, json};
 
-/// The agent a `sim:…` spec names.
+/// Which of a session's faces an agent calls its tools through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Face {
+    /// `POST {tools}/{name}` with flat JSON arguments.
+    Http,
+    /// MCP `tools/call` over streamable HTTP at the session's `mcp` URL.
+    Mcp,
+}
+
+/// The agent a `sim:…` spec names (`sim:v1`, `sim:v2`, each optionally `+mcp`).
 pub(crate) fn from_spec(spec: &str, client: reqwest::Client) -> Option<Arc<dyn Agent>> {
-    let version = match spec {
+    let (version, face) = spec.split_once('+').unwrap_or((spec, "http"));
+    let version = match version {
         "sim:v1" => AgentVersion::V1,
         "sim:v2" => AgentVersion::V2,
         _ => return None,
     };
-    Some(Arc::new(SimAgent { version, client }))
+    let face = match face {
+        "http" => Face::Http,
+        "mcp" => Face::Mcp,
+        _ => return None,
+    };
+    Some(Arc::new(SimAgent {
+        version,
+        face,
+        client,
+    }))
 }
 
 struct SimAgent {
     version: AgentVersion,
+    face: Face,
     client: reqwest::Client,
 }
 
-/// The session's tools over HTTP: `POST {tools}/{name}` with flat JSON arguments.
-struct SessionTools {
-    base: String,
-    client: reqwest::Client,
+/// A connected MCP client of one session.
+type McpClient = rmcp::service::RunningService<rmcp::RoleClient, ()>;
+
+/// One attempt's connection to the session's tools, through the face the spec chose.
+enum SessionTools {
+    Http {
+        base: String,
+        client: reqwest::Client,
+    },
+    Mcp(McpClient),
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -36,27 +64,99 @@ fn rfc3339(ms: i64) -> String {
 }
 
 impl SessionTools {
-    async fn call(&self, tool: &str, args: Value) -> Result<Value, ToolError> {
-        let response = self
-            .client
-            .post(format!("{}/{tool}", self.base))
-            .json(&args)
-            .send()
-            .await
-            .map_err(|e| ToolError::Transport(e.without_url().to_string()))?;
-        let status = response.status();
-        let body = response
-            .text()
-            .await
-            .map_err(|e| ToolError::Transport(e.to_string()))?;
-        if !status.is_success() {
-            return Err(ToolError::Status {
-                status: status.as_u16(),
-                body,
-            });
+    /// Connects to the session through `face`; over MCP this is the client's handshake.
+    async fn connect(
+        face: Face,
+        input: &AgentInput,
+        client: &reqwest::Client,
+    ) -> Result<Self, ToolError> {
+        match face {
+            Face::Http => Ok(SessionTools::Http {
+                base: input.urls.http.clone(),
+                client: client.clone(),
+            }),
+            Face::Mcp => {
+                use rmcp::ServiceExt as _;
+                use rmcp::transport::StreamableHttpClientTransport;
+                use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+                let transport = StreamableHttpClientTransport::with_client(
+                    client.clone(),
+                    StreamableHttpClientTransportConfig::with_uri(input.urls.mcp.as_str()),
+                );
+                let running = ()
+                    .serve(transport)
+                    .await
+                    .map_err(|e| ToolError::Transport(format!("MCP handshake: {e}")))?;
+                Ok(SessionTools::Mcp(running))
+            }
         }
-        serde_json::from_str(&body).map_err(|e| ToolError::Decode(e.to_string()))
     }
+
+    async fn call(&self, tool: &str, args: Value) -> Result<Value, ToolError> {
+        match self {
+            SessionTools::Http { base, client } => call_http(client, base, tool, args).await,
+            SessionTools::Mcp(running) => call_mcp(running, tool, args).await,
+        }
+    }
+
+    /// Ends an MCP client's connection; a plain HTTP face holds none.
+    async fn close(self) {
+        if let SessionTools::Mcp(running) = self {
+            let _ = running.cancel().await;
+        }
+    }
+}
+
+/// One MCP `tools/call`: the answer is the first text block's JSON; a tool error keeps its
+/// message as the body, as the HTTP face's error status does.
+async fn call_mcp(running: &McpClient, tool: &str, args: Value) -> Result<Value, ToolError> {
+    let Value::Object(arguments) = args else {
+        return Err(ToolError::Decode("arguments must be a JSON object".into()));
+    };
+    let result = running
+        .call_tool(
+            rmcp::model::CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments),
+        )
+        .await
+        .map_err(|e| ToolError::Transport(e.to_string()))?;
+    let text: String = result
+        .content
+        .iter()
+        .filter_map(|block| block.as_text().map(|t| t.text.as_str()))
+        .collect();
+    if result.is_error == Some(true) {
+        return Err(ToolError::Status {
+            status: 400,
+            body: text,
+        });
+    }
+    serde_json::from_str(&text).map_err(|e| ToolError::Decode(e.to_string()))
+}
+
+async fn call_http(
+    client: &reqwest::Client,
+    base: &str,
+    tool: &str,
+    args: Value,
+) -> Result<Value, ToolError> {
+    let response = client
+        .post(format!("{base}/{tool}"))
+        .json(&args)
+        .send()
+        .await
+        .map_err(|e| ToolError::Transport(e.without_url().to_string()))?;
+    let status = response.status();
+    let body = response
+        .text()
+        .await
+        .map_err(|e| ToolError::Transport(e.to_string()))?;
+    if !status.is_success() {
+        return Err(ToolError::Status {
+            status: status.as_u16(),
+            body,
+        });
+    }
+    serde_json::from_str(&body).map_err(|e| ToolError::Decode(e.to_string()))
 }
 
 impl Tools for SessionTools {
@@ -134,69 +234,76 @@ fn run_key(label_id: &str, attempt: u32) -> u64 {
 impl Agent for SimAgent {
     fn investigate<'a>(&'a self, input: &'a AgentInput) -> AgentFuture<'a> {
         Box::pin(async move {
-            let tools = SessionTools {
-                base: input.urls.http.clone(),
-                client: self.client.clone(),
-            };
-            let trigger = input
-                .trigger
-                .as_ref()
-                .ok_or_else(|| AgentError::Failed("the label has no trigger".into()))?;
-            let fired_at_ms = trigger
-                .fired_at
-                .map(|t| t.as_millisecond())
-                .ok_or_else(|| AgentError::Failed("the trigger has no firing time".into()))?;
-            let monitor = trigger.monitor.clone().unwrap_or_default();
-            // The alerted service is the monitor's, as the topology says.
-            let topology = tools
-                .list_services()
+            let tools = SessionTools::connect(self.face, input, &self.client)
                 .await
                 .map_err(|e| AgentError::Failed(e.to_string()))?;
-            let service = topology
-                .pointer("/data/monitors")
-                .and_then(Value::as_array)
-                .and_then(|monitors| {
-                    monitors
-                        .iter()
-                        .find(|m| m.get("name").and_then(Value::as_str) == Some(monitor.as_str()))
-                })
-                .and_then(|m| m.get("service")?.as_str())
-                .ok_or_else(|| {
-                    AgentError::Failed(format!("monitor {monitor:?} is not in the topology"))
-                })?
-                .to_owned();
-            let sim_trigger = Trigger {
-                kind: "alert",
-                monitor,
-                service,
-                text: trigger.text.clone(),
-                fired_at_ms,
-            };
-            let agent = ReferenceAgent {
-                version: self.version,
-            };
-            let investigation = agent
-                .investigate(
-                    &tools,
-                    &sim_trigger,
-                    run_key(&input.label_id, input.attempt),
-                )
-                .await;
-            let mut submission = json!({
-                "conclusion": investigation.conclusion,
-                "component": investigation.blamed,
-            });
-            if let Some(onset) = investigation.onset_ms {
-                submission["onset"] = json!(rfc3339(onset));
-            }
-            tools
-                .call("submit_rca", submission)
-                .await
-                .map_err(|e| AgentError::Failed(e.to_string()))?;
-            Ok(AgentAnswer {
-                conclusion: investigation.conclusion,
-                rca: None,
+            let answer = self.investigate_with(&tools, input).await;
+            tools.close().await;
+            answer
+        })
+    }
+}
+
+impl SimAgent {
+    async fn investigate_with(
+        &self,
+        tools: &SessionTools,
+        input: &AgentInput,
+    ) -> Result<AgentAnswer, AgentError> {
+        let trigger = input
+            .trigger
+            .as_ref()
+            .ok_or_else(|| AgentError::Failed("the label has no trigger".into()))?;
+        let fired_at_ms = trigger
+            .fired_at
+            .map(|t| t.as_millisecond())
+            .ok_or_else(|| AgentError::Failed("the trigger has no firing time".into()))?;
+        let monitor = trigger.monitor.clone().unwrap_or_default();
+        // The alerted service is the monitor's, as the topology says.
+        let topology = tools
+            .list_services()
+            .await
+            .map_err(|e| AgentError::Failed(e.to_string()))?;
+        let service = topology
+            .pointer("/data/monitors")
+            .and_then(Value::as_array)
+            .and_then(|monitors| {
+                monitors
+                    .iter()
+                    .find(|m| m.get("name").and_then(Value::as_str) == Some(monitor.as_str()))
             })
+            .and_then(|m| m.get("service")?.as_str())
+            .ok_or_else(|| {
+                AgentError::Failed(format!("monitor {monitor:?} is not in the topology"))
+            })?
+            .to_owned();
+        let sim_trigger = Trigger {
+            kind: "alert",
+            monitor,
+            service,
+            text: trigger.text.clone(),
+            fired_at_ms,
+        };
+        let agent = ReferenceAgent {
+            version: self.version,
+        };
+        let investigation = agent
+            .investigate(tools, &sim_trigger, run_key(&input.label_id, input.attempt))
+            .await;
+        let mut submission = json!({
+            "conclusion": investigation.conclusion,
+            "component": investigation.blamed,
+        });
+        if let Some(onset) = investigation.onset_ms {
+            submission["onset"] = json!(rfc3339(onset));
+        }
+        tools
+            .call("submit_rca", submission)
+            .await
+            .map_err(|e| AgentError::Failed(e.to_string()))?;
+        Ok(AgentAnswer {
+            conclusion: investigation.conclusion,
+            rca: None,
         })
     }
 }
