@@ -229,6 +229,7 @@ async fn release_and_evaluate(
             call_limit: evalmint_eval::session::DEFAULT_CALL_LIMIT,
             onset_tolerance: jiff::SignedDuration::from_mins(15),
             judge: None,
+            tool_timings: Default::default(),
         };
         let run = crate::eval::replay(
             store,

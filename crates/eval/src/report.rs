@@ -48,9 +48,40 @@ pub struct Summary {
     pub baseline: Option<String>,
     /// Labels that passed in the baseline and fail in this run.
     pub flips: Vec<String>,
+    /// Tool-call latency as the agent saw it, when the agent reports it (the reference agents).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_latency: Option<ToolLatency>,
     /// The LLM judge's verdicts, when the run had one (`--judge`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub judge: Option<JudgeTally>,
+}
+
+/// Round-trip times of an agent's tool calls.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ToolLatency {
+    pub calls: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+impl ToolLatency {
+    /// The figures of `samples` (nearest-rank percentiles), or `None` without any.
+    pub fn of(samples: &[std::time::Duration]) -> Option<Self> {
+        if samples.is_empty() {
+            return None;
+        }
+        let mut sorted = samples.to_vec();
+        sorted.sort();
+        let rank = |p: f64| {
+            let index = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+            sorted[index].as_secs_f64() * 1000.0
+        };
+        Some(ToolLatency {
+            calls: sorted.len() as u64,
+            p50_ms: rank(0.50),
+            p99_ms: rank(0.99),
+        })
+    }
 }
 
 /// The advisory LLM judge's verdicts over a run's attempts.
@@ -251,6 +282,7 @@ pub fn summarise(run: &EvalRun, baseline: Option<&EvalRun>) -> Summary {
         segments: rows,
         baseline: baseline.map(|b| b.id.clone()),
         flips,
+        tool_latency: None,
         judge: judge_tally(run),
     }
 }
@@ -328,6 +360,13 @@ pub fn table(summary: &Summary) -> String {
     }
     if !summary.flips.is_empty() {
         let _ = writeln!(out, "flipped pass → fail: {}", summary.flips.join(", "));
+    }
+    if let Some(latency) = &summary.tool_latency {
+        let _ = writeln!(
+            out,
+            "tool calls {}: p50 {:.2} ms, p99 {:.2} ms (as the agent saw them)",
+            latency.calls, latency.p50_ms, latency.p99_ms
+        );
     }
     if let Some(judge) = &summary.judge {
         let _ = writeln!(out, "{}", judge.text());
@@ -496,4 +535,24 @@ body{{font:14px system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse
             .map(|b| format!(" · baseline {}", xml(b)))
             .unwrap_or_default(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ToolLatency;
+    use std::time::Duration;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let samples: Vec<Duration> = (1..=100).rev().map(Duration::from_millis).collect();
+        let figures = ToolLatency::of(&samples).unwrap();
+        assert_eq!(figures.calls, 100);
+        assert_eq!(figures.p50_ms, 50.0);
+        assert_eq!(figures.p99_ms, 99.0);
+        assert_eq!(
+            ToolLatency::of(&[Duration::from_millis(3)]).unwrap().p99_ms,
+            3.0
+        );
+        assert!(ToolLatency::of(&[]).is_none());
+    }
 }

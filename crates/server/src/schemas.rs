@@ -360,6 +360,22 @@ pub(crate) struct RunSummary {
     segments: Vec<SegmentRow>,
     baseline: Option<String>,
     flips: Vec<String>,
+    /// The advisory LLM judge's verdicts, when the run was judged (`eval run --judge`).
+    judge: Option<JudgeTally>,
+}
+
+/// The LLM judge's verdicts over a run's attempts; they never change an attempt's outcome.
+#[derive(ToSchema)]
+pub(crate) struct JudgeTally {
+    /// `llm:<model>/<prompt version>`.
+    judge: String,
+    passed: u64,
+    failed: u64,
+    /// Attempts the judge could not judge (an unusable answer, an HTTP error).
+    errors: u64,
+    /// Judged attempts whose pass or fail outcome the judge agrees with, of `compared`.
+    agreed: u64,
+    compared: u64,
 }
 
 #[derive(ToSchema)]

@@ -161,16 +161,19 @@ async fn load(store: &dyn PipelineStore, tenant: &TenantId, id: &str) -> anyhow:
         .with_context(|| format!("no run {id:?} for tenant {:?}", tenant.as_str()))
 }
 
-fn agents(client: reqwest::Client) -> Option<AgentFactory> {
+/// Round-trip times of the tool calls of the agents the binary brings, as they saw them.
+pub(crate) type ToolTimings = std::sync::Mutex<Vec<Duration>>;
+
+fn agents(client: reqwest::Client, timings: Arc<ToolTimings>) -> Option<AgentFactory> {
     #[cfg(feature = "sim")]
     {
         let factory: AgentFactory =
-            Arc::new(move |spec: &str| sim_agent::from_spec(spec, client.clone()));
+            Arc::new(move |spec: &str| sim_agent::from_spec(spec, client.clone(), timings.clone()));
         Some(factory)
     }
     #[cfg(not(feature = "sim"))]
     {
-        let _ = client;
+        let _ = (client, timings);
         None
     }
 }
@@ -217,6 +220,8 @@ pub(crate) struct Replay {
     pub onset_tolerance: jiff::SignedDuration,
     /// Grades each answer once more, advisorily (`--judge`).
     pub judge: Option<Arc<evalmint_eval::judge::Judge>>,
+    /// Where the reference agents record each tool call's round-trip time.
+    pub tool_timings: Arc<ToolTimings>,
 }
 
 /// Runs `replay.agent` on `labels` (read by [`labels_for`], which also names their source), its
@@ -236,8 +241,11 @@ pub(crate) async fn replay(
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(replay.concurrency.max(1) * 2)
         .build()?;
-    let agent = evalmint_eval::agent::from_spec(&replay.agent, agents(client).as_ref())
-        .map_err(anyhow::Error::msg)?;
+    let agent = evalmint_eval::agent::from_spec(
+        &replay.agent,
+        agents(client, replay.tool_timings.clone()).as_ref(),
+    )
+    .map_err(anyhow::Error::msg)?;
     let catalog = Arc::new(store.catalog(tenant).await?);
     let config = RunConfig {
         k: replay.k.max(1),
@@ -326,6 +334,7 @@ async fn run_eval(args: RunArgs) -> anyhow::Result<u8> {
         call_limit: args.call_limit,
         onset_tolerance: args.onset_tolerance,
         judge,
+        tool_timings: Arc::default(),
     };
     let run = replay(
         &store,
@@ -346,7 +355,9 @@ async fn run_eval(args: RunArgs) -> anyhow::Result<u8> {
         .await
         .context("storing the run")?;
 
-    let summary = report::summarise(&run, baseline.as_ref());
+    let mut summary = report::summarise(&run, baseline.as_ref());
+    summary.tool_latency =
+        report::ToolLatency::of(&setup.tool_timings.lock().expect("timings lock"));
     if let Some(path) = &args.junit {
         std::fs::write(path, report::junit(&run))
             .with_context(|| format!("writing {}", path.display()))?;

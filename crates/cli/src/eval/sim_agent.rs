@@ -22,7 +22,11 @@ enum Face {
 }
 
 /// The agent a `sim:…` spec names (`sim:v1`, `sim:v2`, each optionally `+mcp`).
-pub(crate) fn from_spec(spec: &str, client: reqwest::Client) -> Option<Arc<dyn Agent>> {
+pub(crate) fn from_spec(
+    spec: &str,
+    client: reqwest::Client,
+    timings: Arc<super::ToolTimings>,
+) -> Option<Arc<dyn Agent>> {
     let (version, face) = spec.split_once('+').unwrap_or((spec, "http"));
     let version = match version {
         "sim:v1" => AgentVersion::V1,
@@ -38,6 +42,7 @@ pub(crate) fn from_spec(spec: &str, client: reqwest::Client) -> Option<Arc<dyn A
         version,
         face,
         client,
+        timings,
     }))
 }
 
@@ -45,13 +50,20 @@ struct SimAgent {
     version: AgentVersion,
     face: Face,
     client: reqwest::Client,
+    /// Each tool call's round-trip time is added here.
+    timings: Arc<super::ToolTimings>,
 }
 
 /// A connected MCP client of one session.
 type McpClient = rmcp::service::RunningService<rmcp::RoleClient, ()>;
 
 /// One attempt's connection to the session's tools, through the face the spec chose.
-enum SessionTools {
+struct SessionTools {
+    face: FaceClient,
+    timings: Arc<super::ToolTimings>,
+}
+
+enum FaceClient {
     Http {
         base: String,
         client: reqwest::Client,
@@ -69,12 +81,13 @@ impl SessionTools {
         face: Face,
         input: &AgentInput,
         client: &reqwest::Client,
+        timings: Arc<super::ToolTimings>,
     ) -> Result<Self, ToolError> {
-        match face {
-            Face::Http => Ok(SessionTools::Http {
+        let face = match face {
+            Face::Http => FaceClient::Http {
                 base: input.urls.http.clone(),
                 client: client.clone(),
-            }),
+            },
             Face::Mcp => {
                 use rmcp::ServiceExt as _;
                 use rmcp::transport::StreamableHttpClientTransport;
@@ -87,21 +100,28 @@ impl SessionTools {
                     .serve(transport)
                     .await
                     .map_err(|e| ToolError::Transport(format!("MCP handshake: {e}")))?;
-                Ok(SessionTools::Mcp(running))
+                FaceClient::Mcp(running)
             }
-        }
+        };
+        Ok(SessionTools { face, timings })
     }
 
     async fn call(&self, tool: &str, args: Value) -> Result<Value, ToolError> {
-        match self {
-            SessionTools::Http { base, client } => call_http(client, base, tool, args).await,
-            SessionTools::Mcp(running) => call_mcp(running, tool, args).await,
-        }
+        let started = std::time::Instant::now();
+        let answer = match &self.face {
+            FaceClient::Http { base, client } => call_http(client, base, tool, args).await,
+            FaceClient::Mcp(running) => call_mcp(running, tool, args).await,
+        };
+        self.timings
+            .lock()
+            .expect("timings lock")
+            .push(started.elapsed());
+        answer
     }
 
     /// Ends an MCP client's connection; a plain HTTP face holds none.
     async fn close(self) {
-        if let SessionTools::Mcp(running) = self {
+        if let FaceClient::Mcp(running) = self.face {
             let _ = running.cancel().await;
         }
     }
@@ -234,7 +254,7 @@ fn run_key(label_id: &str, attempt: u32) -> u64 {
 impl Agent for SimAgent {
     fn investigate<'a>(&'a self, input: &'a AgentInput) -> AgentFuture<'a> {
         Box::pin(async move {
-            let tools = SessionTools::connect(self.face, input, &self.client)
+            let tools = SessionTools::connect(self.face, input, &self.client, self.timings.clone())
                 .await
                 .map_err(|e| AgentError::Failed(e.to_string()))?;
             let answer = self.investigate_with(&tools, input).await;
