@@ -396,7 +396,7 @@ async fn run_eval(args: RunArgs) -> anyhow::Result<u8> {
 /// The judge `--judge` asks for: the configuration's `[llm]` model.
 fn judge(config: &crate::serve::PipelineArgs) -> anyhow::Result<evalmint_eval::judge::Judge> {
     let llm = config.load()?.llm.context(
-        "--judge needs an [llm] section (endpoint, model) in the configuration (--config or ./evalmint.toml)",
+        "--judge needs an enabled [llm] section (enabled = true, endpoint, model) in the configuration (--config or ./evalmint.toml)",
     )?;
     let client = evalmint_pipeline::llm::LlmClient::new(&llm).context("the judge's LLM client")?;
     Ok(evalmint_eval::judge::Judge::new(client))
