@@ -61,6 +61,17 @@ impl<'a> Attributes<'a> {
             .find(|s| !s.is_empty())
     }
 
+    /// The first of `keys` present on the span as a non-empty string value, borrowed: for
+    /// attributes that are only compared or parsed, so no copy is made.
+    pub(crate) fn str(&self, keys: &[&str]) -> Option<&'a str> {
+        keys.iter()
+            .filter_map(|k| match self.span.get(k) {
+                Some(Value::StringValue(s)) => Some(s.as_str()),
+                _ => None,
+            })
+            .find(|s| !s.is_empty())
+    }
+
     pub(crate) fn resource_text(&self, key: &str) -> Option<String> {
         self.resource
             .get(key)

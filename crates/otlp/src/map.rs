@@ -165,28 +165,12 @@ fn map_span(span: &Span, attrs: &Attributes<'_>) -> Result<(TraceId, Step), Stri
             .and_then(|t| tool_call::parse_time(&serde_json::Value::String(t))),
     });
 
-    let input = attrs
-        .text(&["gen_ai.input.messages"])
-        .and_then(|m| message_text(&m, "user"))
-        .or_else(|| attrs.text(&["input.value", "gen_ai.prompt", "traceloop.entity.input"]));
-    let conclusion = if kind == StepKind::Agent {
-        attrs.text(&["evalmint.conclusion"])
+    // A tool span's input and output are its arguments and result, read by `tool_call_of`.
+    let (input, output) = if kind == StepKind::Tool {
+        (None, None)
     } else {
-        None
+        (step_input(attrs), step_output(attrs, kind))
     };
-    let output = conclusion
-        .or_else(|| {
-            attrs
-                .text(&["gen_ai.output.messages"])
-                .and_then(|m| message_text(&m, "assistant"))
-        })
-        .or_else(|| {
-            attrs.text(&[
-                "output.value",
-                "gen_ai.completion",
-                "traceloop.entity.output",
-            ])
-        });
 
     let tool_call = (kind == StepKind::Tool).then(|| tool_call_of(span, attrs, started_at));
 
@@ -203,16 +187,44 @@ fn map_span(span: &Span, attrs: &Attributes<'_>) -> Result<(TraceId, Step), Stri
             status_message,
             agent,
             trigger,
-            input: if kind == StepKind::Tool { None } else { input },
-            output: if kind == StepKind::Tool { None } else { output },
+            input,
+            output,
             tool_call,
         },
     ))
 }
 
+fn step_input(attrs: &Attributes<'_>) -> Option<String> {
+    attrs
+        .text(&["gen_ai.input.messages"])
+        .and_then(|m| message_text(&m, "user"))
+        .or_else(|| attrs.text(&["input.value", "gen_ai.prompt", "traceloop.entity.input"]))
+}
+
+fn step_output(attrs: &Attributes<'_>, kind: StepKind) -> Option<String> {
+    let conclusion = if kind == StepKind::Agent {
+        attrs.text(&["evalmint.conclusion"])
+    } else {
+        None
+    };
+    conclusion
+        .or_else(|| {
+            attrs
+                .text(&["gen_ai.output.messages"])
+                .and_then(|m| message_text(&m, "assistant"))
+        })
+        .or_else(|| {
+            attrs.text(&[
+                "output.value",
+                "gen_ai.completion",
+                "traceloop.entity.output",
+            ])
+        })
+}
+
 fn step_kind(attrs: &Attributes<'_>) -> StepKind {
-    if let Some(op) = attrs.text(&["gen_ai.operation.name"]) {
-        match op.as_str() {
+    if let Some(op) = attrs.str(&["gen_ai.operation.name"]) {
+        match op {
             "invoke_agent" | "create_agent" => return StepKind::Agent,
             "execute_tool" => return StepKind::Tool,
             "chat" | "text_completion" | "generate_content" | "embeddings" => {
@@ -221,7 +233,7 @@ fn step_kind(attrs: &Attributes<'_>) -> StepKind {
             _ => {}
         }
     }
-    if let Some(kind) = attrs.text(&["openinference.span.kind"]) {
+    if let Some(kind) = attrs.str(&["openinference.span.kind"]) {
         match kind.to_ascii_uppercase().as_str() {
             "AGENT" => return StepKind::Agent,
             "TOOL" => return StepKind::Tool,

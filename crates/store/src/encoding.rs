@@ -5,6 +5,8 @@
 //! commits the new golden row next to the old ones and teaches [`Stored::upgrade`] to read the
 //! old format, so rows already on disk keep decoding.
 
+use std::io::Write;
+
 use evalmint_model::{CandidateLabel, EvalRun, SnapshotQuery, Step, ValidFeedback};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -60,15 +62,25 @@ impl Stored for evalmint_model::release::Release {
 }
 
 pub(crate) fn encode<T: Stored>(value: &T) -> Result<String> {
-    let json = serde_json::to_string(value).map_err(internal)?;
-    let fields = json
-        .strip_prefix('{')
-        .ok_or_else(|| StoreError::Internal(format!("{} does not encode as an object", T::KIND)))?;
-    let separator = if fields == "}" { "" } else { "," };
-    Ok(format!(
-        "{{\"{FORMAT_KEY}\":{}{separator}{fields}",
-        T::FORMAT
-    ))
+    // One buffer: the format key, then the value's own object with its `{` overwritten, so a
+    // row body is written once and never copied (this runs for every span ingested).
+    let mut buffer = Vec::with_capacity(1024);
+    write!(buffer, "{{\"{FORMAT_KEY}\":{}", T::FORMAT).map_err(internal)?;
+    let object_start = buffer.len();
+    serde_json::to_writer(&mut buffer, value).map_err(internal)?;
+    if buffer.get(object_start) != Some(&b'{') {
+        return Err(StoreError::Internal(format!(
+            "{} does not encode as an object",
+            T::KIND
+        )));
+    }
+    if buffer[object_start..] == *b"{}" {
+        buffer.truncate(object_start);
+        buffer.push(b'}');
+    } else {
+        buffer[object_start] = b',';
+    }
+    String::from_utf8(buffer).map_err(internal)
 }
 
 pub(crate) fn decode<T: Stored>(body: &str) -> Result<T> {
