@@ -228,6 +228,8 @@ async fn release_and_evaluate(
             timeout: Duration::from_secs(30),
             call_limit: evalmint_eval::session::DEFAULT_CALL_LIMIT,
             onset_tolerance: jiff::SignedDuration::from_mins(15),
+            // v2 remembers v1 as its baseline, so its run page compares them by default.
+            baseline: runs.last().map(|run: &evalmint_model::EvalRun| run.id.clone()),
         };
         let run = crate::eval::replay(
             store,

@@ -38,6 +38,7 @@ async fn run_one(spec: &str) -> evalmint_model::EvalResult {
         grade: Default::default(),
         base_url: "http://127.0.0.1:9".into(),
         label_source: evalmint_eval::labels::ADMITTED.into(),
+        baseline: None,
     };
     let run = execute(
         Arc::new(Sessions::default()),

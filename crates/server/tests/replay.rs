@@ -335,6 +335,7 @@ async fn runs_are_listed_per_tenant_and_unknown_runs_are_404() {
         error: None,
         started_at: t("2026-03-01T12:00:00Z"),
         finished_at: t("2026-03-01T12:01:00Z"),
+        baseline: None,
         results: vec![evalmint_model::EvalResult {
             label_id: "cand-1".into(),
             label_version: 1,

@@ -662,6 +662,7 @@ fn run_of(
         error: None,
         started_at: Timestamp::UNIX_EPOCH,
         finished_at: Timestamp::UNIX_EPOCH,
+        baseline: None,
         results: (0..labels)
             .map(|i| evalmint_model::EvalResult {
                 label_id: format!("lbl-{i:032x}"),

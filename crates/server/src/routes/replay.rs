@@ -80,7 +80,11 @@ pub(crate) async fn open(
         .await?
         .ok_or(ApiError::NotFound("label"))?;
     let label =
-        evalmint_eval::labels::from_candidate(&*state.labels, caller.tenant(), candidate).await?;
+        {
+        let version = candidate.version;
+        evalmint_eval::labels::from_candidate(&*state.labels, caller.tenant(), candidate, version)
+            .await?
+    };
     let session = state.sessions.open(
         caller.tenant().clone(),
         None,
