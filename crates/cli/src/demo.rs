@@ -229,7 +229,9 @@ async fn release_and_evaluate(
             call_limit: evalmint_eval::session::DEFAULT_CALL_LIMIT,
             onset_tolerance: jiff::SignedDuration::from_mins(15),
             // v2 remembers v1 as its baseline, so its run page compares them by default.
-            baseline: runs.last().map(|run: &evalmint_model::EvalRun| run.id.clone()),
+            baseline: runs
+                .last()
+                .map(|run: &evalmint_model::EvalRun| run.id.clone()),
         };
         let run = crate::eval::replay(
             store,

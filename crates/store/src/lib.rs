@@ -20,8 +20,8 @@ use evalmint_model::calibration::Observation;
 use evalmint_model::release::{Release, ReleaseItem};
 use evalmint_model::{
     CandidateLabel, CaptureStatus, Catalog, CatalogEntry, EntityProvenance, EvalRun, Feedback,
-    FeedbackId, FieldError, Investigation, LabelRun, LabelVersion, Route, ScopeSet, Segment, SnapshotQuery,
-    Step, TenantId, Timestamp, TraceId, ValidDecision, ValidFeedback,
+    FeedbackId, FieldError, Investigation, LabelRun, LabelVersion, Route, ScopeSet, Segment,
+    SnapshotQuery, Step, TenantId, Timestamp, TraceId, ValidDecision, ValidFeedback,
 };
 
 pub use blob::BlobStore;

@@ -2800,8 +2800,21 @@ async fn label_history_lists_each_run_on_the_label_newest_first(f: Fixture) {
     let stored = f.store.eval_run(&acme, "run-2").await.unwrap().unwrap();
     assert_eq!(stored.baseline.as_deref(), Some("run-1"));
 
-    assert_eq!(f.store.label_history(&acme, "lbl-a", 1).await.unwrap().len(), 1);
-    assert!(f.store.label_history(&acme, "lbl-zz", 10).await.unwrap().is_empty());
+    assert_eq!(
+        f.store
+            .label_history(&acme, "lbl-a", 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        f.store
+            .label_history(&acme, "lbl-zz", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let theirs = f.store.label_history(&globex, "lbl-a", 10).await.unwrap();
     assert_eq!(theirs.len(), 1);
     assert_eq!(theirs[0].run_id, "run-9");

@@ -79,8 +79,7 @@ pub(crate) async fn open(
         .candidate(caller.tenant(), &request.label_id)
         .await?
         .ok_or(ApiError::NotFound("label"))?;
-    let label =
-        {
+    let label = {
         let version = candidate.version;
         evalmint_eval::labels::from_candidate(&*state.labels, caller.tenant(), candidate, version)
             .await?

@@ -6,13 +6,13 @@
 
 use askama::Template;
 use evalmint_eval::report::summarise;
-use evalmint_model::{EvalRun, LabelRun};
 use evalmint_model::calibration::Calibration;
 use evalmint_model::release::Release;
 use evalmint_model::{
     CandidateLabel, CaptureStatus, Category, GroundTruth, Investigation, QueryOrigin, RejectReason,
     SnapshotQuery,
 };
+use evalmint_model::{EvalRun, LabelRun};
 use evalmint_store::QueueItem;
 
 use super::Frame;

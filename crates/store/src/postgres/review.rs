@@ -6,8 +6,8 @@ use deadpool_postgres::GenericClient;
 use evalmint_model::calibration::Observation;
 use evalmint_model::release::{self, Release, Traffic};
 use evalmint_model::{
-    CandidateLabel, DecisionAction, EvalRun, LabelRun, LabelState, LabelVersion, Route, RunStatus, Segment,
-    TenantId, TraceId, ValidDecision,
+    CandidateLabel, DecisionAction, EvalRun, LabelRun, LabelState, LabelVersion, Route, RunStatus,
+    Segment, TenantId, TraceId, ValidDecision,
 };
 use tokio_postgres::types::ToSql;
 

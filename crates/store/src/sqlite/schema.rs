@@ -211,9 +211,13 @@ mod tests {
             .unwrap();
         }
         migrate(&mut conn).unwrap();
-        let history =
-            crate::sqlite::eval_runs::label_history(&conn, &TenantId::new("acme").unwrap(), &format!("lbl-{trace}"), 10)
-                .unwrap();
+        let history = crate::sqlite::eval_runs::label_history(
+            &conn,
+            &TenantId::new("acme").unwrap(),
+            &format!("lbl-{trace}"),
+            10,
+        )
+        .unwrap();
         let runs: Vec<&str> = history.iter().map(|h| h.run_id.as_str()).collect();
         assert_eq!(runs, ["run-release", "run-0193f0a0"]);
         assert_eq!(history[0].label_source, "rel-1");
