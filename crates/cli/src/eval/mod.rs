@@ -551,3 +551,61 @@ async fn compare(
     print_summary(&report::summarise(&run, Some(&base)), json)?;
     Ok(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use evalmint_model::{AttemptOutcome, Grade, LabelRun, Outcome};
+
+    use super::*;
+
+    fn entry(run: &str, outcome: Outcome) -> LabelRun {
+        LabelRun {
+            run_id: run.into(),
+            agent: "sim:v1".into(),
+            label_source: "admitted".into(),
+            started_at: jiff::Timestamp::UNIX_EPOCH,
+            label_version: 2,
+            attempts: vec![AttemptOutcome {
+                attempt: 0,
+                outcome,
+                reason: format!("{} reason", outcome.as_str()),
+                grades: vec![Grade {
+                    grader: "component".into(),
+                    passed: outcome == Outcome::Pass,
+                    score: 0.0,
+                    reason: "answered checkout, expected payments-db".into(),
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn a_label_is_named_by_its_label_id_candidate_id_or_trace_id() {
+        let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let label = format!("lbl-{trace}");
+        for id in [label.clone(), format!("cand-{trace}-v3"), trace.to_owned()] {
+            assert_eq!(label_id_of(&id).unwrap(), label);
+        }
+        assert!(label_id_of("lbl-nope").is_err());
+    }
+
+    #[test]
+    fn the_history_table_flags_a_flaky_label_and_gives_the_failing_graders_reasons() {
+        let runs = [entry("run-2", Outcome::Fail), entry("run-1", Outcome::Pass)];
+        let table = history_table("lbl-x", &runs);
+        assert!(
+            table.starts_with("label lbl-x  FLAKY: passed in 1 of 2 runs"),
+            "{table}"
+        );
+        let run2 = table.find("run-2").unwrap();
+        assert!(run2 < table.find("run-1").unwrap(), "newest first: {table}");
+        assert!(table.contains("attempt 0 fail: fail reason"), "{table}");
+        assert!(
+            table.contains("component: answered checkout, expected payments-db"),
+            "{table}"
+        );
+        let steady = history_table("lbl-x", &runs[1..]);
+        assert!(steady.contains("passed in all 1 runs"), "{steady}");
+        assert!(history_table("lbl-x", &[]).contains("no run has graded lbl-x"));
+    }
+}
