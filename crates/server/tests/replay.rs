@@ -442,7 +442,7 @@ async fn admitted_and_release_runs_of_the_same_labels_pair_on_their_label_ids() 
     let overall = summary.overall();
     assert_eq!(overall.baseline.unwrap().total, 1, "the label is paired");
     assert_eq!(overall.lost, Some(1));
-    assert_eq!(summary.flips, [label.clone()]);
+    assert_eq!(summary.flips, std::slice::from_ref(&label));
     store.store_eval_run(&acme, on_admitted).await.unwrap();
     store.store_eval_run(&acme, on_release).await.unwrap();
 
