@@ -230,6 +230,10 @@ async fn release_and_evaluate(
             onset_tolerance: jiff::SignedDuration::from_mins(15),
             judge: None,
             tool_timings: Default::default(),
+            // v2 remembers v1 as its baseline, so its run page compares them by default.
+            baseline: runs
+                .last()
+                .map(|run: &evalmint_model::EvalRun| run.id.clone()),
         };
         let run = crate::eval::replay(
             store,

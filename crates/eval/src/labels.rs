@@ -1,6 +1,8 @@
 //! Where a run's label versions come from. A run reads "a list of label versions (label id,
 //! version, snapshot, ground truth)": the current admitted label set, or a release's pinned
-//! label versions (`release_labels`).
+//! label versions (`release_labels`). Either way a label is named by its label id
+//! (`lbl-<trace id>`, as label versions and releases name it), so runs over either source pair
+//! on the same labels.
 
 use std::sync::Arc;
 
@@ -26,11 +28,13 @@ pub const ADMITTED: &str = "admitted";
 /// The most labels a run reads from the admitted set.
 const MAX_LABELS: usize = 100_000;
 
-/// Builds a label version from a stored candidate, reading its frozen results.
+/// Builds a label version from a stored candidate, reading its frozen results. `version` is the
+/// label version the candidate stands for.
 pub async fn from_candidate(
     store: &dyn PipelineStore,
     tenant: &TenantId,
     label: CandidateLabel,
+    version: u32,
 ) -> evalmint_store::Result<LabelVersion> {
     let mut snapshot = Vec::with_capacity(label.snapshot.len());
     for query in label.snapshot {
@@ -45,17 +49,19 @@ pub async fn from_candidate(
         }
     }
     Ok(LabelVersion {
-        label_id: label.id,
-        version: label.version,
+        label_id: evalmint_model::label_id(label.investigation_id),
+        version,
         world: Arc::new(ReplayWorld::new(label.trigger, snapshot)),
         ground_truth: label.ground_truth,
         segments: label.segments,
     })
 }
 
-/// The tenant's admitted labels, current versions.
+/// The tenant's admitted labels, current versions. Each is graded as the label version its
+/// candidate made (the validator's admission writes one); when a reviewer's version stands
+/// instead, as the label's latest version.
 pub async fn admitted(
-    store: &dyn PipelineStore,
+    store: &dyn ReviewStore,
     tenant: &TenantId,
 ) -> evalmint_store::Result<Vec<LabelVersion>> {
     let candidates = store
@@ -70,7 +76,16 @@ pub async fn admitted(
         .await?;
     let mut labels = Vec::with_capacity(candidates.len());
     for candidate in candidates {
-        labels.push(from_candidate(store, tenant, candidate).await?);
+        let versions = store
+            .label_versions(tenant, candidate.investigation_id)
+            .await?;
+        let version = versions
+            .iter()
+            .rev()
+            .find(|v| v.candidate_id == candidate.id)
+            .or(versions.last())
+            .map_or(candidate.version, |v| v.version);
+        labels.push(from_candidate(store, tenant, candidate, version).await?);
     }
     labels.sort_by(|a, b| a.label_id.cmp(&b.label_id));
     Ok(labels)

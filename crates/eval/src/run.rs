@@ -30,6 +30,8 @@ pub struct RunConfig {
     /// An LLM judge whose verdict joins each graded attempt's grades (advisory: it does not
     /// change the outcome).
     pub judge: Option<Arc<Judge>>,
+    /// The stored run this one is compared with, recorded with the run.
+    pub baseline: Option<String>,
 }
 
 impl std::fmt::Debug for RunConfig {
@@ -62,6 +64,18 @@ pub fn new_run_id(now: jiff::Timestamp) -> String {
         now.strftime("%Y%m%dT%H%M%S"),
         hex::encode(bytes)
     )
+}
+
+/// The baseline `run` remembers, when it has one and the tenant still has that run.
+pub async fn stored_baseline(
+    store: &dyn evalmint_store::PipelineStore,
+    tenant: &TenantId,
+    run: &EvalRun,
+) -> evalmint_store::Result<Option<EvalRun>> {
+    match &run.baseline {
+        Some(id) => store.eval_run(tenant, id).await,
+        None => Ok(None),
+    }
 }
 
 /// Runs `agent` on `labels`; `progress` is told after every attempt.
@@ -122,6 +136,7 @@ pub async fn execute(
         error: None,
         started_at,
         finished_at: jiff::Timestamp::now(),
+        baseline: config.baseline.clone(),
         results,
     }
 }

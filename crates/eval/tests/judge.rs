@@ -100,6 +100,7 @@ async fn judged(endpoint: &str, model: &str) -> EvalRun {
         base_url: "http://127.0.0.1:9".into(),
         label_source: evalmint_eval::labels::ADMITTED.into(),
         judge: Some(Arc::new(Judge::new(client))),
+        baseline: None,
     };
     let run = execute(
         Arc::new(Sessions::default()),

@@ -39,6 +39,7 @@ async fn run_one(spec: &str) -> evalmint_model::EvalResult {
         base_url: "http://127.0.0.1:9".into(),
         label_source: evalmint_eval::labels::ADMITTED.into(),
         judge: None,
+        baseline: None,
     };
     let run = execute(
         Arc::new(Sessions::default()),

@@ -64,7 +64,10 @@ pub struct AgentAnswer {
 /// One attempt of one label version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalResult {
+    /// `lbl-<trace id>`, the identity label versions and releases use, whatever the run's label
+    /// source: runs over the admitted set and over a release pair on it.
     pub label_id: String,
+    /// The label version graded.
     pub label_version: u32,
     pub attempt: u32,
     pub outcome: Outcome,
@@ -105,5 +108,86 @@ pub struct EvalRun {
     pub error: Option<String>,
     pub started_at: Timestamp,
     pub finished_at: Timestamp,
+    /// The run this one was compared with when it ran; reports compare with it by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
     pub results: Vec<EvalResult>,
+}
+
+impl EvalRun {
+    /// What this run says about each label it graded, in label id order: the per-label rows
+    /// of the label history.
+    pub fn label_runs(&self) -> Vec<(String, LabelRun)> {
+        let mut by_label: std::collections::BTreeMap<&str, LabelRun> =
+            std::collections::BTreeMap::new();
+        for result in &self.results {
+            let entry = by_label
+                .entry(&result.label_id)
+                .or_insert_with(|| LabelRun {
+                    run_id: self.id.clone(),
+                    agent: self.agent.clone(),
+                    label_source: self.label_source.clone(),
+                    started_at: self.started_at,
+                    label_version: result.label_version,
+                    attempts: Vec::new(),
+                });
+            entry.attempts.push(AttemptOutcome {
+                attempt: result.attempt,
+                outcome: result.outcome,
+                reason: result.reason.clone(),
+                grades: result.grades.clone(),
+            });
+        }
+        by_label
+            .into_iter()
+            .map(|(label, mut run)| {
+                run.attempts.sort_by_key(|a| a.attempt);
+                (label.to_owned(), run)
+            })
+            .collect()
+    }
+}
+
+/// One run's verdict on one label: an entry of the label's history across runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelRun {
+    pub run_id: String,
+    pub agent: String,
+    pub label_source: String,
+    pub started_at: Timestamp,
+    /// The label version the run graded.
+    pub label_version: u32,
+    /// In attempt order.
+    pub attempts: Vec<AttemptOutcome>,
+}
+
+impl LabelRun {
+    pub fn passes(&self) -> usize {
+        self.attempts
+            .iter()
+            .filter(|a| a.outcome == Outcome::Pass)
+            .count()
+    }
+
+    /// Whether the label passed in this run: at least half its attempts, and at least one.
+    pub fn passed(&self) -> bool {
+        let passes = self.passes();
+        passes > 0 && passes * 2 >= self.attempts.len()
+    }
+}
+
+/// How one attempt went, with every grader's verdict and reason (the answer and the trace stay
+/// in the run).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptOutcome {
+    pub attempt: u32,
+    pub outcome: Outcome,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grades: Vec<Grade>,
+}
+
+/// Whether a label's history shows it both passing and failing across runs.
+pub fn is_flaky(history: &[LabelRun]) -> bool {
+    history.iter().any(LabelRun::passed) && history.iter().any(|run| !run.passed())
 }

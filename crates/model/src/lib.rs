@@ -18,7 +18,10 @@ mod review;
 pub use auth::{MIN_SECRET_LEN, Scope, ScopeSet, check_chosen_secret};
 pub use catalog::{Catalog, CatalogEntry, EntityProvenance, tool_call_entries, workload_of};
 pub use catalog_file::{CatalogFileError, CatalogFormat, parse_catalog_file};
-pub use eval::{AgentAnswer, EvalResult, EvalRun, Grade, Outcome, RcaAnswer, RunStatus};
+pub use eval::{
+    AgentAnswer, AttemptOutcome, EvalResult, EvalRun, Grade, LabelRun, Outcome, RcaAnswer,
+    RunStatus, is_flaky,
+};
 pub use feedback::{
     Feedback, FeedbackOrigin, FeedbackSubmission, FieldError, ValidFeedback, Verdict,
 };

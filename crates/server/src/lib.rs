@@ -208,6 +208,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(replay::mcp))
         .routes(routes!(runs::list))
         .routes(routes!(runs::show))
+        .routes(routes!(runs::history))
         .routes(routes!(langfuse::scores))
         .routes(routes!(langfuse::ingestion))
         .routes(routes!(langfuse::projects))

@@ -420,6 +420,8 @@ pub(crate) struct Run {
     started_at: String,
     #[schema(format = DateTime)]
     finished_at: String,
+    /// The run it was compared with when it ran; the summary compares with it.
+    baseline: Option<String>,
     results: Vec<serde_json::Map<String, serde_json::Value>>,
 }
 
@@ -427,7 +429,60 @@ pub(crate) struct Run {
 #[derive(ToSchema)]
 pub(crate) struct RunDetail {
     run: Run,
+    /// Compared with the run's stored baseline when it has one.
     summary: RunSummary,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub(crate) enum AttemptOutcomeKind {
+    Pass,
+    Fail,
+    Error,
+}
+
+/// One grader's verdict on an attempt.
+#[derive(ToSchema)]
+pub(crate) struct GraderVerdict {
+    grader: String,
+    passed: bool,
+    score: f64,
+    reason: String,
+}
+
+/// How one attempt on the label went.
+#[derive(ToSchema)]
+pub(crate) struct LabelAttempt {
+    attempt: u32,
+    outcome: AttemptOutcomeKind,
+    /// The failing grader's reason, or the error.
+    reason: String,
+    grades: Vec<GraderVerdict>,
+}
+
+/// One run's verdict on the label.
+#[derive(ToSchema)]
+pub(crate) struct LabelHistoryRun {
+    run_id: String,
+    agent: String,
+    /// `admitted` or the release id the run read.
+    label_source: String,
+    #[schema(format = DateTime)]
+    started_at: String,
+    /// The label version graded.
+    label_version: u32,
+    /// At least half the attempts passed.
+    passed: bool,
+    attempts: Vec<LabelAttempt>,
+}
+
+/// `GET /api/v1/labels/{id}/runs`: newest run first.
+#[derive(ToSchema)]
+pub(crate) struct LabelRunHistory {
+    label_id: String,
+    /// The label passed in some of these runs and failed in others.
+    flaky: bool,
+    runs: Vec<LabelHistoryRun>,
 }
 
 /// `POST /api/v1/feedback`: at least a verdict, a rating or a correction, on an investigation

@@ -335,6 +335,7 @@ async fn runs_are_listed_per_tenant_and_unknown_runs_are_404() {
         error: None,
         started_at: t("2026-03-01T12:00:00Z"),
         finished_at: t("2026-03-01T12:01:00Z"),
+        baseline: None,
         results: vec![evalmint_model::EvalResult {
             label_id: "cand-1".into(),
             label_version: 1,
@@ -367,4 +368,151 @@ async fn runs_are_listed_per_tenant_and_unknown_runs_are_404() {
         serde_json::from_str::<Value>(&body).unwrap()["runs"],
         json!([])
     );
+}
+
+/// A run over the admitted set and a run over a release of the same labels name them alike, so
+/// they pair: the comparison sees the label that flipped, the later run remembers its baseline
+/// and the label's history lists both runs.
+#[tokio::test]
+async fn admitted_and_release_runs_of_the_same_labels_pair_on_their_label_ids() {
+    use evalmint_model::{EvalResult, EvalRun, Outcome, RunStatus};
+    use evalmint_store::ReviewStore;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+    let acme = TenantId::new("acme").unwrap();
+    let admin = store
+        .create_api_key(&acme, "t", ScopeSet::parse_list("admin").unwrap())
+        .await
+        .unwrap()
+        .secret;
+    let router = app(AppState::new(store.clone(), ServerConfig::default()));
+    admitted_label(&store, &acme, &router, &admin).await;
+    let (release, _) = store.create_release(&acme, "r1", vec![]).await.unwrap();
+
+    let admitted = evalmint_eval::labels::admitted(&*store, &acme)
+        .await
+        .unwrap();
+    let released = evalmint_eval::labels::release(&*store, &acme, &release.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let names = |labels: &[evalmint_eval::LabelVersion]| -> Vec<(String, u32)> {
+        labels
+            .iter()
+            .map(|l| (l.label_id.clone(), l.version))
+            .collect()
+    };
+    let label = format!("lbl-{TRACE}");
+    assert_eq!(names(&admitted), [(label.clone(), 1)]);
+    assert_eq!(names(&admitted), names(&released));
+
+    let run_on =
+        |id: &str, minute: i64, source: &str, labels: &[evalmint_eval::LabelVersion], outcome| {
+            EvalRun {
+                id: id.into(),
+                agent: "sim:v1".into(),
+                label_source: source.into(),
+                k: 1,
+                status: RunStatus::Completed,
+                error: None,
+                started_at: Timestamp::UNIX_EPOCH + jiff::SignedDuration::from_mins(minute),
+                finished_at: Timestamp::UNIX_EPOCH + jiff::SignedDuration::from_mins(minute + 1),
+                baseline: None,
+                results: labels
+                    .iter()
+                    .map(|l| EvalResult {
+                        label_id: l.label_id.clone(),
+                        label_version: l.version,
+                        attempt: 0,
+                        outcome,
+                        reason: format!("{} on {source}", outcome.as_str()),
+                        grades: vec![],
+                        segments: l.segments.clone(),
+                        answer: None,
+                        trace: vec![],
+                        duration_ms: 1,
+                    })
+                    .collect(),
+            }
+        };
+    let on_admitted = run_on("run-admitted", 0, "admitted", &admitted, Outcome::Pass);
+    let mut on_release = run_on("run-release", 5, &release.id, &released, Outcome::Fail);
+    on_release.baseline = Some(on_admitted.id.clone());
+    let summary = evalmint_eval::report::summarise(&on_release, Some(&on_admitted));
+    let overall = summary.overall();
+    assert_eq!(overall.baseline.unwrap().total, 1, "the label is paired");
+    assert_eq!(overall.lost, Some(1));
+    assert_eq!(summary.flips, std::slice::from_ref(&label));
+    store.store_eval_run(&acme, on_admitted).await.unwrap();
+    store.store_eval_run(&acme, on_release).await.unwrap();
+
+    // The stored run compares with its baseline without being asked.
+    let (status, body) = send(&router, get("/api/v1/runs/run-release", Some(&admin))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let shown: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(shown["run"]["baseline"], "run-admitted");
+    assert_eq!(shown["summary"]["baseline"], "run-admitted");
+    assert_eq!(shown["summary"]["flips"], json!([label]));
+    assert_eq!(shown["summary"]["segments"][0]["lost"], 1);
+
+    // The label's history: both runs, newest first, flaky.
+    let (status, body) = send(
+        &router,
+        get(&format!("/api/v1/labels/{label}/runs"), Some(&admin)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let history: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(history["flaky"], true);
+    let runs: Vec<&str> = history["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(runs, ["run-release", "run-admitted"]);
+    assert_eq!(history["runs"][0]["label_source"], release.id);
+    assert_eq!(history["runs"][0]["passed"], false);
+    assert_eq!(
+        history["runs"][1]["attempts"][0]["reason"],
+        "pass on admitted"
+    );
+    // A candidate id names the same label; the limit is checked.
+    let (status, body) = send(
+        &router,
+        get(
+            &format!("/api/v1/labels/cand-{TRACE}-v1/runs?limit=1"),
+            Some(&admin),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["runs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    for bad in ["0", "501", "many"] {
+        let (status, body) = send(
+            &router,
+            get(
+                &format!("/api/v1/labels/{label}/runs?limit={bad}"),
+                Some(&admin),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+        assert!(body.contains("limit"), "{body}");
+    }
+    let (status, _) = send(
+        &router,
+        get(
+            &format!("/api/v1/labels/lbl-{}/runs", "0".repeat(31) + "1"),
+            Some(&admin),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

@@ -662,6 +662,7 @@ fn run_of(
         error: None,
         started_at: Timestamp::UNIX_EPOCH,
         finished_at: Timestamp::UNIX_EPOCH,
+        baseline: None,
         results: (0..labels)
             .map(|i| evalmint_model::EvalResult {
                 label_id: format!("lbl-{i:032x}"),
@@ -761,4 +762,64 @@ async fn the_runs_pages_compare_a_run_with_a_baseline_within_the_tenant() {
         let (status, _) = h.page(uri, &cookie).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
     }
+}
+
+#[tokio::test]
+async fn a_run_page_compares_with_the_stored_baseline_and_links_each_label_history() {
+    let h = Harness::new().await;
+    let acme = TenantId::new("acme").unwrap();
+    let baseline = run_of("run-base", "sim:v1", 24, |_| true);
+    let mut candidate = run_of("run-cand", "sim:v2", 24, |i| i >= 12);
+    candidate.baseline = Some("run-base".into());
+    candidate.started_at = Timestamp::UNIX_EPOCH + jiff::SignedDuration::from_mins(5);
+    for run in [baseline, candidate] {
+        h.store.store_eval_run(&acme, run).await.unwrap();
+    }
+    h.store
+        .store_eval_run(
+            &TenantId::new("globex").unwrap(),
+            run_of("run-globex", "sim:globex", 2, |_| true),
+        )
+        .await
+        .unwrap();
+    let cookie = h.sign_in(&h.acme).await;
+
+    let (status, page) = h.page("/runs/run-cand", &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("id=\"comparison\"")
+            && page.contains("its baseline")
+            && page.contains("2 segment(s) regressed"),
+        "{page}"
+    );
+    // (Label 0's all-zero trace id names no label.)
+    let first = format!("lbl-{:032x}", 1);
+    assert!(
+        page.contains(&format!("href=\"/labels/{first}/runs\"")),
+        "{page}"
+    );
+    // An explicit empty baseline shows the run alone.
+    let (status, alone) = h.page("/runs/run-cand?baseline=", &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!alone.contains("id=\"comparison\""), "{alone}");
+
+    // Label 1 passed in run-base and failed in run-cand: flaky, newest first, this tenant's
+    // runs only.
+    let (status, history) = h.page(&format!("/labels/{first}/runs"), &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(history.contains("class=\"flaky\""), "{history}");
+    let cand = history.find("/runs/run-cand").expect("run-cand is listed");
+    let base = history.find("/runs/run-base").expect("run-base is listed");
+    assert!(cand < base, "newest first");
+    assert!(!history.contains("run-globex"), "{history}");
+    // Label 12 passed in both: not flaky.
+    let (status, steady) = h
+        .page(&format!("/labels/lbl-{:032x}/runs", 12), &cookie)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!steady.contains("class=\"flaky\""), "{steady}");
+    let (status, _) = h
+        .page(&format!("/labels/lbl-{:032x}/runs", 999), &cookie)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

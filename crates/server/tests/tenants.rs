@@ -641,6 +641,7 @@ fn run_of(tenant: &str, id: &str) -> evalmint_model::EvalRun {
         error: None,
         started_at: evalmint_model::Timestamp::UNIX_EPOCH,
         finished_at: evalmint_model::Timestamp::UNIX_EPOCH,
+        baseline: None,
         results: vec![evalmint_model::EvalResult {
             label_id: format!("lbl-{tenant}"),
             label_version: 1,
@@ -1037,4 +1038,77 @@ async fn review_release_replay_and_run_endpoints_are_scoped_to_the_tenant() {
         .call("GET", "/api/v1/runs/run-acme", globex, None)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Label histories: each tenant's run on the shared label id and on its own label, compared
+    // with its own `run-shared`; a label only the other tenant has is 404, a bad limit 422.
+    for me in 0..2 {
+        let tenant_id = TenantId::new(TENANTS[me]).unwrap();
+        let mut run = run_of(TENANTS[me], "run-history");
+        run.baseline = Some("run-shared".to_owned());
+        run.started_at = evalmint_model::Timestamp::from_second(60).unwrap();
+        let graded = run.results[0].clone();
+        run.results = [&shared, &own[me]]
+            .into_iter()
+            .map(|trace| evalmint_model::EvalResult {
+                label_id: label(trace),
+                ..graded.clone()
+            })
+            .collect();
+        world.store.store_eval_run(&tenant_id, run).await.unwrap();
+    }
+    for me in 0..2 {
+        let key = &world.keys[me];
+        let (status, history) = world
+            .call(
+                "GET",
+                &format!("/api/v1/labels/{}/runs", label(&shared)),
+                key,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{history}");
+        assert_eq!(history["label_id"], label(&shared));
+        let runs: Vec<&str> = history["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["run_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(runs, ["run-history"]);
+        assert_eq!(history["runs"][0]["agent"], format!("sim:{}", TENANTS[me]));
+        names_only(&history.to_string(), me, "a shared label's history");
+        // The other tenant's own label: unknown to acme (404); globex imported acme's release,
+        // so it knows acme's label, but none of acme's runs on it.
+        let (status, theirs) = world
+            .call(
+                "GET",
+                &format!("/api/v1/labels/{}/runs", label(&own[1 - me])),
+                key,
+                None,
+            )
+            .await;
+        if me == 0 {
+            assert_eq!(status, StatusCode::NOT_FOUND, "{theirs}");
+        } else {
+            assert_eq!(status, StatusCode::OK, "{theirs}");
+            assert_eq!(theirs["runs"], serde_json::json!([]), "{theirs}");
+        }
+        let (status, bad) = world
+            .call(
+                "GET",
+                &format!("/api/v1/labels/{}/runs?limit=0", label(&own[me])),
+                key,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        assert!(bad.to_string().contains("limit"), "{bad}");
+        // The run compares with the baseline it remembers: the tenant's own run-shared.
+        let (status, run) = world
+            .call("GET", "/api/v1/runs/run-history", key, None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(run["summary"]["baseline"], "run-shared");
+        names_only(&run.to_string(), me, "a run compared with its baseline");
+    }
 }

@@ -51,6 +51,39 @@ impl Stored for CandidateLabel {
 
 impl Stored for EvalRun {
     const KIND: &'static str = "eval_run";
+    /// Format 2 names every result's label by its label id (`lbl-<trace id>`); format 1 named a
+    /// run over the admitted set's labels by candidate id (`cand-<trace id>-v<n>`).
+    const FORMAT: u32 = 2;
+
+    fn upgrade(format: u32, mut body: serde_json::Value) -> Result<serde_json::Value> {
+        if format != 1 {
+            return Err(StoreError::Internal(format!(
+                "eval_run rows of format {format} cannot be read (this build reads format 2)"
+            )));
+        }
+        let results = body
+            .get_mut("results")
+            .and_then(serde_json::Value::as_array_mut)
+            .into_iter()
+            .flatten();
+        for result in results {
+            let Some(label) = result.get_mut("label_id") else {
+                continue;
+            };
+            if let Some(renamed) = label.as_str().and_then(label_of_candidate) {
+                *label = serde_json::Value::String(renamed);
+            }
+        }
+        Ok(body)
+    }
+}
+
+/// The label id of candidate id `cand-<trace id>-v<n>`, or None for anything else.
+pub(crate) fn label_of_candidate(candidate_id: &str) -> Option<String> {
+    let rest = candidate_id.strip_prefix("cand-")?;
+    let (trace, _version) = rest.rsplit_once("-v")?;
+    let trace: evalmint_model::TraceId = trace.parse().ok()?;
+    Some(evalmint_model::label_id(trace))
 }
 
 impl Stored for evalmint_model::LabelVersion {
@@ -163,6 +196,21 @@ mod tests {
     #[test]
     fn eval_runs_keep_their_stored_format() {
         check::<EvalRun>();
+    }
+
+    #[test]
+    fn format_one_runs_over_the_admitted_set_name_their_labels_by_label_id() {
+        let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let text = std::fs::read_to_string(fixture(EvalRun::KIND, 1))
+            .unwrap()
+            .replace("\"cand-0101\"", &format!("\"cand-{trace}-v3\""));
+        let run: EvalRun = decode(&text).unwrap();
+        assert_eq!(run.results[0].label_id, format!("lbl-{trace}"));
+        assert_eq!(run.results[0].label_version, 2, "the version is kept");
+        assert_eq!(run.baseline, None);
+        // Ids that are not candidate ids stay as they were.
+        assert_eq!(label_of_candidate("cand-0101"), None);
+        assert_eq!(label_of_candidate(&format!("lbl-{trace}")), None);
     }
 
     #[test]

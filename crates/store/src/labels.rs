@@ -1,7 +1,7 @@
 //! The rules both backends apply the same way around labels: the digests and ids that make
 //! releases content-addressed, the label version a review decision makes, the numbering of a
-//! drafted candidate, and what a capture attempt does to its query. Only the reads and writes
-//! around them differ per backend.
+//! drafted candidate, what a capture attempt does to its query and how a label history row keeps
+//! its attempts. Only the reads and writes around them differ per backend.
 
 use evalmint_model::release::{self, Release, ReleaseItem, Traffic};
 use evalmint_model::{
@@ -202,4 +202,17 @@ pub(crate) fn captured_query(
 pub(crate) fn next_lease_token(now: i64, lease_nanos: i64, previous: Option<i64>) -> i64 {
     now.saturating_add(lease_nanos)
         .max(previous.map_or(i64::MIN, |p| p.saturating_add(1)))
+}
+
+/// A label history row's attempts as stored in `eval_label_runs.attempts`: a JSON array of
+/// attempt outcomes (the migration that created the table writes the same shape).
+pub(crate) fn encode_attempts(attempts: &[evalmint_model::AttemptOutcome]) -> Result<String> {
+    serde_json::to_string(attempts).map_err(internal)
+}
+
+pub(crate) fn decode_attempts(text: &str) -> Result<Vec<evalmint_model::AttemptOutcome>> {
+    let mut attempts: Vec<evalmint_model::AttemptOutcome> = serde_json::from_str(text)
+        .map_err(|e| crate::StoreError::Internal(format!("a label history row: {e}")))?;
+    attempts.sort_by_key(|a| a.attempt);
+    Ok(attempts)
 }

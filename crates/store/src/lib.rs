@@ -20,8 +20,8 @@ use evalmint_model::calibration::Observation;
 use evalmint_model::release::{Release, ReleaseItem};
 use evalmint_model::{
     CandidateLabel, CaptureStatus, Catalog, CatalogEntry, EntityProvenance, EvalRun, Feedback,
-    FeedbackId, FieldError, Investigation, LabelVersion, Route, ScopeSet, Segment, SnapshotQuery,
-    Step, TenantId, Timestamp, TraceId, ValidDecision, ValidFeedback,
+    FeedbackId, FieldError, Investigation, LabelRun, LabelVersion, Route, ScopeSet, Segment,
+    SnapshotQuery, Step, TenantId, Timestamp, TraceId, ValidDecision, ValidFeedback,
 };
 
 pub use blob::BlobStore;
@@ -503,6 +503,15 @@ pub trait PipelineStore: Send + Sync + 'static {
 
     /// The tenant's runs, newest first, at most `limit`.
     async fn eval_runs(&self, tenant: &TenantId, limit: usize) -> Result<Vec<EvalRun>>;
+
+    /// The label's history: what each run that graded label `label_id` (`lbl-<trace id>`)
+    /// said about it, newest run first, at most `limit` runs.
+    async fn label_history(
+        &self,
+        tenant: &TenantId,
+        label_id: &str,
+        limit: usize,
+    ) -> Result<Vec<LabelRun>>;
 }
 
 /// A filter over the review queue: current candidates routed to review or insufficient, and the

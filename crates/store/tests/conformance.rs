@@ -2445,6 +2445,7 @@ every_backend!(
     catalog_retention_forgets_observed_names_only,
     catalog_last_seen_is_kept_to_the_minute,
     eval_runs_are_kept_per_tenant_newest_first,
+    label_history_lists_each_run_on_the_label_newest_first,
     decisions_make_immutable_versions_and_stale_ones_change_nothing,
     releases_are_content_addressed_and_round_trip_through_import,
     a_finish_after_the_lease_was_reclaimed_changes_nothing,
@@ -2666,6 +2667,7 @@ fn eval_run(id: &str, minute: i64, agent: &str) -> evalmint_model::EvalRun {
         error: None,
         started_at: start() + SignedDuration::from_mins(minute),
         finished_at: start() + SignedDuration::from_mins(minute + 1),
+        baseline: None,
         results: vec![evalmint_model::EvalResult {
             label_id: "cand-1".to_owned(),
             label_version: 1,
@@ -2718,6 +2720,121 @@ async fn eval_runs_are_kept_per_tenant_newest_first(f: Fixture) {
     );
     assert!(f.store.eval_run(&globex, "run-b").await.unwrap().is_none());
     assert_eq!(f.store.eval_runs(&acme, 1).await.unwrap().len(), 1);
+}
+
+fn attempt(
+    label: &str,
+    version: u32,
+    attempt: u32,
+    outcome: evalmint_model::Outcome,
+) -> evalmint_model::EvalResult {
+    evalmint_model::EvalResult {
+        label_id: label.to_owned(),
+        label_version: version,
+        attempt,
+        outcome,
+        reason: format!("{} on attempt {attempt}", outcome.as_str()),
+        grades: vec![evalmint_model::Grade {
+            grader: "component".to_owned(),
+            passed: outcome == evalmint_model::Outcome::Pass,
+            score: 1.0,
+            reason: format!("graded attempt {attempt}"),
+        }],
+        segments: Vec::new(),
+        answer: None,
+        trace: Vec::new(),
+        duration_ms: 1,
+    }
+}
+
+async fn label_history_lists_each_run_on_the_label_newest_first(f: Fixture) {
+    use evalmint_model::Outcome::{Fail, Pass};
+    let (acme, globex) = (tenant("acme"), tenant("globex"));
+    let mut first = eval_run("run-1", 0, "sim:v1");
+    first.results = vec![
+        attempt("lbl-a", 1, 1, Fail),
+        attempt("lbl-a", 1, 0, Pass),
+        attempt("lbl-b", 1, 0, Pass),
+    ];
+    let mut second = eval_run("run-2", 10, "sim:v2");
+    second.label_source = "rel-1".to_owned();
+    second.baseline = Some("run-1".to_owned());
+    second.results = vec![attempt("lbl-a", 2, 0, Fail)];
+    let mut unrelated = eval_run("run-3", 20, "sim:v2");
+    unrelated.results = vec![attempt("lbl-b", 1, 0, Fail)];
+    for run in [first.clone(), second.clone(), unrelated] {
+        f.store.store_eval_run(&acme, run).await.unwrap();
+    }
+    // Another tenant's run on the same label id stays its own.
+    let mut globex_run = eval_run("run-9", 30, "cmd:x");
+    globex_run.results = vec![attempt("lbl-a", 1, 0, Pass)];
+    f.store.store_eval_run(&globex, globex_run).await.unwrap();
+
+    let history = f.store.label_history(&acme, "lbl-a", 10).await.unwrap();
+    let runs: Vec<&str> = history.iter().map(|h| h.run_id.as_str()).collect();
+    assert_eq!(runs, ["run-2", "run-1"]);
+    assert_eq!(history[0].agent, "sim:v2");
+    assert_eq!(history[0].label_source, "rel-1");
+    assert_eq!(history[0].label_version, 2);
+    assert_eq!(history[0].started_at, second.started_at);
+    assert!(!history[0].passed());
+    let attempts: Vec<(u32, evalmint_model::Outcome)> = history[1]
+        .attempts
+        .iter()
+        .map(|a| (a.attempt, a.outcome))
+        .collect();
+    assert_eq!(attempts, [(0, Pass), (1, Fail)], "in attempt order");
+    assert_eq!(history[1].attempts[1].reason, "fail on attempt 1");
+    assert_eq!(history[1].attempts[1].grades[0].reason, "graded attempt 1");
+    assert!(evalmint_model::is_flaky(&history));
+    assert_eq!(
+        history[1],
+        first
+            .label_runs()
+            .into_iter()
+            .find(|(label, _)| label == "lbl-a")
+            .unwrap()
+            .1
+    );
+    // The stored run remembers its baseline.
+    let stored = f.store.eval_run(&acme, "run-2").await.unwrap().unwrap();
+    assert_eq!(stored.baseline.as_deref(), Some("run-1"));
+
+    assert_eq!(
+        f.store
+            .label_history(&acme, "lbl-a", 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        f.store
+            .label_history(&acme, "lbl-zz", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let theirs = f.store.label_history(&globex, "lbl-a", 10).await.unwrap();
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0].run_id, "run-9");
+
+    // Storing a run again replaces its rows: run-1 no longer grades lbl-a.
+    let mut again = first.clone();
+    again.results = vec![attempt("lbl-b", 1, 0, Fail)];
+    f.store.store_eval_run(&acme, again).await.unwrap();
+    let history = f.store.label_history(&acme, "lbl-a", 10).await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].run_id, "run-2");
+    let b: Vec<String> = f
+        .store
+        .label_history(&acme, "lbl-b", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.run_id)
+        .collect();
+    assert_eq!(b, ["run-3", "run-1"]);
 }
 
 /// Two stores on one schema: two pools, as two processes would have.

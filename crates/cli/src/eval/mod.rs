@@ -35,13 +35,29 @@ pub(crate) enum EvalCommand {
         #[arg(long, default_value = "default")]
         tenant: TenantId,
     },
-    /// One stored run's summary (`--json` for the whole run).
+    /// One stored run's summary, compared with the baseline it was run against (`--json` for
+    /// the whole run).
     Show {
         #[command(flatten)]
         data: DataArgs,
         #[arg(long, default_value = "default")]
         tenant: TenantId,
         id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One label's history across runs, newest first: agent, version graded, each attempt's
+    /// outcome and the graders' reasons.
+    History {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long, default_value = "default")]
+        tenant: TenantId,
+        /// `lbl-<trace id>` (a candidate id or the trace id also name it).
+        label: String,
+        /// At most this many runs.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
         #[arg(long)]
         json: bool,
     },
@@ -137,6 +153,13 @@ pub(crate) async fn run(command: EvalCommand) -> u8 {
             id,
             json,
         } => show(&data, &tenant, &id, json).await,
+        EvalCommand::History {
+            data,
+            tenant,
+            label,
+            limit,
+            json,
+        } => history(&data, &tenant, &label, limit, json).await,
         EvalCommand::Compare {
             data,
             tenant,
@@ -222,6 +245,8 @@ pub(crate) struct Replay {
     pub judge: Option<Arc<evalmint_eval::judge::Judge>>,
     /// Where the reference agents record each tool call's round-trip time.
     pub tool_timings: Arc<ToolTimings>,
+    /// The stored run the new one is compared with, recorded with it.
+    pub baseline: Option<String>,
 }
 
 /// Runs `replay.agent` on `labels` (read by [`labels_for`], which also names their source), its
@@ -259,6 +284,7 @@ pub(crate) async fn replay(
         base_url,
         label_source,
         judge: replay.judge.clone(),
+        baseline: replay.baseline.clone(),
     };
     Ok(evalmint_eval::run::execute(
         sessions,
@@ -335,6 +361,7 @@ async fn run_eval(args: RunArgs) -> anyhow::Result<u8> {
         onset_tolerance: args.onset_tolerance,
         judge,
         tool_timings: Arc::default(),
+        baseline: baseline.as_ref().map(|run| run.id.clone()),
     };
     let run = replay(
         &store,
@@ -446,8 +473,108 @@ async fn show(data: &DataArgs, tenant: &TenantId, id: &str, json: bool) -> anyho
         writeln!(out)?;
         return Ok(0);
     }
-    print_summary(&report::summarise(&run, None), false)?;
+    let baseline = evalmint_eval::run::stored_baseline(&*store, tenant, &run).await?;
+    if let (Some(id), None) = (&run.baseline, &baseline) {
+        eprintln!("its baseline run {id:?} is no longer stored; showing the run alone");
+    }
+    print_summary(&report::summarise(&run, baseline.as_ref()), false)?;
     Ok(0)
+}
+
+/// The label id `id` names: `lbl-<trace id>`, a candidate id `cand-<trace id>-v<n>` or the
+/// trace id itself.
+fn label_id_of(id: &str) -> anyhow::Result<String> {
+    let hex = id
+        .strip_prefix("lbl-")
+        .or_else(|| {
+            id.strip_prefix("cand-")
+                .and_then(|rest| rest.rsplit_once("-v").map(|(trace, _)| trace))
+        })
+        .unwrap_or(id);
+    let trace: evalmint_model::TraceId = hex
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{id:?} names no label (expected lbl-<32 hex digits>)"))?;
+    Ok(evalmint_model::label_id(trace))
+}
+
+async fn history(
+    data: &DataArgs,
+    tenant: &TenantId,
+    id: &str,
+    limit: usize,
+    json: bool,
+) -> anyhow::Result<u8> {
+    if limit == 0 {
+        bail!("--limit must be at least 1");
+    }
+    let label_id = label_id_of(id)?;
+    let store = open(data)?;
+    let runs = store.label_history(tenant, &label_id, limit).await?;
+    let mut out = std::io::stdout().lock();
+    let flaky = evalmint_model::is_flaky(&runs);
+    if json {
+        let value = serde_json::json!({ "label_id": label_id, "flaky": flaky, "runs": runs });
+        serde_json::to_writer_pretty(&mut out, &value)?;
+        writeln!(out)?;
+        return Ok(0);
+    }
+    write!(out, "{}", history_table(&label_id, &runs))?;
+    Ok(0)
+}
+
+/// A label's history as a terminal table: one line per run, then one per attempt that did not
+/// pass with its graders' reasons.
+fn history_table(label_id: &str, runs: &[evalmint_model::LabelRun]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if runs.is_empty() {
+        let _ = writeln!(out, "no run has graded {label_id}");
+        return out;
+    }
+    let passed = runs.iter().filter(|r| r.passed()).count();
+    let verdict = if evalmint_model::is_flaky(runs) {
+        format!("FLAKY: passed in {passed} of {} runs", runs.len())
+    } else if passed == runs.len() {
+        format!("passed in all {} runs", runs.len())
+    } else {
+        format!("failed in all {} runs", runs.len())
+    };
+    let _ = writeln!(out, "label {label_id}  {verdict}");
+    let _ = writeln!(
+        out,
+        "{:<32} {:<12} {:<20} {:>7}  {:<7} {:<12} labels from",
+        "run", "agent", "started", "version", "verdict", "attempts"
+    );
+    for run in runs {
+        let attempts: Vec<&str> = run.attempts.iter().map(|a| a.outcome.as_str()).collect();
+        let _ = writeln!(
+            out,
+            "{:<32} {:<12} {:<20} {:>7}  {:<7} {:<12} {}",
+            run.run_id,
+            run.agent,
+            run.started_at.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+            format!("v{}", run.label_version),
+            if run.passed() { "pass" } else { "fail" },
+            attempts.join(","),
+            run.label_source
+        );
+        for attempt in &run.attempts {
+            if attempt.outcome == evalmint_model::Outcome::Pass {
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "    attempt {} {}: {}",
+                attempt.attempt,
+                attempt.outcome.as_str(),
+                attempt.reason
+            );
+            for grade in attempt.grades.iter().filter(|g| !g.passed) {
+                let _ = writeln!(out, "      {}: {}", grade.grader, grade.reason);
+            }
+        }
+    }
+    out
 }
 
 async fn compare(
@@ -462,4 +589,62 @@ async fn compare(
     let run = load(&*store, tenant, candidate).await?;
     print_summary(&report::summarise(&run, Some(&base)), json)?;
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use evalmint_model::{AttemptOutcome, Grade, LabelRun, Outcome};
+
+    use super::*;
+
+    fn entry(run: &str, outcome: Outcome) -> LabelRun {
+        LabelRun {
+            run_id: run.into(),
+            agent: "sim:v1".into(),
+            label_source: "admitted".into(),
+            started_at: jiff::Timestamp::UNIX_EPOCH,
+            label_version: 2,
+            attempts: vec![AttemptOutcome {
+                attempt: 0,
+                outcome,
+                reason: format!("{} reason", outcome.as_str()),
+                grades: vec![Grade {
+                    grader: "component".into(),
+                    passed: outcome == Outcome::Pass,
+                    score: 0.0,
+                    reason: "answered checkout, expected payments-db".into(),
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn a_label_is_named_by_its_label_id_candidate_id_or_trace_id() {
+        let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let label = format!("lbl-{trace}");
+        for id in [label.clone(), format!("cand-{trace}-v3"), trace.to_owned()] {
+            assert_eq!(label_id_of(&id).unwrap(), label);
+        }
+        assert!(label_id_of("lbl-nope").is_err());
+    }
+
+    #[test]
+    fn the_history_table_flags_a_flaky_label_and_gives_the_failing_graders_reasons() {
+        let runs = [entry("run-2", Outcome::Fail), entry("run-1", Outcome::Pass)];
+        let table = history_table("lbl-x", &runs);
+        assert!(
+            table.starts_with("label lbl-x  FLAKY: passed in 1 of 2 runs"),
+            "{table}"
+        );
+        let run2 = table.find("run-2").unwrap();
+        assert!(run2 < table.find("run-1").unwrap(), "newest first: {table}");
+        assert!(table.contains("attempt 0 fail: fail reason"), "{table}");
+        assert!(
+            table.contains("component: answered checkout, expected payments-db"),
+            "{table}"
+        );
+        let steady = history_table("lbl-x", &runs[1..]);
+        assert!(steady.contains("passed in all 1 runs"), "{steady}");
+        assert!(history_table("lbl-x", &[]).contains("no run has graded lbl-x"));
+    }
 }

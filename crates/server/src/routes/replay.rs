@@ -79,8 +79,11 @@ pub(crate) async fn open(
         .candidate(caller.tenant(), &request.label_id)
         .await?
         .ok_or(ApiError::NotFound("label"))?;
-    let label =
-        evalmint_eval::labels::from_candidate(&*state.labels, caller.tenant(), candidate).await?;
+    let label = {
+        let version = candidate.version;
+        evalmint_eval::labels::from_candidate(&*state.labels, caller.tenant(), candidate, version)
+            .await?
+    };
     let session = state.sessions.open(
         caller.tenant().clone(),
         None,

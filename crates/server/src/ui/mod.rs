@@ -254,6 +254,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/calibration", get(calibration_page))
         .route("/runs", get(runs_page))
         .route("/runs/{id}", get(run_page))
+        .route("/labels/{id}/runs", get(label_runs_page))
         .route("/assets/htmx.min.js", get(asset_htmx))
         .route("/assets/app.js", get(asset_js))
         .route("/assets/app.css", get(asset_css))
@@ -654,13 +655,30 @@ async fn runs_page(State(state): State<AppState>, session: Session) -> Response 
     }
 }
 
+/// The most runs a label's history page shows.
+const LABEL_RUNS_LISTED: usize = 100;
+
+/// One label's history across runs, newest first.
+async fn label_runs_page(
+    State(state): State<AppState>,
+    session: Session,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let tenant = session.caller.tenant();
+    match crate::routes::runs::label_history(&state, tenant, &id, LABEL_RUNS_LISTED).await {
+        Ok((label_id, runs)) => page(view::label_runs(session.frame(), label_id, &runs)),
+        Err(e) => error_page(&session, &e),
+    }
+}
+
 #[derive(Debug, serde::Deserialize)]
 struct RunParams {
     #[serde(default)]
     baseline: Option<String>,
 }
 
-/// One run, compared with `?baseline=` when it names another run of the tenant.
+/// One run, compared with the baseline it remembers, or with `?baseline=` when given (an empty
+/// one: with nothing).
 async fn run_page(
     State(state): State<AppState>,
     session: Session,
@@ -668,16 +686,17 @@ async fn run_page(
     query: Result<Query<RunParams>, QueryRejection>,
 ) -> Response {
     let tenant = session.caller.tenant();
-    let baseline_id = query
-        .ok()
-        .and_then(|Query(q)| q.baseline)
-        .filter(|b| !b.is_empty());
+    let chosen = query.ok().and_then(|Query(q)| q.baseline);
     let loaded = async {
         let run = state
             .labels
             .eval_run(tenant, &id)
             .await?
             .ok_or(ApiError::NotFound("run"))?;
+        let baseline_id = match chosen {
+            Some(b) => Some(b).filter(|b| !b.is_empty()),
+            None => run.baseline.clone(),
+        };
         let baseline = match &baseline_id {
             Some(b) => Some(
                 state

@@ -6,13 +6,13 @@
 
 use askama::Template;
 use evalmint_eval::report::summarise;
-use evalmint_model::EvalRun;
 use evalmint_model::calibration::Calibration;
 use evalmint_model::release::Release;
 use evalmint_model::{
     CandidateLabel, CaptureStatus, Category, GroundTruth, Investigation, QueryOrigin, RejectReason,
     SnapshotQuery,
 };
+use evalmint_model::{EvalRun, LabelRun};
 use evalmint_store::QueueItem;
 
 use super::Frame;
@@ -763,8 +763,21 @@ pub(crate) struct RunPage {
     /// Other runs to compare with: (id, agent, selected).
     candidates: Vec<(String, String, bool)>,
     baseline: String,
+    /// Whether the baseline is the one the run remembers.
+    stored_baseline: bool,
     regressions: usize,
     flips: Vec<String>,
+    label_rows: Vec<RunLabelRow>,
+}
+
+/// One label of a run: how its attempts went, linking to its history across runs.
+pub(crate) struct RunLabelRow {
+    label_id: String,
+    version: u32,
+    /// `pass`, `fail` or `error` per attempt, in order.
+    outcomes: Vec<&'static str>,
+    passed: bool,
+    reason: String,
 }
 
 /// Bars are this wide at a pass rate of 100%.
@@ -825,7 +838,24 @@ pub(crate) fn run(
             })
             .collect(),
         baseline: summary.baseline.clone().unwrap_or_default(),
+        stored_baseline: baseline.is_some_and(|b| run.baseline.as_deref() == Some(b.id.as_str())),
         flips: summary.flips.clone(),
+        label_rows: run
+            .label_runs()
+            .into_iter()
+            .map(|(label_id, entry)| RunLabelRow {
+                passed: entry.passed(),
+                version: entry.label_version,
+                outcomes: entry.attempts.iter().map(|a| a.outcome.as_str()).collect(),
+                reason: entry
+                    .attempts
+                    .iter()
+                    .find(|a| a.outcome != evalmint_model::Outcome::Pass)
+                    .map(|a| short(&a.reason, 120))
+                    .unwrap_or_default(),
+                label_id,
+            })
+            .collect(),
         id: run.id.clone(),
         agent: run.agent.clone(),
         release: release_of(&run.label_source),
@@ -835,5 +865,69 @@ pub(crate) fn run(
         pass_at_k: percent(summary.pass_at_k),
         status: format!("{:?}", run.status).to_lowercase(),
         error: run.error.clone().unwrap_or_default(),
+    }
+}
+
+/// One run's verdict on the label, on the label's history page.
+pub(crate) struct LabelRunRow {
+    run_id: String,
+    agent: String,
+    release: String,
+    started: String,
+    version: u32,
+    passed: bool,
+    /// (attempt, outcome, reason, graders' reasons).
+    attempts: Vec<(u32, &'static str, String, Vec<String>)>,
+}
+
+#[derive(Template)]
+#[template(path = "label_runs.html")]
+pub(crate) struct LabelRunsPage {
+    frame: Frame,
+    label_id: String,
+    flaky: bool,
+    passed_runs: usize,
+    rows: Vec<LabelRunRow>,
+}
+
+pub(crate) fn label_runs(frame: Frame, label_id: String, runs: &[LabelRun]) -> LabelRunsPage {
+    LabelRunsPage {
+        frame,
+        label_id,
+        flaky: evalmint_model::is_flaky(runs),
+        passed_runs: runs.iter().filter(|r| r.passed()).count(),
+        rows: runs
+            .iter()
+            .map(|run| LabelRunRow {
+                run_id: run.run_id.clone(),
+                agent: run.agent.clone(),
+                release: release_of(&run.label_source),
+                started: run.started_at.to_string(),
+                version: run.label_version,
+                passed: run.passed(),
+                attempts: run
+                    .attempts
+                    .iter()
+                    .map(|a| {
+                        (
+                            a.attempt,
+                            a.outcome.as_str(),
+                            a.reason.clone(),
+                            a.grades
+                                .iter()
+                                .map(|g| {
+                                    format!(
+                                        "{} {}: {}",
+                                        g.grader,
+                                        if g.passed { "passed" } else { "failed" },
+                                        g.reason
+                                    )
+                                })
+                                .collect(),
+                        )
+                    })
+                    .collect(),
+            })
+            .collect(),
     }
 }

@@ -1256,8 +1256,11 @@ impl PipelineStore for PostgresStore {
     }
 
     async fn store_eval_run(&self, tenant: &TenantId, run: EvalRun) -> Result<()> {
-        let client = self.client().await?;
-        review::store_eval_run(&client, tenant, &run).await
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        review::store_eval_run(&tx, tenant, &run).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn eval_run(&self, tenant: &TenantId, id: &str) -> Result<Option<EvalRun>> {
@@ -1268,6 +1271,16 @@ impl PipelineStore for PostgresStore {
     async fn eval_runs(&self, tenant: &TenantId, limit: usize) -> Result<Vec<EvalRun>> {
         let client = self.client().await?;
         review::eval_runs(&client, tenant, limit).await
+    }
+
+    async fn label_history(
+        &self,
+        tenant: &TenantId,
+        label_id: &str,
+        limit: usize,
+    ) -> Result<Vec<evalmint_model::LabelRun>> {
+        let client = self.client().await?;
+        review::label_history(&client, tenant, label_id, limit).await
     }
 }
 

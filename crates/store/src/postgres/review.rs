@@ -6,8 +6,8 @@ use deadpool_postgres::GenericClient;
 use evalmint_model::calibration::Observation;
 use evalmint_model::release::{self, Release, Traffic};
 use evalmint_model::{
-    CandidateLabel, DecisionAction, EvalRun, LabelState, LabelVersion, Route, RunStatus, Segment,
-    TenantId, TraceId, ValidDecision,
+    CandidateLabel, DecisionAction, EvalRun, LabelRun, LabelState, LabelVersion, Route, RunStatus,
+    Segment, TenantId, TraceId, ValidDecision,
 };
 use tokio_postgres::types::ToSql;
 
@@ -545,7 +545,60 @@ pub(crate) async fn store_eval_run(
         ],
     )
     .await?;
+    db.execute(
+        "DELETE FROM eval_label_runs WHERE tenant = $1 AND run_id = $2",
+        &[&tenant.as_str(), &run.id],
+    )
+    .await?;
+    for (label_id, entry) in run.label_runs() {
+        let version = i32::try_from(entry.label_version).unwrap_or(i32::MAX);
+        db.execute(
+            "INSERT INTO eval_label_runs
+                 (tenant, label_id, started_at, run_id, agent, label_source, label_version,
+                  attempts)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &tenant.as_str(),
+                &label_id,
+                &nanos(entry.started_at),
+                &entry.run_id,
+                &entry.agent,
+                &entry.label_source,
+                &version,
+                &crate::labels::encode_attempts(&entry.attempts)?,
+            ],
+        )
+        .await?;
+    }
     Ok(())
+}
+
+pub(crate) async fn label_history(
+    db: &impl GenericClient,
+    tenant: &TenantId,
+    label_id: &str,
+    limit: usize,
+) -> Result<Vec<LabelRun>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    db.query(
+        "SELECT run_id, agent, label_source, started_at, label_version, attempts
+         FROM eval_label_runs WHERE tenant = $1 AND label_id = $2
+         ORDER BY started_at DESC, run_id COLLATE \"C\" DESC LIMIT $3",
+        &[&tenant.as_str(), &label_id, &limit],
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(LabelRun {
+            run_id: r.get(0),
+            agent: r.get(1),
+            label_source: r.get(2),
+            started_at: timestamp(r.get(3)),
+            label_version: u32::try_from(r.get::<_, i32>(4)).unwrap_or(0),
+            attempts: crate::labels::decode_attempts(r.get(5))?,
+        })
+    })
+    .collect()
 }
 
 pub(crate) async fn eval_run(

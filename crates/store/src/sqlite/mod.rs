@@ -888,6 +888,17 @@ impl PipelineStore for SqliteStore {
             .await
     }
 
+    async fn label_history(
+        &self,
+        tenant: &TenantId,
+        label_id: &str,
+        limit: usize,
+    ) -> Result<Vec<evalmint_model::LabelRun>> {
+        let (tenant, label_id) = (tenant.clone(), label_id.to_owned());
+        self.read(move |conn, _| eval_runs::label_history(conn, &tenant, &label_id, limit))
+            .await
+    }
+
     async fn erasures(&self, tenant: &TenantId) -> Result<Vec<Erasure>> {
         let tenant = tenant.clone();
         self.read(move |conn, _| erasure::erasures(conn, &tenant))

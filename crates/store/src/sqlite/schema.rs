@@ -45,6 +45,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0010_keyed_erasure_audit.sql",
         include_str!("../../migrations/0010_keyed_erasure_audit.sql"),
     ),
+    (
+        "0012_eval_label_runs.sql",
+        include_str!("../../migrations/0012_eval_label_runs.sql"),
+    ),
 ];
 
 /// The schema version a migration produces: the number its file name starts with.
@@ -99,6 +103,8 @@ pub(crate) fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use evalmint_model::{Outcome, TenantId};
+
     use super::*;
 
     #[test]
@@ -171,5 +177,68 @@ mod tests {
             rusqlite::params![vec![1u8; 16], vec![1u8; 8]],
         );
         assert!(duplicate.is_err(), "(tenant, trace, span) stays unique");
+    }
+
+    #[test]
+    fn runs_stored_before_the_label_history_are_in_it_under_their_label_ids() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_before(&mut conn, 12).unwrap();
+        let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/rows/eval_run.v1.json");
+        let v1 = std::fs::read_to_string(golden).unwrap();
+        let admitted_run = v1.replace("\"cand-0101\"", &format!("\"cand-{trace}-v3\""));
+        let mut release_run: serde_json::Value = serde_json::from_str(&v1).unwrap();
+        release_run["id"] = "run-release".into();
+        release_run["label_source"] = "rel-1".into();
+        release_run["results"][0]["label_id"] = format!("lbl-{trace}").into();
+        let second = release_run["results"][0].clone();
+        release_run["results"].as_array_mut().unwrap().insert(0, {
+            let mut pass = second;
+            pass["attempt"] = 1.into();
+            pass["outcome"] = "pass".into();
+            pass
+        });
+        for (id, minute, body) in [
+            ("run-0193f0a0", 0i64, admitted_run),
+            ("run-release", 1, release_run.to_string()),
+        ] {
+            conn.execute(
+                "INSERT INTO eval_runs (tenant, id, started_at, agent, status, body)
+                 VALUES ('acme', ?1, ?2, 'sim:v2', 'completed', ?3)",
+                rusqlite::params![id, minute * 60_000_000_000, body],
+            )
+            .unwrap();
+        }
+        migrate(&mut conn).unwrap();
+        let history = crate::sqlite::eval_runs::label_history(
+            &conn,
+            &TenantId::new("acme").unwrap(),
+            &format!("lbl-{trace}"),
+            10,
+        )
+        .unwrap();
+        let runs: Vec<&str> = history.iter().map(|h| h.run_id.as_str()).collect();
+        assert_eq!(runs, ["run-release", "run-0193f0a0"]);
+        assert_eq!(history[0].label_source, "rel-1");
+        let outcomes: Vec<(u32, Outcome)> = history[0]
+            .attempts
+            .iter()
+            .map(|a| (a.attempt, a.outcome))
+            .collect();
+        assert_eq!(outcomes, [(0, Outcome::Fail), (1, Outcome::Pass)]);
+        let old = &history[1];
+        assert_eq!(old.label_source, "admitted");
+        assert_eq!(old.label_version, 2);
+        assert_eq!(old.attempts.len(), 1);
+        assert_eq!(
+            old.attempts[0].reason,
+            "component: answered checkout, expected payments-db"
+        );
+        assert_eq!(
+            old.attempts[0].grades[0].reason,
+            "answered checkout, expected payments-db"
+        );
+        assert_eq!(old.attempts[0].grades[0].grader, "component");
     }
 }
