@@ -50,6 +50,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0010_keyed_erasure_audit.sql",
         include_str!("../../migrations/postgres/0010_keyed_erasure_audit.sql"),
     ),
+    (
+        "0011_review_queue_columns.sql",
+        include_str!("../../migrations/postgres/0011_review_queue_columns.sql"),
+    ),
 ];
 
 /// What a migration run did.
