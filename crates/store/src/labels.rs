@@ -47,6 +47,17 @@ pub(crate) fn items_of(labels: &[LabelVersion]) -> Result<Vec<ReleaseItem>> {
     Ok(items)
 }
 
+/// The lowest of a candidate's three scores: what the review queue's score range filters on,
+/// stored beside the candidate's body.
+pub(crate) fn lowest_score(candidate: &CandidateLabel) -> f64 {
+    let scores = &candidate.scores;
+    scores
+        .specificity
+        .value
+        .min(scores.accuracy.value)
+        .min(scores.thoroughness.value)
+}
+
 /// The creation time from which a release's coverage counts traffic: its earliest label's.
 pub(crate) fn coverage_since(labels: &[LabelVersion]) -> i64 {
     labels

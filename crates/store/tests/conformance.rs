@@ -107,6 +107,53 @@ impl Fixture {
     }
 }
 
+impl Fixture {
+    /// The same data, opened again after `sql` ran on it directly: the state an older version of
+    /// evalmint may have left.
+    async fn reopened_after(self, sql: &str) -> Fixture {
+        let Fixture {
+            store,
+            clock,
+            backend,
+            _dir,
+            _schema,
+        } = self;
+        drop(store);
+        let store: Arc<dyn FullStore> = match (backend, &_schema) {
+            (Backend::Sqlite, _) => {
+                let conn = rusqlite::Connection::open(_dir.path().join("evalmint.db")).unwrap();
+                conn.execute_batch(sql).unwrap();
+                drop(conn);
+                Arc::new(sqlite_with_clock(_dir.path(), clock.clone()))
+            }
+            (Backend::Postgres, Some(schema)) => {
+                let (client, connection) =
+                    tokio_postgres::connect(&schema.url, tokio_postgres::NoTls)
+                        .await
+                        .unwrap();
+                tokio::spawn(connection);
+                client
+                    .batch_execute(&format!("SET search_path TO {}; {sql}", schema.name))
+                    .await
+                    .unwrap();
+                Arc::new(
+                    PostgresStore::connect(&schema.url, schema.options(clock.clone(), _dir.path()))
+                        .await
+                        .unwrap(),
+                )
+            }
+            (Backend::Postgres, None) => unreachable!("a Postgres fixture has its schema"),
+        };
+        Fixture {
+            store,
+            clock,
+            backend,
+            _dir,
+            _schema,
+        }
+    }
+}
+
 async fn sqlite() -> Option<Fixture> {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(start()));
@@ -1800,6 +1847,191 @@ fn decision(json: &str) -> evalmint_model::ValidDecision {
         .unwrap()
 }
 
+/// Labels admitted before label versions existed get version 1 when the store opens, once, and
+/// are released like any other.
+async fn labels_admitted_before_label_versions_existed_are_released(f: Fixture) {
+    use evalmint_model::Route;
+    let acme = tenant("acme");
+    draft_candidates(
+        &*f.store,
+        &acme,
+        &[
+            (1, Route::Admit, false, true),
+            (2, Route::Review, false, true),
+        ],
+    )
+    .await;
+    let admitted = f.store.label_versions(&acme, trace(1)).await.unwrap();
+    assert_eq!(admitted.len(), 1);
+    let f = f.reopened_after("DELETE FROM label_versions").await;
+    let versions = f.store.label_versions(&acme, trace(1)).await.unwrap();
+    assert_eq!(
+        versions, admitted,
+        "the same version 1 the validator would have written"
+    );
+    assert!(
+        f.store
+            .label_versions(&acme, trace(2))
+            .await
+            .unwrap()
+            .is_empty(),
+        "a candidate awaiting review has no version"
+    );
+    let (release, created) = f.store.create_release(&acme, "all", vec![]).await.unwrap();
+    assert!(created);
+    assert_eq!(release.labels, 1);
+    let (manifest, labels) = f
+        .store
+        .release_labels(&acme, &release.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(manifest.items.len(), 1);
+    assert_eq!(labels[0].label.investigation_id, trace(1));
+    let f = f.reopened_after("SELECT 1").await;
+    assert_eq!(
+        f.store.label_versions(&acme, trace(1)).await.unwrap().len(),
+        1,
+        "opening again adds nothing"
+    );
+}
+
+/// The queue filters on routes, segments and the lowest score together, and pages through what
+/// they leave; a redrafted candidate is filtered on its own segments, not its predecessor's.
+async fn review_queue_filters_combine_and_page(f: Fixture) {
+    use evalmint_model::Route;
+    use evalmint_store::ReviewQuery;
+    let acme = tenant("acme");
+    let plan: Vec<(u8, Route, f64)> = (1..=6u8)
+        .map(|n| {
+            let route = if n % 2 == 0 {
+                Route::Review
+            } else {
+                Route::Insufficient
+            };
+            (n, route, f64::from(n) / 10.0)
+        })
+        .collect();
+    for (n, _, _) in &plan {
+        f.store
+            .submit_feedback(
+                &acme,
+                feedback(&format!(
+                    r#"{{"investigation_id":"{}","verdict":"down","correction":"pool"}}"#,
+                    trace(*n)
+                )),
+            )
+            .await
+            .unwrap();
+    }
+    run_label_jobs(&*f.store, |job, ids| {
+        let (n, route, lowest) = plan
+            .iter()
+            .find(|p| trace(p.0) == job.trace_id)
+            .copied()
+            .unwrap();
+        let mut outcome = drafted(job.trace_id, "checkout pool exhausted", ids);
+        let label = outcome.result.as_mut().unwrap();
+        label.route = route;
+        label.scores.specificity.value = 0.9;
+        label.scores.accuracy.value = lowest;
+        label.scores.thoroughness.value = 0.95;
+        label.segments = vec![evalmint_model::Segment {
+            facet: "service".into(),
+            value: if n <= 3 { "payments" } else { "checkout" }.into(),
+        }];
+        outcome
+    })
+    .await;
+    let query = |routes: Vec<Route>, service: Option<&str>, min: Option<f64>, max: Option<f64>| {
+        ReviewQuery {
+            routes,
+            segment: service.map(|value| evalmint_model::Segment {
+                facet: "service".into(),
+                value: value.into(),
+            }),
+            min_score: min,
+            max_score: max,
+            limit: 50,
+            ..ReviewQuery::default()
+        }
+    };
+    let traces = |items: &[evalmint_store::QueueItem]| {
+        let mut found: Vec<TraceId> = items.iter().map(|i| i.candidate.investigation_id).collect();
+        found.sort();
+        found
+    };
+    let (items, total) = f
+        .store
+        .review_queue(&acme, query(vec![], None, Some(0.25), Some(0.55)))
+        .await
+        .unwrap();
+    assert_eq!(total, 3, "lowest scores 0.3, 0.4 and 0.5");
+    assert_eq!(traces(&items), [trace(3), trace(4), trace(5)]);
+    let (items, total) = f
+        .store
+        .review_queue(
+            &acme,
+            query(vec![Route::Review], Some("payments"), None, None),
+        )
+        .await
+        .unwrap();
+    assert_eq!(total, 1);
+    assert_eq!(traces(&items), [trace(2)]);
+    let (items, total) = f
+        .store
+        .review_queue(&acme, query(vec![], Some("checkout"), Some(0.45), None))
+        .await
+        .unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(traces(&items), [trace(5), trace(6)]);
+    let page = |offset: usize| ReviewQuery {
+        limit: 4,
+        offset,
+        ..query(vec![], None, None, None)
+    };
+    let (first, total) = f.store.review_queue(&acme, page(0)).await.unwrap();
+    let (second, _) = f.store.review_queue(&acme, page(4)).await.unwrap();
+    assert_eq!((total, first.len(), second.len()), (6, 4, 2));
+    let mut all = traces(&first);
+    all.extend(traces(&second));
+    all.sort();
+    assert_eq!(
+        all,
+        (1..=6u8).map(trace).collect::<Vec<_>>(),
+        "no row twice, none missed"
+    );
+
+    // A second draft of trace 1 moves it to checkout: the payments filter no longer finds it.
+    f.store
+        .submit_feedback(
+            &acme,
+            feedback(&format!(
+                r#"{{"investigation_id":"{}","verdict":"down","correction":"the cache"}}"#,
+                trace(1)
+            )),
+        )
+        .await
+        .unwrap();
+    run_label_jobs(&*f.store, |job, ids| {
+        let mut outcome = drafted(job.trace_id, "cache stampede", ids);
+        let label = outcome.result.as_mut().unwrap();
+        label.route = Route::Review;
+        label.segments = vec![evalmint_model::Segment {
+            facet: "service".into(),
+            value: "checkout".into(),
+        }];
+        outcome
+    })
+    .await;
+    let (items, _) = f
+        .store
+        .review_queue(&acme, query(vec![], Some("payments"), None, None))
+        .await
+        .unwrap();
+    assert_eq!(traces(&items), [trace(2), trace(3)]);
+}
+
 async fn decisions_make_immutable_versions_and_stale_ones_change_nothing(f: Fixture) {
     use evalmint_model::{LabelState, Route};
     use evalmint_store::{DecisionOutcome, ReviewQuery};
@@ -2421,6 +2653,8 @@ async fn a_batch_larger_than_one_commit_is_written_whole(f: Fixture) {
 }
 
 every_backend!(
+    labels_admitted_before_label_versions_existed_are_released,
+    review_queue_filters_combine_and_page,
     spans_arriving_out_of_order_assemble_one_investigation,
     captures_that_end_while_their_job_is_claimed_still_wake_it,
     feedback_retries_are_idempotent_and_conflicts_refused,

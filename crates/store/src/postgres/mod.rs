@@ -173,13 +173,30 @@ impl PostgresStore {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(internal)?;
-        Ok(PostgresStore {
+        let store = PostgresStore {
             pool,
             blobs: options.blobs,
             clock: options.clock,
             inline_result_max: options.inline_result_max,
             blob_grace: options.blob_grace,
-        })
+        };
+        store.version_unversioned_admissions().await?;
+        Ok(store)
+    }
+
+    /// Gives version 1 to labels admitted before label versions existed (see
+    /// [`review::version_unversioned_admissions`]), one connecting server at a time.
+    async fn version_unversioned_admissions(&self) -> Result<usize> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('evalmint unversioned admissions', 0))",
+            &[],
+        )
+        .await?;
+        let versioned = review::version_unversioned_admissions(&tx).await?;
+        tx.commit().await?;
+        Ok(versioned)
     }
 
     /// Applies pending migrations to the database at `url` (in `schema`, created if missing):

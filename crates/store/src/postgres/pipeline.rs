@@ -227,8 +227,9 @@ pub(crate) async fn finish_label_job(
             .await?;
             db.execute(
                 "INSERT INTO candidates
-                     (id, tenant, trace_id, version, current, route, audit, created_at, body)
-                 VALUES ($1, $2, $3, $4, TRUE, $5, $6, $7, $8)",
+                     (id, tenant, trace_id, version, current, route, audit, created_at, body,
+                      lowest_score)
+                 VALUES ($1, $2, $3, $4, TRUE, $5, $6, $7, $8, $9)",
                 &[
                     &candidate.id,
                     &tenant,
@@ -238,9 +239,11 @@ pub(crate) async fn finish_label_job(
                     &candidate.audit,
                     &now,
                     &crate::encoding::encode(&*candidate)?,
+                    &crate::labels::lowest_score(&candidate),
                 ],
             )
             .await?;
+            super::review::insert_candidate_segments(db, &job.tenant, &candidate).await?;
             if candidate.route == evalmint_model::Route::Admit {
                 super::review::admit(db, &job.tenant, &candidate).await?;
             }

@@ -94,10 +94,53 @@ pub(crate) async fn admit(
     insert_version(db, tenant, &LabelVersion::admitted(candidate, next)).await
 }
 
-/// The lowest of a candidate body's three scores, as SQL.
-const LOWEST_SCORE: &str = "LEAST((c.body::jsonb #>> '{scores,specificity,value}')::float8,
-                                  (c.body::jsonb #>> '{scores,accuracy,value}')::float8,
-                                  (c.body::jsonb #>> '{scores,thoroughness,value}')::float8)";
+/// Gives version 1 to every admitted label that has no version: candidates the validator admitted
+/// before label versions existed (migration 0007), which releases would otherwise leave out. Runs
+/// when a store connects; a second run finds nothing to do.
+pub(crate) async fn version_unversioned_admissions(db: &impl GenericClient) -> Result<usize> {
+    let unversioned = db
+        .query(
+            "SELECT c.tenant, c.body FROM candidates c
+             WHERE c.current AND c.route = 'admit'
+               AND NOT EXISTS (SELECT 1 FROM label_versions v
+                               WHERE v.tenant = c.tenant AND v.trace_id = c.trace_id)",
+            &[],
+        )
+        .await?;
+    for row in &unversioned {
+        let tenant = super::tenant_of(row.get(0))?;
+        let candidate: CandidateLabel = decode(row.get(1))?;
+        insert_version(db, &tenant, &LabelVersion::admitted(&candidate, 1)).await?;
+    }
+    Ok(unversioned.len())
+}
+
+/// The candidate's segments as rows of `candidate_segments`, which the queue's segment filter
+/// reads instead of the body.
+pub(crate) async fn insert_candidate_segments(
+    db: &impl GenericClient,
+    tenant: &TenantId,
+    candidate: &CandidateLabel,
+) -> Result<()> {
+    let facets: Vec<&str> = candidate
+        .segments
+        .iter()
+        .map(|s| s.facet.as_str())
+        .collect();
+    let values: Vec<&str> = candidate
+        .segments
+        .iter()
+        .map(|s| s.value.as_str())
+        .collect();
+    db.execute(
+        "INSERT INTO candidate_segments (tenant, candidate_id, facet, value)
+         SELECT $1, $2, facet, value FROM unnest($3::text[], $4::text[]) AS s (facet, value)
+         ON CONFLICT DO NOTHING",
+        &[&tenant.as_str(), &candidate.id, &facets, &values],
+    )
+    .await?;
+    Ok(())
+}
 
 pub(crate) async fn review_queue(
     db: &impl GenericClient,
@@ -107,18 +150,16 @@ pub(crate) async fn review_queue(
     let routes: Vec<&str> = query.routes.iter().map(|r| r.as_str()).collect();
     let facet = query.segment.as_ref().map(|s| s.facet.clone());
     let value = query.segment.as_ref().map(|s| s.value.clone());
-    let filter = format!(
-        " FROM candidates c WHERE c.tenant = $1 AND c.current
+    let filter = " FROM candidates c WHERE c.tenant = $1 AND c.current
           AND (c.route IN ('review', 'insufficient') OR c.audit)
           AND NOT EXISTS (SELECT 1 FROM label_versions v
                           WHERE v.tenant = c.tenant AND v.candidate_id = c.id AND v.decided)
           AND (cardinality($2::text[]) = 0 OR c.route = ANY($2))
-          AND ($3::text IS NULL OR EXISTS (
-                SELECT 1 FROM jsonb_array_elements(c.body::jsonb -> 'segments') s
-                WHERE s ->> 'facet' = $3 AND s ->> 'value' = $4::text))
-          AND ($5::float8 IS NULL OR {LOWEST_SCORE} >= $5)
-          AND ($6::float8 IS NULL OR {LOWEST_SCORE} <= $6)"
-    );
+          AND ($3::text IS NULL OR c.id IN (
+                SELECT s.candidate_id FROM candidate_segments s
+                WHERE s.tenant = $1 AND s.facet = $3 AND s.value = $4::text))
+          AND ($5::float8 IS NULL OR c.lowest_score >= $5)
+          AND ($6::float8 IS NULL OR c.lowest_score <= $6)";
     let params: [&(dyn ToSql + Sync); 6] = [
         &tenant.as_str(),
         &routes,

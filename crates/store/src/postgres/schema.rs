@@ -51,6 +51,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../migrations/postgres/0010_keyed_erasure_audit.sql"),
     ),
     (
+        "0011_review_queue_columns.sql",
+        include_str!("../../migrations/postgres/0011_review_queue_columns.sql"),
+    ),
+    (
         "0012_eval_label_runs.sql",
         include_str!("../../migrations/postgres/0012_eval_label_runs.sql"),
     ),

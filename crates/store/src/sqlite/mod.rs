@@ -139,6 +139,7 @@ impl SqliteStore {
         schema::configure_writer(&conn)?;
         schema::migrate(&mut conn)?;
         erasure::key_legacy_audit_rows(&mut conn)?;
+        review::version_unversioned_admissions(&mut conn)?;
         let blobs = match options.blobs {
             Some(blobs) => blobs,
             None => BlobStore::open(data_dir.join("blobs")).map_err(internal)?,

@@ -182,8 +182,10 @@ pub(crate) fn finish_label_job(
             )?
             .execute(params![tenant, trace])?;
             conn.prepare_cached(
-                "INSERT INTO candidates (id, tenant, trace_id, version, current, route, audit, created_at, body)
-                 VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8)",
+                "INSERT INTO candidates
+                     (id, tenant, trace_id, version, current, route, audit, created_at, body,
+                      lowest_score)
+                 VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![
                 candidate.id,
@@ -193,8 +195,10 @@ pub(crate) fn finish_label_job(
                 candidate.route.as_str(),
                 candidate.audit,
                 now,
-                crate::encoding::encode(&*candidate)?
+                crate::encoding::encode(&*candidate)?,
+                crate::labels::lowest_score(&candidate)
             ])?;
+            super::review::insert_candidate_segments(conn, &job.tenant, &candidate)?;
             if candidate.route == evalmint_model::Route::Admit {
                 super::review::admit(conn, &job.tenant, &candidate)?;
             }

@@ -85,6 +85,29 @@ pub(crate) fn admit(
     insert_version(conn, tenant, &LabelVersion::admitted(candidate, next))
 }
 
+/// Gives version 1 to every admitted label that has no version: candidates the validator admitted
+/// before label versions existed (migration 0007), which releases would otherwise leave out. Runs
+/// when the store opens, before anything else writes; a second run finds nothing to do.
+pub(crate) fn version_unversioned_admissions(conn: &mut Connection) -> Result<usize> {
+    let tx = conn.transaction()?;
+    let unversioned: Vec<(String, String)> = tx
+        .prepare(
+            "SELECT c.tenant, c.body FROM candidates c
+             WHERE c.current = 1 AND c.route = 'admit'
+               AND NOT EXISTS (SELECT 1 FROM label_versions v
+                               WHERE v.tenant = c.tenant AND v.trace_id = c.trace_id)",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (tenant, body) in &unversioned {
+        let tenant = TenantId::new(tenant).map_err(internal)?;
+        let candidate: CandidateLabel = crate::encoding::decode(body)?;
+        insert_version(&tx, &tenant, &LabelVersion::admitted(&candidate, 1))?;
+    }
+    tx.commit()?;
+    Ok(unversioned.len())
+}
+
 /// Label versions of withdrawn candidate versions go with them (erasure).
 pub(crate) fn delete_versions_of_candidate(
     conn: &Connection,
@@ -96,14 +119,38 @@ pub(crate) fn delete_versions_of_candidate(
     Ok(())
 }
 
+/// The candidate's segments as rows of `candidate_segments`, which the queue's segment filter
+/// reads instead of the body.
+pub(crate) fn insert_candidate_segments(
+    conn: &Connection,
+    tenant: &TenantId,
+    candidate: &CandidateLabel,
+) -> Result<()> {
+    let mut insert = conn.prepare_cached(
+        "INSERT OR IGNORE INTO candidate_segments (tenant, candidate_id, facet, value)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for segment in &candidate.segments {
+        insert.execute(params![
+            tenant.as_str(),
+            candidate.id,
+            segment.facet,
+            segment.value
+        ])?;
+    }
+    Ok(())
+}
+
 pub(crate) fn review_queue(
     conn: &Connection,
     tenant: &TenantId,
     query: &ReviewQuery,
 ) -> Result<(Vec<crate::QueueItem>, u64)> {
-    // Without `INDEXED BY` the planner scans the tenant's versions for every candidate.
+    // Without `INDEXED BY` the planner scans the tenant's versions for every candidate, and
+    // prefers the route index, which sends it to every candidate's row for the rest.
     let mut filter = String::from(
-        " FROM candidates c WHERE c.tenant = ?1 AND c.current = 1
+        " FROM candidates c INDEXED BY candidates_review_queue
+          WHERE c.tenant = ?1 AND c.current = 1
           AND (c.route IN ('review', 'insufficient') OR c.audit = 1)
           AND NOT EXISTS (SELECT 1 FROM label_versions v INDEXED BY label_versions_by_candidate
                           WHERE v.tenant = c.tenant AND v.candidate_id = c.id AND v.decided = 1)",
@@ -125,19 +172,15 @@ pub(crate) fn review_queue(
         let facet = push(&mut values, segment.facet.clone().into());
         let value = push(&mut values, segment.value.clone().into());
         filter += &format!(
-            " AND EXISTS (SELECT 1 FROM json_each(c.body, '$.segments') s
-                          WHERE json_extract(s.value, '$.facet') = {facet}
-                            AND json_extract(s.value, '$.value') = {value})"
+            " AND c.id IN (SELECT s.candidate_id FROM candidate_segments s
+                           WHERE s.tenant = ?1 AND s.facet = {facet} AND s.value = {value})"
         );
     }
-    let lowest = "min(json_extract(c.body, '$.scores.specificity.value'),
-                      json_extract(c.body, '$.scores.accuracy.value'),
-                      json_extract(c.body, '$.scores.thoroughness.value'))";
     if let Some(min) = query.min_score {
-        filter += &format!(" AND {lowest} >= {}", push(&mut values, min.into()));
+        filter += &format!(" AND c.lowest_score >= {}", push(&mut values, min.into()));
     }
     if let Some(max) = query.max_score {
-        filter += &format!(" AND {lowest} <= {}", push(&mut values, max.into()));
+        filter += &format!(" AND c.lowest_score <= {}", push(&mut values, max.into()));
     }
     let total: i64 = conn
         .prepare_cached(&format!("SELECT count(*){filter}"))?

@@ -46,6 +46,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../migrations/0010_keyed_erasure_audit.sql"),
     ),
     (
+        "0011_review_queue_columns.sql",
+        include_str!("../../migrations/0011_review_queue_columns.sql"),
+    ),
+    (
         "0012_eval_label_runs.sql",
         include_str!("../../migrations/0012_eval_label_runs.sql"),
     ),
@@ -240,5 +244,45 @@ mod tests {
             "answered checkout, expected payments-db"
         );
         assert_eq!(old.attempts[0].grades[0].grader, "component");
+    }
+
+    #[test]
+    fn candidates_written_before_the_queue_columns_are_backfilled() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        migrate_before(&mut conn, 11).unwrap();
+        let body = r#"{"segments": [{"facet": "service", "value": "checkout"},
+                                    {"facet": "polarity", "value": "negative"}],
+                       "scores": {"specificity": {"value": 0.8}, "accuracy": {"value": 0.25},
+                                  "thoroughness": {"value": 0.6}}}"#;
+        conn.execute(
+            "INSERT INTO candidates (id, tenant, trace_id, version, current, route, audit,
+                                     created_at, body)
+             VALUES ('cand-1', 'acme', ?1, 1, 1, 'review', 0, 1, ?2)",
+            rusqlite::params![vec![1u8; 16], body],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let lowest: f64 = conn
+            .query_row("SELECT lowest_score FROM candidates", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(lowest, 0.25);
+        let segments: Vec<String> = conn
+            .prepare(
+                "SELECT facet || '=' || value FROM candidate_segments
+                 WHERE tenant = 'acme' AND candidate_id = 'cand-1' ORDER BY facet",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(segments, ["polarity=negative", "service=checkout"]);
+        conn.execute("DELETE FROM candidates WHERE id = 'cand-1'", [])
+            .unwrap();
+        let left: i64 = conn
+            .query_row("SELECT count(*) FROM candidate_segments", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0, "a candidate's segments go with it");
     }
 }
