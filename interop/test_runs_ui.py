@@ -103,7 +103,8 @@ def test_runs_pages_compare_a_run_with_its_baseline(served_runs):
             expect(row.get_by_role("link", name=release)).to_have_attribute("href", f"/releases/{release}")
         page.screenshot(path=str(SHOTS / "07-runs.png"), full_page=True)
 
-        # One run: its segments as bars, no comparison yet.
+        # One run: its segments as bars, compared by default with the baseline it was run against
+        # (the demo runs v2 against v1).
         page.get_by_role("link", name=v2).click()
         expect(page).to_have_url(f"{url}/runs/{v2}")
         chart = page.locator("#segment-chart")
@@ -114,6 +115,11 @@ def test_runs_pages_compare_a_run_with_its_baseline(served_runs):
         expect(segments.first).to_contain_text("overall")
         overall = api["segments"][0]["rate"]
         expect(segments.first).to_contain_text(f"{overall['passed']}/{overall['total']}")
+        expect(page.locator("#comparison")).to_contain_text(v1)
+
+        # An empty baseline shows the run alone.
+        page.goto(f"{url}/runs/{v2}?baseline=")
+        expect(page.locator("#segments tbody tr").first).to_contain_text("overall")
         expect(page.locator("#comparison")).to_have_count(0)
 
         # Compare with v1 by keyboard: the select is labelled, Enter submits.

@@ -2973,6 +2973,7 @@ fn attempt(
             passed: outcome == evalmint_model::Outcome::Pass,
             score: 1.0,
             reason: format!("graded attempt {attempt}"),
+            errored: false,
         }],
         segments: Vec::new(),
         answer: None,

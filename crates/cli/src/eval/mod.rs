@@ -613,6 +613,7 @@ mod tests {
                     passed: outcome == Outcome::Pass,
                     score: 0.0,
                     reason: "answered checkout, expected payments-db".into(),
+                    errored: false,
                 }],
             }],
         }
