@@ -352,11 +352,15 @@ pub(crate) async fn release(command: ReleaseCommand) -> anyhow::Result<()> {
                         text(&r["id"]),
                         text(&r["name"]),
                         text(&r["labels"]),
+                        r["erased"].as_u64().unwrap_or(0).to_string(),
                         text(&r["created_at"]),
                     ]
                 })
                 .collect();
-            print(&table::render(&["id", "name", "labels", "created"], &rows))
+            print(&table::render(
+                &["id", "name", "labels", "erased since", "created"],
+                &rows,
+            ))
         }
         ReleaseCommand::Show { server, id } => {
             let body = server

@@ -36,7 +36,7 @@ pub use label::{
 };
 pub use review::{
     Decision, DecisionAction, DecisionRequest, FieldChange, GroundTruthEdit, LabelState,
-    LabelVersion, RejectReason, SnapshotChange, ValidDecision, apply_edit, label_id,
+    LabelVersion, RejectReason, SnapshotChange, ValidDecision, apply_edit, label_id, label_trace,
 };
 
 /// A point in time with nanosecond precision, UTC.

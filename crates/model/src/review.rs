@@ -350,6 +350,11 @@ pub fn label_id(trace: crate::TraceId) -> String {
     format!("lbl-{trace}")
 }
 
+/// The investigation a label id names, if it is one ([`label_id`] read back).
+pub fn label_trace(label_id: &str) -> Option<crate::TraceId> {
+    label_id.strip_prefix("lbl-")?.parse().ok()
+}
+
 /// One field that differs between two versions.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FieldChange {

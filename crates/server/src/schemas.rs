@@ -218,6 +218,10 @@ pub(crate) struct UnderCovered {
 /// Labels per segment against traffic, and the feedback polarity the labels were born from.
 #[derive(ToSchema)]
 pub(crate) struct Coverage {
+    /// Production investigations first seen over the period (among those still stored).
+    investigations: u64,
+    /// How many of them had feedback.
+    with_feedback: u64,
     segments: Vec<SegmentCoverage>,
     negative: u64,
     positive: u64,
@@ -236,7 +240,11 @@ pub(crate) struct Release {
     #[schema(format = DateTime)]
     created_at: String,
     filters: Vec<Segment>,
+    /// How many label versions it selected when it was made.
     labels: u64,
+    /// How many of them an erasure removed since (absent when none). The release keeps their
+    /// items, so its export still proves its id, but no longer holds or exports them.
+    erased: Option<u64>,
     /// The earliest and latest creation time of its label versions.
     period: Option<Vec<String>>,
     coverage: Coverage,

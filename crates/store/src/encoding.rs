@@ -92,6 +92,14 @@ impl Stored for evalmint_model::LabelVersion {
 
 impl Stored for evalmint_model::release::Release {
     const KIND: &'static str = "release";
+    /// Format 2 adds the production investigations of the period to the coverage.
+    const FORMAT: u32 = 2;
+
+    /// A format 1 release counted only investigations with feedback: it reads with no
+    /// production count, as it was made.
+    fn upgrade(_format: u32, body: serde_json::Value) -> Result<serde_json::Value> {
+        Ok(body)
+    }
 }
 
 pub(crate) fn encode<T: Stored>(value: &T) -> Result<String> {

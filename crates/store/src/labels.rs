@@ -3,15 +3,16 @@
 //! drafted candidate, what a capture attempt does to its query and how a label history row keeps
 //! its attempts. Only the reads and writes around them differ per backend.
 
-use evalmint_model::release::{self, Release, ReleaseItem, Traffic};
+use evalmint_model::release::{self, Production, Release, ReleaseItem, Traffic};
 use evalmint_model::{
     CandidateLabel, Decision, DecisionAction, FieldError, LabelState, LabelVersion, QueryOrigin,
     Route, Segment, SnapshotQuery, Timestamp, TraceId, ValidDecision, apply_edit, label_id,
+    label_trace,
 };
 use sha2::{Digest, Sha256};
 
 use crate::convert::{internal, nanos, timestamp};
-use crate::{CaptureOutcome, ReleaseManifest, Result};
+use crate::{CaptureOutcome, ImportError, ReleaseManifest, Result};
 
 /// The SHA-256 of a version's JSON: what a release's id is made from.
 pub(crate) fn version_digest(version: &LabelVersion) -> Result<String> {
@@ -31,6 +32,67 @@ pub(crate) fn release_id(items: &[ReleaseItem]) -> String {
     format!("rel-{}", &hex::encode(hasher.finalize())[..24])
 }
 
+/// Whether an exported release's labels are exactly its manifest's: the items hash to the id,
+/// and the labels are the items not marked erased. An erased item carries only its digest (the
+/// version is gone), so it must name an investigation for the importing store to record it.
+pub(crate) fn check_export(
+    manifest: &ReleaseManifest,
+    labels: &[LabelVersion],
+) -> Result<std::result::Result<(), ImportError>> {
+    let mismatch = |message: &str| Ok(Err(ImportError::Mismatch(message.to_owned())));
+    if release_id(&manifest.items) != manifest.id {
+        return mismatch("the manifest's items do not hash to the release's id: it was changed");
+    }
+    let live: Vec<ReleaseItem> = manifest
+        .items
+        .iter()
+        .filter(|i| !i.erased)
+        .cloned()
+        .collect();
+    if items_of(labels)? != live {
+        return mismatch(
+            "the labels are not the manifest's items: the export was changed or is incomplete",
+        );
+    }
+    if manifest
+        .items
+        .iter()
+        .any(|i| i.erased && label_trace(&i.label_id).is_none())
+    {
+        return mismatch("an erased item does not name a label id");
+    }
+    Ok(Ok(()))
+}
+
+/// The investigation a release item's label belongs to.
+pub(crate) fn item_trace(item: &ReleaseItem) -> Result<TraceId> {
+    label_trace(&item.label_id)
+        .ok_or_else(|| internal(format!("{} is not a label id", item.label_id)))
+}
+
+/// A stored release item as its manifest names it. An item that is not marked erased must
+/// still have its version: an erasure marks every item whose version it deletes.
+pub(crate) fn released_item(
+    trace: TraceId,
+    version: u32,
+    digest: String,
+    erased: bool,
+    version_present: bool,
+) -> Result<ReleaseItem> {
+    if !erased && !version_present {
+        return Err(internal(format!(
+            "{} version {version} is selected by a release but no longer stored",
+            label_id(trace)
+        )));
+    }
+    Ok(ReleaseItem {
+        label_id: label_id(trace),
+        version,
+        digest,
+        erased,
+    })
+}
+
 /// The sorted items of a selection of label versions.
 pub(crate) fn items_of(labels: &[LabelVersion]) -> Result<Vec<ReleaseItem>> {
     let mut items = labels
@@ -40,6 +102,7 @@ pub(crate) fn items_of(labels: &[LabelVersion]) -> Result<Vec<ReleaseItem>> {
                 label_id: l.label_id.clone(),
                 version: l.version,
                 digest: version_digest(l)?,
+                erased: false,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -81,6 +144,7 @@ pub(crate) fn release_of(
     manifest: &ReleaseManifest,
     labels: &[LabelVersion],
     traffic: &[Traffic],
+    production: &Production,
 ) -> Release {
     let period = labels
         .iter()
@@ -96,9 +160,10 @@ pub(crate) fn release_of(
         name: manifest.name.clone(),
         created_at: manifest.created_at,
         filters: manifest.filters.clone(),
-        labels: labels.len() as u64,
+        labels: manifest.items.len() as u64,
+        erased: manifest.items.iter().filter(|i| i.erased).count() as u64,
         period,
-        coverage: release::coverage(&released, traffic),
+        coverage: release::coverage(&released, traffic, production),
     }
 }
 

@@ -78,6 +78,20 @@ pub struct IngestBatch {
     pub entities: Vec<CatalogEntry>,
 }
 
+impl IngestBatch {
+    /// The agent version each trace of the batch reported (on any of its spans), which its
+    /// investigation keeps for release coverage.
+    pub(crate) fn agent_versions(&self) -> std::collections::HashMap<TraceId, String> {
+        let mut versions = std::collections::HashMap::new();
+        for (trace, step) in &self.steps {
+            if let Some(version) = &step.agent.version {
+                versions.entry(*trace).or_insert_with(|| version.clone());
+            }
+        }
+        versions
+    }
+}
+
 /// What an ingest wrote.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct IngestReceipt {

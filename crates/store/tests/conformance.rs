@@ -2395,6 +2395,180 @@ async fn releases_are_content_addressed_and_round_trip_through_import(f: Fixture
     assert!(third.store.releases(&acme).await.unwrap().is_empty());
 }
 
+/// An erasure removes label versions a release selected; the release keeps their items, marked
+/// erased, so its export still hashes to its id and imports elsewhere, holding only what is left.
+async fn a_release_keeps_proving_its_id_after_an_erasure(f: Fixture) {
+    use evalmint_model::Route;
+    let acme = tenant("acme");
+    for n in [1u8, 2] {
+        f.store
+            .ingest(&acme, batch(trace(n), vec![step(1, None, StepKind::Agent)]))
+            .await
+            .unwrap();
+    }
+    draft_candidates(
+        &*f.store,
+        &acme,
+        &[
+            (1, Route::Admit, false, true),
+            (2, Route::Admit, false, true),
+        ],
+    )
+    .await;
+    let (release, _) = f.store.create_release(&acme, "all", vec![]).await.unwrap();
+    assert_eq!((release.labels, release.erased), (2, 0));
+    let (before, _) = f
+        .store
+        .release_labels(&acme, &release.id)
+        .await
+        .unwrap()
+        .unwrap();
+
+    let candidates = f.store.candidates(&acme, all_routes(10)).await.unwrap();
+    let first = candidates
+        .iter()
+        .find(|c| c.investigation_id == trace(1))
+        .unwrap();
+    let erasure = f
+        .store
+        .erase_feedback(&acme, first.provenance.feedback_ids[0], "key_ops")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(erasure.labels_withdrawn, 1);
+
+    let shown = f.store.release(&acme, &release.id).await.unwrap().unwrap();
+    assert_eq!((shown.labels, shown.erased), (2, 1));
+    assert_eq!(f.store.releases(&acme).await.unwrap()[0].erased, 1);
+    let (manifest, labels) = f
+        .store
+        .release_labels(&acme, &release.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(manifest.id, release.id);
+    let erased: Vec<&str> = manifest
+        .items
+        .iter()
+        .filter(|i| i.erased)
+        .map(|i| i.label_id.as_str())
+        .collect();
+    assert_eq!(erased, [evalmint_model::label_id(trace(1))]);
+    let unmarked: Vec<_> = manifest
+        .items
+        .iter()
+        .cloned()
+        .map(|mut i| {
+            i.erased = false;
+            i
+        })
+        .collect();
+    assert_eq!(unmarked, before.items, "the same items, digests kept");
+    assert_eq!(labels.len(), 1);
+    assert_eq!(labels[0].label.investigation_id, trace(2));
+
+    // The export still imports: same id, the erased item recorded as erased, nothing of it held.
+    let other = f.another().await;
+    let imported = other
+        .store
+        .import_release(&acme, manifest.clone(), labels.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (imported.id.as_str(), imported.labels, imported.erased),
+        (release.id.as_str(), 2, 1)
+    );
+    let (manifest_back, labels_back) = other
+        .store
+        .release_labels(&acme, &release.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(manifest_back, manifest);
+    assert_eq!(labels_back, labels);
+    assert!(
+        other
+            .store
+            .label_versions(&acme, trace(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // An erased item passed off as present, or dropped from the manifest, is refused.
+    let third = f.another().await;
+    let mut unmarked_manifest = manifest.clone();
+    unmarked_manifest.items = unmarked;
+    let mut dropped = manifest.clone();
+    dropped.items.retain(|i| !i.erased);
+    for tampered in [unmarked_manifest, dropped] {
+        assert!(matches!(
+            third
+                .store
+                .import_release(&acme, tampered, labels.clone())
+                .await
+                .unwrap(),
+            Err(evalmint_store::ImportError::Mismatch(_))
+        ));
+    }
+    assert!(third.store.releases(&acme).await.unwrap().is_empty());
+
+    // A release made now selects what is left, under another id.
+    let (after, created) = f
+        .store
+        .create_release(&acme, "after", vec![])
+        .await
+        .unwrap();
+    assert!(created);
+    assert_eq!((after.labels, after.erased), (1, 0));
+    assert_ne!(after.id, release.id);
+}
+
+/// A release's coverage counts every investigation first seen over its period: the agent
+/// version from the trace itself (any of its spans), and those without feedback as polarity
+/// `none`. Another tenant's traces never count.
+async fn release_coverage_counts_investigations_without_feedback(f: Fixture) {
+    use evalmint_model::Route;
+    let (acme, globex) = (tenant("acme"), tenant("globex"));
+    for (who, n, version) in [
+        (&acme, 1u8, "v2"),
+        (&acme, 5, "v1"),
+        (&acme, 6, "v1"),
+        (&acme, 7, "v1"),
+        (&globex, 5, "v9"),
+    ] {
+        let root = step(1, None, StepKind::Agent);
+        let mut child = step(2, Some(1), StepKind::Agent);
+        child.agent.version = Some(version.into());
+        f.store
+            .ingest(who, batch(trace(n), vec![root, child]))
+            .await
+            .unwrap();
+    }
+    draft_candidates(&*f.store, &acme, &[(1, Route::Admit, false, true)]).await;
+    let (release, _) = f.store.create_release(&acme, "all", vec![]).await.unwrap();
+    let coverage = &release.coverage;
+    assert_eq!((coverage.investigations, coverage.with_feedback), (4, 1));
+    let share = |facet: &str, value: &str| {
+        coverage
+            .segments
+            .iter()
+            .find(|s| s.facet == facet && s.value == value)
+            .map(|s| (s.labels, s.investigations, s.investigation_share))
+    };
+    assert_eq!(share("agent_version", "v1"), Some((0, 3, 0.75)));
+    assert_eq!(share("agent_version", "v2"), Some((0, 1, 0.25)));
+    assert_eq!(share("agent_version", "v9"), None, "another tenant's trace");
+    assert_eq!(share("polarity", "none"), Some((0, 3, 0.75)));
+    assert_eq!(share("polarity", "negative"), Some((1, 1, 0.25)));
+    assert_eq!(share("service", "payments"), Some((1, 1, 1.0)));
+    assert_eq!(
+        coverage.under_covered[0].facet, "agent_version",
+        "{coverage:?}"
+    );
+}
+
 async fn a_finish_after_the_lease_was_reclaimed_changes_nothing(f: Fixture) {
     let acme = tenant("acme");
     let lease = SignedDuration::from_secs(60);
@@ -2653,6 +2827,8 @@ async fn a_batch_larger_than_one_commit_is_written_whole(f: Fixture) {
 }
 
 every_backend!(
+    a_release_keeps_proving_its_id_after_an_erasure,
+    release_coverage_counts_investigations_without_feedback,
     labels_admitted_before_label_versions_existed_are_released,
     review_queue_filters_combine_and_page,
     spans_arriving_out_of_order_assemble_one_investigation,

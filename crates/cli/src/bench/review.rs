@@ -13,7 +13,8 @@ use evalmint_model::{
 };
 use evalmint_server::{AppState, ServerConfig};
 use evalmint_store::{
-    CaptureOrder, CaptureOutcome, LabelOutcome, PipelineStore, SqliteOptions, SqliteStore, Store,
+    BlobStore, CaptureOrder, CaptureOutcome, FullStore, LabelOutcome, PostgresOptions,
+    PostgresStore, SqliteOptions, SqliteStore,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -32,6 +33,10 @@ pub(crate) struct ReviewArgs {
     /// Requests timed per page.
     #[arg(long, default_value_t = 500)]
     requests: usize,
+    /// Measure on Postgres (postgres://user@host:5432/dbname) instead of the embedded store: the
+    /// run works in a new schema of that database, which it leaves behind for inspection.
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
 }
 
 const KEY: &str = "em_bench_review_key_0123456789abcdef";
@@ -155,7 +160,7 @@ fn result_of(id: &str) -> Option<Vec<u8>> {
 
 /// Writes `plan` (trace n → route, audit) as feedback plus a finished label job each.
 async fn fill(
-    store: &Arc<SqliteStore>,
+    store: &Arc<dyn FullStore>,
     tenant: &TenantId,
     plan: Vec<(usize, Route, bool)>,
 ) -> anyhow::Result<()> {
@@ -254,7 +259,27 @@ async fn timed_pages(
 
 pub(crate) async fn run(args: ReviewArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default())?);
+    let store: Arc<dyn FullStore> = match &args.database {
+        None => Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default())?),
+        Some(url) => {
+            let schema = format!(
+                "bench_review_{}_{}",
+                std::process::id(),
+                Timestamp::now().as_second()
+            );
+            let options = PostgresOptions {
+                schema: Some(schema.clone()),
+                ..PostgresOptions::new(BlobStore::open(dir.path().join("blobs"))?)
+            };
+            let store = PostgresStore::connect(url, options)
+                .await
+                .context("connecting to --database")?;
+            println!(
+                "measuring on Postgres, in schema {schema} (DROP SCHEMA {schema} CASCADE removes it)"
+            );
+            Arc::new(store)
+        }
+    };
     let tenant = TenantId::default_tenant();
     store
         .replace_named_api_key(

@@ -715,6 +715,7 @@ impl Store for PostgresStore {
         }
         let now = self.now();
         let steps_written = batch.steps.len();
+        let agent_versions = batch.agent_versions();
         let mut entities = batch.entities;
         entities.extend(evalmint_model::tool_call_entries(
             batch
@@ -764,6 +765,15 @@ impl Store for PostgresStore {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
+        let versions: Vec<Option<&str>> = traces
+            .iter()
+            .map(|t| {
+                TraceId::from_bytes(t)
+                    .ok()
+                    .and_then(|id| agent_versions.get(&id))
+                    .map(String::as_str)
+            })
+            .collect();
 
         let mut released = Vec::new();
         let mut client = self.client().await?;
@@ -772,10 +782,12 @@ impl Store for PostgresStore {
         if !rows.is_empty() {
             write_steps(&tx, tenant, &rows, &mut released).await?;
             tx.execute(
-                "INSERT INTO investigations (tenant, trace_id, first_seen, last_seen)
-                 SELECT $1, t, $3, $3 FROM unnest($2::bytea[]) AS t
-                 ON CONFLICT (tenant, trace_id) DO UPDATE SET last_seen = excluded.last_seen",
-                &[&tenant.as_str(), &traces, &now],
+                "INSERT INTO investigations (tenant, trace_id, first_seen, last_seen, agent_version)
+                 SELECT $1, t, $3, $3, v FROM unnest($2::bytea[], $4::text[]) AS i (t, v)
+                 ON CONFLICT (tenant, trace_id) DO UPDATE SET last_seen = excluded.last_seen,
+                     agent_version = coalesce(investigations.agent_version,
+                                              excluded.agent_version)",
+                &[&tenant.as_str(), &traces, &now, &versions],
             )
             .await?;
             // Feedback may have been waiting for these traces.

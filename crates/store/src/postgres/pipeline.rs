@@ -652,10 +652,25 @@ async fn drafted_versions(
     .collect()
 }
 
-async fn delete_versions(db: &impl GenericClient, tenant: &TenantId, ids: &[&str]) -> Result<()> {
+/// Deletes candidate versions and their label versions; the releases that selected one keep
+/// its item, marked erased at `now`.
+async fn delete_versions(
+    db: &impl GenericClient,
+    tenant: &TenantId,
+    ids: &[&str],
+    now: i64,
+) -> Result<()> {
     db.execute(
         "DELETE FROM candidates WHERE tenant = $1 AND id = ANY($2)",
         &[&tenant.as_str(), &ids],
+    )
+    .await?;
+    db.execute(
+        "UPDATE release_items SET erased_at = $3
+         WHERE tenant = $1 AND erased_at IS NULL
+           AND (trace_id, version) IN (SELECT trace_id, version FROM label_versions
+                                       WHERE tenant = $1 AND candidate_id = ANY($2))",
+        &[&tenant.as_str(), &ids, &now],
     )
     .await?;
     db.execute(
@@ -818,7 +833,7 @@ pub(crate) async fn erase(
                 record.labels_withdrawn += 1;
             }
             let ids: Vec<&str> = versions.iter().map(|v| v.id.as_str()).collect();
-            delete_versions(db, tenant, &ids).await?;
+            delete_versions(db, tenant, &ids, now).await?;
             record.queries_removed += drop_snapshot(db, tenant, trace, &mut released_here).await?;
             // The job stays (it remembers the last version drafted) but has nothing left to do;
             // the new generation makes a run that is under way drop its draft.
@@ -836,7 +851,7 @@ pub(crate) async fn erase(
             .filter(|v| v.feedback_ids.iter().any(|id| erased.contains(id)))
             .collect();
         let ids: Vec<&str> = dependent.iter().map(|v| v.id.as_str()).collect();
-        delete_versions(db, tenant, &ids).await?;
+        delete_versions(db, tenant, &ids, now).await?;
         if dependent.iter().any(|v| v.current) {
             record.labels_redrafted += 1;
         }

@@ -4,7 +4,7 @@
 
 use deadpool_postgres::GenericClient;
 use evalmint_model::calibration::Observation;
-use evalmint_model::release::{self, Release, Traffic};
+use evalmint_model::release::{self, Production, Release, Traffic};
 use evalmint_model::{
     CandidateLabel, DecisionAction, EvalRun, LabelRun, LabelState, LabelVersion, Route, RunStatus,
     Segment, TenantId, TraceId, ValidDecision,
@@ -13,11 +13,11 @@ use tokio_postgres::types::ToSql;
 
 use super::lock_investigation;
 use super::pipeline::StoredResult;
-use crate::convert::{nanos, timestamp};
+use crate::convert::{internal, nanos, timestamp};
 use crate::encoding::{decode, encode};
 use crate::labels::{
-    coverage_since, decided_version, items_of, release_id, release_of, reviewer_queries, traffic,
-    version_digest,
+    check_export, coverage_since, decided_version, item_trace, items_of, release_id, release_of,
+    released_item, reviewer_queries, traffic, version_digest,
 };
 use crate::{DecisionOutcome, ImportError, ReleaseManifest, ReleasedLabel, Result, ReviewQuery};
 
@@ -342,6 +342,45 @@ async fn traffic_of(
     .collect()
 }
 
+/// Every investigation of the tenant first seen from the earliest of `labels` to `until`.
+async fn production_of(
+    db: &impl GenericClient,
+    tenant: &TenantId,
+    labels: &[LabelVersion],
+    until: i64,
+) -> Result<Production> {
+    let since = coverage_since(labels);
+    let period: [&(dyn ToSql + Sync); 3] = [&tenant.as_str(), &since, &until];
+    let totals = db
+        .query_one(
+            "SELECT count(*),
+                    count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM feedback f
+                                                       WHERE f.tenant = i.tenant
+                                                         AND f.investigation_id = i.trace_id))
+             FROM investigations i
+             WHERE i.tenant = $1 AND i.first_seen >= $2 AND i.first_seen <= $3",
+            &period,
+        )
+        .await?;
+    let by_agent_version = db
+        .query(
+            "SELECT agent_version, count(*) FROM investigations
+             WHERE tenant = $1 AND first_seen >= $2 AND first_seen <= $3
+               AND agent_version IS NOT NULL
+             GROUP BY agent_version ORDER BY agent_version COLLATE \"C\"",
+            &period,
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get::<_, i64>(1) as u64))
+        .collect();
+    Ok(Production {
+        investigations: totals.get::<_, i64>(0) as u64,
+        without_feedback: totals.get::<_, i64>(1) as u64,
+        by_agent_version,
+    })
+}
+
 /// Stores a release and its items; when another process stored the same release (same id)
 /// first, returns that one and false.
 async fn store_release(
@@ -351,8 +390,10 @@ async fn store_release(
     labels: &[LabelVersion],
     now: i64,
 ) -> Result<(Release, bool)> {
-    let traffic = traffic_of(db, tenant, labels, now.max(nanos(manifest.created_at))).await?;
-    let release = release_of(manifest, labels, &traffic);
+    let until = now.max(nanos(manifest.created_at));
+    let traffic = traffic_of(db, tenant, labels, until).await?;
+    let production = production_of(db, tenant, labels, until).await?;
+    let release = release_of(manifest, labels, &traffic, &production);
     let inserted = db
         .execute(
             "INSERT INTO releases (tenant, id, created_at, body) VALUES ($1, $2, $3, $4)
@@ -371,18 +412,33 @@ async fn store_release(
             .ok_or_else(|| crate::StoreError::Internal("a stored release vanished".into()))?;
         return Ok((existing, false));
     }
-    let traces: Vec<&[u8]> = labels
+    let mut traces = Vec::with_capacity(manifest.items.len());
+    for item in &manifest.items {
+        traces.push(item_trace(item)?.as_bytes().to_vec());
+    }
+    let versions: Vec<i32> = manifest
+        .items
         .iter()
-        .map(|l| &l.investigation_id.as_bytes()[..])
+        .map(|i| i32::try_from(i.version).unwrap_or(i32::MAX))
         .collect();
-    let versions: Vec<i32> = labels
+    let digests: Vec<&str> = manifest.items.iter().map(|i| i.digest.as_str()).collect();
+    let erased_at: Vec<Option<i64>> = manifest
+        .items
         .iter()
-        .map(|l| i32::try_from(l.version).unwrap_or(i32::MAX))
+        .map(|i| i.erased.then_some(now))
         .collect();
     db.execute(
-        "INSERT INTO release_items (tenant, release_id, trace_id, version)
-         SELECT $1, $2, t, v FROM unnest($3::bytea[], $4::int4[]) AS i (t, v)",
-        &[&tenant.as_str(), &release.id, &traces, &versions],
+        "INSERT INTO release_items (tenant, release_id, trace_id, version, digest, erased_at)
+         SELECT $1, $2, t, v, d, e
+         FROM unnest($3::bytea[], $4::int4[], $5::text[], $6::int8[]) AS i (t, v, d, e)",
+        &[
+            &tenant.as_str(),
+            &release.id,
+            &traces,
+            &versions,
+            &digests,
+            &erased_at,
+        ],
     )
     .await?;
     Ok((release, true))
@@ -412,14 +468,17 @@ pub(crate) async fn create_release(
 }
 
 pub(crate) async fn releases(db: &impl GenericClient, tenant: &TenantId) -> Result<Vec<Release>> {
-    db.query(
-        "SELECT body FROM releases WHERE tenant = $1 ORDER BY created_at DESC, id COLLATE \"C\"",
-        &[&tenant.as_str()],
-    )
-    .await?
-    .iter()
-    .map(|r| decode(r.get(0)))
-    .collect()
+    let rows = db
+        .query(
+            "SELECT body FROM releases WHERE tenant = $1 ORDER BY created_at DESC, id COLLATE \"C\"",
+            &[&tenant.as_str()],
+        )
+        .await?;
+    let mut releases = Vec::with_capacity(rows.len());
+    for row in &rows {
+        releases.push(with_erasures(db, tenant, decode(row.get(0))?).await?);
+    }
+    Ok(releases)
 }
 
 pub(crate) async fn release(
@@ -427,13 +486,34 @@ pub(crate) async fn release(
     tenant: &TenantId,
     id: &str,
 ) -> Result<Option<Release>> {
-    db.query_opt(
-        "SELECT body FROM releases WHERE tenant = $1 AND id = $2",
-        &[&tenant.as_str(), &id],
-    )
-    .await?
-    .map(|r| decode(r.get(0)))
-    .transpose()
+    let row = db
+        .query_opt(
+            "SELECT body FROM releases WHERE tenant = $1 AND id = $2",
+            &[&tenant.as_str(), &id],
+        )
+        .await?;
+    match row {
+        Some(row) => Ok(Some(with_erasures(db, tenant, decode(row.get(0))?).await?)),
+        None => Ok(None),
+    }
+}
+
+/// The release with the count of its items erased since it was made.
+async fn with_erasures(
+    db: &impl GenericClient,
+    tenant: &TenantId,
+    mut release: Release,
+) -> Result<Release> {
+    let erased: i64 = db
+        .query_one(
+            "SELECT count(*) FROM release_items
+             WHERE tenant = $1 AND release_id = $2 AND erased_at IS NOT NULL",
+            &[&tenant.as_str(), &release.id],
+        )
+        .await?
+        .get(0);
+    release.erased = erased as u64;
+    Ok(release)
 }
 
 /// A release's labels with where each of their frozen results is (read by the caller).
@@ -453,14 +533,33 @@ pub(crate) async fn release_labels(
     };
     let rows = db
         .query(
-            "SELECT v.body FROM release_items i
-             JOIN label_versions v ON v.tenant = i.tenant AND v.trace_id = i.trace_id
-                                  AND v.version = i.version
+            "SELECT i.trace_id, i.version, i.digest, i.erased_at IS NOT NULL, v.body
+             FROM release_items i
+             LEFT JOIN label_versions v ON v.tenant = i.tenant AND v.trace_id = i.trace_id
+                                       AND v.version = i.version
              WHERE i.tenant = $1 AND i.release_id = $2",
             &[&tenant.as_str(), &id],
         )
         .await?;
-    let mut labels = decode_all(&rows)?;
+    let mut items = Vec::with_capacity(rows.len());
+    let mut labels = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let trace = TraceId::from_bytes(row.get(0)).map_err(internal)?;
+        let version = u32::try_from(row.get::<_, i32>(1)).map_err(internal)?;
+        let erased: bool = row.get(3);
+        let body: Option<&str> = row.get(4);
+        items.push(released_item(
+            trace,
+            version,
+            row.get(2),
+            erased,
+            body.is_some(),
+        )?);
+        if let Some(body) = body.filter(|_| !erased) {
+            labels.push(decode::<LabelVersion>(body)?);
+        }
+    }
+    items.sort();
     labels.sort_by(|a, b| a.label_id.cmp(&b.label_id));
     let mut stored = Vec::with_capacity(labels.len());
     for label in &labels {
@@ -476,7 +575,7 @@ pub(crate) async fn release_labels(
         stored.push(results);
     }
     let manifest = ReleaseManifest {
-        items: items_of(&labels)?,
+        items,
         id: release.id,
         name: release.name,
         created_at: release.created_at,
@@ -496,17 +595,13 @@ pub(crate) async fn import_release(
     now: i64,
 ) -> Result<std::result::Result<Release, ImportError>> {
     let versions: Vec<LabelVersion> = labels.iter().map(|l| l.label.clone()).collect();
-    let items = items_of(&versions)?;
-    if items != manifest.items || release_id(&items) != manifest.id {
-        return Ok(Err(ImportError::Mismatch(
-            "the labels do not hash to the release's id: the export was changed or is incomplete"
-                .into(),
-        )));
+    if let Err(refused) = check_export(&manifest, &versions)? {
+        return Ok(Err(refused));
     }
     if let Some(existing) = release(db, tenant, &manifest.id).await? {
         return Ok(Ok(existing));
     }
-    for ((label, item), results) in labels.iter().zip(&items).zip(&stored) {
+    for (label, results) in labels.iter().zip(&stored) {
         let version = &label.label;
         lock_investigation(db, tenant, version.investigation_id).await?;
         let trace = &version.investigation_id.as_bytes()[..];
@@ -525,7 +620,7 @@ pub(crate) async fn import_release(
             Some(_) => {
                 return Ok(Err(ImportError::Conflict(format!(
                     "{} version {} already exists here with different content",
-                    item.label_id, item.version
+                    version.label_id, version.version
                 ))));
             }
             None => insert_version(db, tenant, version).await?,

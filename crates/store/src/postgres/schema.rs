@@ -58,6 +58,14 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0012_eval_label_runs.sql",
         include_str!("../../migrations/postgres/0012_eval_label_runs.sql"),
     ),
+    (
+        "0013_release_item_digests.sql",
+        include_str!("../../migrations/postgres/0013_release_item_digests.sql"),
+    ),
+    (
+        "0015_production_coverage.sql",
+        include_str!("../../migrations/postgres/0015_production_coverage.sql"),
+    ),
 ];
 
 /// What a migration run did.

@@ -170,7 +170,7 @@ pub(crate) fn erase(
             if versions.iter().any(|v| v.current) {
                 record.labels_withdrawn += 1;
             }
-            delete_versions(conn, tenant, versions.iter().map(|v| v.id.as_str()))?;
+            delete_versions(conn, tenant, versions.iter().map(|v| v.id.as_str()), now)?;
             record.queries_removed += drop_snapshot(conn, tenant, trace, &mut released)?;
             // The job stays (it remembers the last version drafted) but has nothing left to do;
             // the new generation makes a run that is under way drop its draft.
@@ -186,7 +186,7 @@ pub(crate) fn erase(
             .iter()
             .filter(|v| v.feedback_ids.iter().any(|id| erased.contains(id)))
             .collect();
-        delete_versions(conn, tenant, dependent.iter().map(|v| v.id.as_str()))?;
+        delete_versions(conn, tenant, dependent.iter().map(|v| v.id.as_str()), now)?;
         if dependent.iter().any(|v| v.current) {
             record.labels_redrafted += 1;
         }
@@ -266,11 +266,12 @@ fn delete_versions<'a>(
     conn: &Connection,
     tenant: &TenantId,
     ids: impl Iterator<Item = &'a str>,
+    now: i64,
 ) -> Result<()> {
     let mut delete = conn.prepare_cached("DELETE FROM candidates WHERE tenant = ?1 AND id = ?2")?;
     for id in ids {
         delete.execute(params![tenant.as_str(), id])?;
-        super::review::delete_versions_of_candidate(conn, tenant, id)?;
+        super::review::delete_versions_of_candidate(conn, tenant, id, now)?;
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Review decisions, immutable label versions and releases: the tables of migration 0007.
 
 use evalmint_model::calibration::Observation;
-use evalmint_model::release::{self, Release, Traffic};
+use evalmint_model::release::{self, Production, Release, Traffic};
 use evalmint_model::{
     CandidateLabel, DecisionAction, LabelState, LabelVersion, Route, Segment, TenantId, TraceId,
     ValidDecision,
@@ -11,8 +11,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::rows::{internal, nanos, timestamp};
 use super::writer::WriteContext;
 use crate::labels::{
-    coverage_since, decided_version, items_of, release_id, release_of, reviewer_queries, traffic,
-    version_digest,
+    check_export, coverage_since, decided_version, item_trace, items_of, release_id, release_of,
+    released_item, reviewer_queries, traffic, version_digest,
 };
 use crate::{
     BlobStore, DecisionOutcome, ImportError, ReleaseManifest, ReleasedLabel, Result, ReviewQuery,
@@ -108,12 +108,21 @@ pub(crate) fn version_unversioned_admissions(conn: &mut Connection) -> Result<us
     Ok(unversioned.len())
 }
 
-/// Label versions of withdrawn candidate versions go with them (erasure).
+/// Label versions of withdrawn candidate versions go with them (erasure); the releases that
+/// selected one keep its item, marked erased at `now`.
 pub(crate) fn delete_versions_of_candidate(
     conn: &Connection,
     tenant: &TenantId,
     candidate_id: &str,
+    now: i64,
 ) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE release_items SET erased_at = ?3
+         WHERE tenant = ?1 AND erased_at IS NULL
+           AND (trace_id, version) IN (SELECT trace_id, version FROM label_versions
+                                       WHERE tenant = ?1 AND candidate_id = ?2)",
+    )?
+    .execute(params![tenant.as_str(), candidate_id, now])?;
     conn.prepare_cached("DELETE FROM label_versions WHERE tenant = ?1 AND candidate_id = ?2")?
         .execute(params![tenant.as_str(), candidate_id])?;
     Ok(())
@@ -361,6 +370,40 @@ fn traffic_of(
         .collect()
 }
 
+/// Every investigation of the tenant first seen from the earliest of `labels` to `until`.
+fn production_of(
+    conn: &Connection,
+    tenant: &TenantId,
+    labels: &[LabelVersion],
+    until: i64,
+) -> Result<Production> {
+    let period = params![tenant.as_str(), coverage_since(labels), until];
+    let (investigations, without_feedback): (i64, i64) = conn
+        .prepare_cached(
+            "SELECT count(*),
+                    coalesce(sum(NOT EXISTS (SELECT 1 FROM feedback f
+                                             WHERE f.tenant = i.tenant
+                                               AND f.investigation_id = i.trace_id)), 0)
+             FROM investigations i
+             WHERE i.tenant = ?1 AND i.first_seen >= ?2 AND i.first_seen <= ?3",
+        )?
+        .query_row(period, |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let by_agent_version = conn
+        .prepare_cached(
+            "SELECT agent_version, count(*) FROM investigations
+             WHERE tenant = ?1 AND first_seen >= ?2 AND first_seen <= ?3
+               AND agent_version IS NOT NULL
+             GROUP BY agent_version ORDER BY agent_version",
+        )?
+        .query_map(period, |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Production {
+        investigations: investigations as u64,
+        without_feedback: without_feedback as u64,
+        by_agent_version,
+    })
+}
+
 fn store_release(
     conn: &Connection,
     tenant: &TenantId,
@@ -368,8 +411,10 @@ fn store_release(
     labels: &[LabelVersion],
     now: i64,
 ) -> Result<Release> {
-    let traffic = traffic_of(conn, tenant, labels, now.max(nanos(manifest.created_at)))?;
-    let release = release_of(manifest, labels, &traffic);
+    let until = now.max(nanos(manifest.created_at));
+    let traffic = traffic_of(conn, tenant, labels, until)?;
+    let production = production_of(conn, tenant, labels, until)?;
+    let release = release_of(manifest, labels, &traffic, &production);
     conn.prepare_cached(
         "INSERT INTO releases (tenant, id, created_at, body) VALUES (?1, ?2, ?3, ?4)",
     )?
@@ -379,15 +424,18 @@ fn store_release(
         nanos(release.created_at),
         crate::encoding::encode(&release)?
     ])?;
-    let mut item = conn.prepare_cached(
-        "INSERT INTO release_items (tenant, release_id, trace_id, version) VALUES (?1, ?2, ?3, ?4)",
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO release_items (tenant, release_id, trace_id, version, digest, erased_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
-    for label in labels {
-        item.execute(params![
+    for item in &manifest.items {
+        insert.execute(params![
             tenant.as_str(),
             release.id,
-            &label.investigation_id.as_bytes()[..],
-            label.version
+            &item_trace(item)?.as_bytes()[..],
+            item.version,
+            item.digest,
+            item.erased.then_some(now),
         ])?;
     }
     Ok(release)
@@ -424,15 +472,30 @@ pub(crate) fn releases(conn: &Connection, tenant: &TenantId) -> Result<Vec<Relea
         .prepare_cached("SELECT body FROM releases WHERE tenant = ?1 ORDER BY created_at DESC, id")?
         .query_map([tenant.as_str()], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    bodies.iter().map(|b| crate::encoding::decode(b)).collect()
+    bodies
+        .iter()
+        .map(|b| with_erasures(conn, tenant, crate::encoding::decode(b)?))
+        .collect()
 }
 
 pub(crate) fn release(conn: &Connection, tenant: &TenantId, id: &str) -> Result<Option<Release>> {
     conn.prepare_cached("SELECT body FROM releases WHERE tenant = ?1 AND id = ?2")?
         .query_row(params![tenant.as_str(), id], |r| r.get::<_, String>(0))
         .optional()?
-        .map(|b| crate::encoding::decode(&b))
+        .map(|b| with_erasures(conn, tenant, crate::encoding::decode(&b)?))
         .transpose()
+}
+
+/// The release with the count of its items erased since it was made.
+fn with_erasures(conn: &Connection, tenant: &TenantId, mut release: Release) -> Result<Release> {
+    let erased: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM release_items
+             WHERE tenant = ?1 AND release_id = ?2 AND erased_at IS NOT NULL",
+        )?
+        .query_row(params![tenant.as_str(), release.id], |r| r.get(0))?;
+    release.erased = erased as u64;
+    Ok(release)
 }
 
 pub(crate) fn release_labels(
@@ -444,15 +507,32 @@ pub(crate) fn release_labels(
     let Some(release) = release(conn, tenant, id)? else {
         return Ok(None);
     };
-    let bodies = conn
+    let rows: Vec<(Vec<u8>, u32, String, bool, Option<String>)> = conn
         .prepare_cached(
-            "SELECT v.body FROM release_items i
-             JOIN label_versions v ON v.tenant = i.tenant AND v.trace_id = i.trace_id
-                                  AND v.version = i.version
+            "SELECT i.trace_id, i.version, i.digest, i.erased_at IS NOT NULL, v.body
+             FROM release_items i
+             LEFT JOIN label_versions v ON v.tenant = i.tenant AND v.trace_id = i.trace_id
+                                       AND v.version = i.version
              WHERE i.tenant = ?1 AND i.release_id = ?2",
         )?
-        .query_map(params![tenant.as_str(), id], |r| r.get(0))?
+        .query_map(params![tenant.as_str(), id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
         .collect::<rusqlite::Result<_>>()?;
+    let mut items = Vec::with_capacity(rows.len());
+    let mut bodies = Vec::with_capacity(rows.len());
+    for (trace, version, digest, erased, body) in rows {
+        let trace = TraceId::from_bytes(&trace).map_err(internal)?;
+        items.push(released_item(
+            trace,
+            version,
+            digest,
+            erased,
+            body.is_some(),
+        )?);
+        bodies.extend(body.filter(|_| !erased));
+    }
+    items.sort();
     let mut labels = decode_all(bodies)?;
     labels.sort_by(|a, b| a.label_id.cmp(&b.label_id));
     let mut released = Vec::with_capacity(labels.len());
@@ -473,7 +553,7 @@ pub(crate) fn release_labels(
         released.push(ReleasedLabel { label, results });
     }
     let manifest = ReleaseManifest {
-        items: items_of(&released.iter().map(|l| l.label.clone()).collect::<Vec<_>>())?,
+        items,
         id: release.id,
         name: release.name,
         created_at: release.created_at,
@@ -490,17 +570,13 @@ pub(crate) fn import_release(
     labels: Vec<ReleasedLabel>,
 ) -> Result<std::result::Result<Release, ImportError>> {
     let versions: Vec<LabelVersion> = labels.iter().map(|l| l.label.clone()).collect();
-    let items = items_of(&versions)?;
-    if items != manifest.items || release_id(&items) != manifest.id {
-        return Ok(Err(ImportError::Mismatch(
-            "the labels do not hash to the release's id: the export was changed or is incomplete"
-                .into(),
-        )));
+    if let Err(refused) = check_export(&manifest, &versions)? {
+        return Ok(Err(refused));
     }
     if let Some(existing) = release(conn, tenant, &manifest.id)? {
         return Ok(Ok(existing));
     }
-    for (label, item) in labels.iter().zip(&items) {
+    for label in &labels {
         let version = &label.label;
         let stored: Option<String> = conn
             .prepare_cached(
@@ -521,7 +597,7 @@ pub(crate) fn import_release(
             Some(_) => {
                 return Ok(Err(ImportError::Conflict(format!(
                     "{} version {} already exists here with different content",
-                    item.label_id, item.version
+                    version.label_id, version.version
                 ))));
             }
             None => insert_version(conn, tenant, version)?,

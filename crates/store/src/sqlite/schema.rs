@@ -53,6 +53,14 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0012_eval_label_runs.sql",
         include_str!("../../migrations/0012_eval_label_runs.sql"),
     ),
+    (
+        "0013_release_item_digests.sql",
+        include_str!("../../migrations/0013_release_item_digests.sql"),
+    ),
+    (
+        "0015_production_coverage.sql",
+        include_str!("../../migrations/0015_production_coverage.sql"),
+    ),
 ];
 
 /// The schema version a migration produces: the number its file name starts with.

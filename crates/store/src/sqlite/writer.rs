@@ -427,8 +427,10 @@ pub(crate) fn ingest(
          WHERE tenant = ?1 AND trace_id = ?2 AND span_id = ?3",
     )?;
     let mut touch_investigation = conn.prepare_cached(
-        "INSERT INTO investigations (tenant, trace_id, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)
-         ON CONFLICT (tenant, trace_id) DO UPDATE SET last_seen = excluded.last_seen",
+        "INSERT INTO investigations (tenant, trace_id, first_seen, last_seen, agent_version)
+         VALUES (?1, ?2, ?3, ?3, ?4)
+         ON CONFLICT (tenant, trace_id) DO UPDATE SET last_seen = excluded.last_seen,
+             agent_version = coalesce(investigations.agent_version, excluded.agent_version)",
     )?;
     let mut replaced_blob = conn.prepare_cached(
         "SELECT result_blob FROM steps WHERE tenant = ?1 AND trace_id = ?2 AND span_id = ?3",
@@ -445,6 +447,7 @@ pub(crate) fn ingest(
         )?
         .query_row([tenant.as_str()], |r| r.get(0))?;
 
+    let agent_versions = batch.agent_versions();
     let mut entities = batch.entities;
     entities.extend(evalmint_model::tool_call_entries(
         batch
@@ -507,7 +510,12 @@ pub(crate) fn ingest(
             }
         }
         if traces.insert(trace_id) {
-            touch_investigation.execute(params![tenant.as_str(), &trace_id.as_bytes()[..], now])?;
+            touch_investigation.execute(params![
+                tenant.as_str(),
+                &trace_id.as_bytes()[..],
+                now,
+                agent_versions.get(&trace_id)
+            ])?;
             // Feedback may have been waiting for this trace.
             super::pipeline::wake_label_job(conn, tenant.as_str(), &trace_id.as_bytes()[..], now)?;
         }
