@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use evalmint_model::{Route, ScopeSet, TenantId, Timestamp, TraceId};
 use evalmint_server::{AppState, ServerConfig, app};
-use evalmint_store::{LabelOutcome, PipelineStore, SqliteOptions, SqliteStore, Store};
+use evalmint_store::{LabelOutcome, PipelineStore, ReviewStore, SqliteOptions, SqliteStore, Store};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
@@ -357,6 +357,80 @@ async fn decisions_are_versioned_validated_and_scoped_to_the_tenant() {
     assert_eq!(calibration["calibration"]["decisions"], 4);
     let (status, _) = h.json(get("/api/v1/calibration?target=2", &h.acme)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_release_erased_in_part_still_exports_and_imports_under_its_id() {
+    let h = Harness::new().await;
+    for n in 1..=2 {
+        h.draft(n, Route::Admit, false, "pool", true).await;
+    }
+    let create = serde_json::json!({"name": "before the erasure"});
+    let (status, release) = h
+        .json(post("/api/v1/releases", &h.acme, create.to_string()))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{release}");
+    let id = release["id"].as_str().unwrap().to_owned();
+    assert!(release.get("erased").is_none(), "{release}");
+
+    let acme = TenantId::new("acme").unwrap();
+    let feedback = h.store.label_versions(&acme, trace(1)).await.unwrap()[0]
+        .provenance
+        .feedback_ids[0];
+    h.store
+        .erase_feedback(&acme, feedback, "key_ops")
+        .await
+        .unwrap()
+        .unwrap();
+
+    let (status, shown) = h
+        .json(get(&format!("/api/v1/releases/{id}"), &h.acme))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (shown["labels"].as_u64(), shown["erased"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let (status, _, export) = h
+        .send(get(&format!("/api/v1/releases/{id}/export"), &h.acme))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let lines: Vec<&[u8]> = export
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(lines.len(), 2, "the manifest and the one label left");
+    let manifest: serde_json::Value = serde_json::from_slice(lines[0]).unwrap();
+    let erased: Vec<&serde_json::Value> = manifest["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["erased"] == true)
+        .collect();
+    assert_eq!(erased.len(), 1);
+    assert_eq!(erased[0]["label_id"], format!("lbl-{}", trace(1)));
+    assert!(
+        !String::from_utf8_lossy(&export).contains(&feedback.to_string()),
+        "nothing of the erased label is exported"
+    );
+
+    let other = Harness::new().await;
+    let (status, imported) = other
+        .json(
+            Request::post("/api/v1/releases/import")
+                .header(header::AUTHORIZATION, format!("Bearer {}", other.acme))
+                .header(header::CONTENT_TYPE, "application/x-ndjson")
+                .body(Body::from(export.clone()))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{imported}");
+    assert_eq!(imported["id"], id.as_str());
+    assert_eq!(imported["erased"], 1);
+    let (_, _, again) = other
+        .send(get(&format!("/api/v1/releases/{id}/export"), &other.acme))
+        .await;
+    assert_eq!(again, export, "bit-for-bit");
 }
 
 #[tokio::test]
