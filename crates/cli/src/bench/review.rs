@@ -267,8 +267,10 @@ pub(crate) async fn run(args: ReviewArgs) -> anyhow::Result<()> {
                 std::process::id(),
                 Timestamp::now().as_second()
             );
+            // Filling sends hundreds of writes at once: they wait for a connection, not fail.
             let options = PostgresOptions {
                 schema: Some(schema.clone()),
+                pool_wait: Duration::from_secs(60),
                 ..PostgresOptions::new(BlobStore::open(dir.path().join("blobs"))?)
             };
             let store = PostgresStore::connect(url, options)

@@ -66,6 +66,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0015_production_coverage.sql",
         include_str!("../../migrations/postgres/0015_production_coverage.sql"),
     ),
+    (
+        "0016_decided_versions_index.sql",
+        include_str!("../../migrations/postgres/0016_decided_versions_index.sql"),
+    ),
 ];
 
 /// What a migration run did.

@@ -61,6 +61,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0015_production_coverage.sql",
         include_str!("../../migrations/0015_production_coverage.sql"),
     ),
+    (
+        "0016_decided_versions_index.sql",
+        include_str!("../../migrations/0016_decided_versions_index.sql"),
+    ),
 ];
 
 /// The schema version a migration produces: the number its file name starts with.
