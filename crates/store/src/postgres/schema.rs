@@ -58,6 +58,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0012_eval_label_runs.sql",
         include_str!("../../migrations/postgres/0012_eval_label_runs.sql"),
     ),
+    (
+        "0014_ui_sessions.sql",
+        include_str!("../../migrations/postgres/0014_ui_sessions.sql"),
+    ),
 ];
 
 /// What a migration run did.

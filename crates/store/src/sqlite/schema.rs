@@ -53,6 +53,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0012_eval_label_runs.sql",
         include_str!("../../migrations/0012_eval_label_runs.sql"),
     ),
+    (
+        "0014_ui_sessions.sql",
+        include_str!("../../migrations/0014_ui_sessions.sql"),
+    ),
 ];
 
 /// The schema version a migration produces: the number its file name starts with.
