@@ -3581,3 +3581,35 @@ async fn postgres_feedback_retried_through_another_server_is_a_replay() {
     let investigation_feedback = a.pipeline_stats(&acme).await.unwrap().feedback_pending;
     assert_eq!(investigation_feedback, 10, "one row per key");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_ui_session_started_through_one_server_is_known_to_another() {
+    let Some((a, b, clock, _schema, _dir)) = two_postgres_stores().await else {
+        return;
+    };
+    let acme = tenant("acme");
+    let scopes = ScopeSet::parse_list("review").unwrap();
+    let key = a.create_api_key(&acme, "ann", scopes).await.unwrap();
+    let hour = std::time::Duration::from_secs(3600);
+    a.create_ui_session(&acme, &[1u8; 32], &key.key.id, "c1", hour)
+        .await
+        .unwrap();
+    assert_eq!(b.ui_session(&[1u8; 32]).await.unwrap().unwrap().csrf, "c1");
+    // Signing out through the other server ends it for both.
+    assert!(b.end_ui_session(&acme, &[1u8; 32]).await.unwrap());
+    assert!(a.ui_session(&[1u8; 32]).await.unwrap().is_none());
+    // A key revoked through one server ends its sessions on the other at once.
+    b.create_ui_session(&acme, &[2u8; 32], &key.key.id, "c2", hour)
+        .await
+        .unwrap();
+    assert!(a.ui_session(&[2u8; 32]).await.unwrap().is_some());
+    assert!(a.revoke_api_key(&acme, &key.key.id).await.unwrap());
+    assert!(b.ui_session(&[2u8; 32]).await.unwrap().is_none());
+    // Expiry is the same for both: the stores share one clock here, as servers share time.
+    let kept = b.create_api_key(&acme, "bob", scopes).await.unwrap();
+    a.create_ui_session(&acme, &[3u8; 32], &kept.key.id, "c3", hour)
+        .await
+        .unwrap();
+    clock.advance(SignedDuration::from_hours(1));
+    assert!(b.ui_session(&[3u8; 32]).await.unwrap().is_none());
+}
