@@ -1,7 +1,8 @@
 """The review UI in a real browser: Debian's Chromium driven by Playwright (never a downloaded
 browser). Candidates come from the simulator; a reviewer signs in, reviews 20 candidates by
-keyboard only, edits one, rejects one, completes an insufficient one, creates a release and opens
-its coverage chart. Asserts on the pages and on the API afterwards, and saves screenshots."""
+keyboard only, edits one and rejects one in forms opened inline in the queue (a refused field
+shown in the form), completes an insufficient one the same way, creates a release and opens its
+coverage chart. Asserts on the pages and on the API afterwards, and saves screenshots."""
 
 import json
 import os
@@ -111,44 +112,76 @@ def test_review_by_keyboard_in_chromium(server, candidates):
         page.screenshot(path=str(SHOTS / "02-after-20-approvals.png"))
         expect(page.locator("#queue tr.decided").first).to_contain_text("approve as version")
 
-        # Edit one: e opens its edit form with the statement focused; Enter in the next field saves.
+        # Edit one inline: e opens its edit form right under the row, the statement focused.
         page.goto(server.url + "/review?route=review")
         row = page.locator("#queue tr.item.selected")
         edited = row.get_attribute("data-id")
         page.keyboard.press("e")
-        statement = page.get_by_label("Statement")
+        inline = page.locator("#inline-form")
+        statement = inline.get_by_label("Statement")
         expect(statement).to_be_focused()
-        page.screenshot(path=str(SHOTS / "03-candidate-edit.png"), full_page=True)
+        expect(page.locator(f'#queue tr.item[data-id="{edited}"] + tr#inline-form')).to_have_count(1)
+        expect(inline.get_by_label("Category")).to_be_visible()
+        page.screenshot(path=str(SHOTS / "03-inline-edit.png"), full_page=True)
+        # Escape closes it and gives the row the focus back; e opens it again.
+        page.keyboard.press("Escape")
+        expect(inline).to_have_count(0)
+        expect(page.locator(f'#queue tr.item.selected[data-id="{edited}"]')).to_be_focused()
+        page.keyboard.press("e")
+        expect(statement).to_be_focused()
+        # A refused field is named in the form, and focused.
+        for _ in range(3):
+            page.keyboard.press("Tab")
+        onset = inline.get_by_label("Onset (RFC 3339)")
+        expect(onset).to_be_focused()
+        page.keyboard.press("Control+A")
+        page.keyboard.type("yesterday")
+        page.keyboard.press("Enter")
+        expect(inline.get_by_role("alert")).to_contain_text("ground_truth.onset")
+        expect(onset).to_be_focused()
+        expect(onset).to_have_attribute("aria-invalid", "true")
+        page.screenshot(path=str(SHOTS / "03b-inline-error.png"), full_page=True)
+        page.keyboard.press("Control+A")
+        page.keyboard.press("Backspace")
+        for _ in range(3):
+            page.keyboard.press("Shift+Tab")
+        expect(statement).to_be_focused()
         page.keyboard.press("Control+A")
         page.keyboard.type("checkout: connection pool exhausted after the 14:02 deploy <b>x</b>")
-        page.keyboard.press("Tab")
         page.keyboard.press("Enter")
-        expect(page).to_have_url(server.url + "/review")
+        expect(page.locator(f'#queue tr.decided[data-id="{edited}"]')).to_contain_text("edit as version")
+        expect(inline).to_have_count(0)
 
-        # Reject one: r opens the reject form with the reason focused.
+        # Reject the next one inline: r, a note, the reason, Enter.
         row = page.locator("#queue tr.item.selected")
+        expect(row).to_be_focused()
         rejected = row.get_attribute("data-id")
+        assert rejected != edited
         page.keyboard.press("r")
-        expect(page.get_by_label("Reason")).to_be_focused()
-        page.keyboard.press("ArrowDown")  # insufficient_evidence
+        reason = inline.get_by_label("Reason")
+        expect(reason).to_be_focused()
         page.keyboard.press("Tab")
         page.keyboard.type("the snapshot has no metric of the pool")
-        page.keyboard.press("Tab")
+        page.keyboard.press("Shift+Tab")
+        page.keyboard.press("ArrowDown")  # insufficient_evidence
+        expect(reason).to_have_value("insufficient_evidence")
+        page.screenshot(path=str(SHOTS / "03c-inline-reject.png"), full_page=True)
         page.keyboard.press("Enter")
-        expect(page).to_have_url(server.url + "/review")
+        expect(page.locator(f'#queue tr.decided[data-id="{rejected}"]')).to_contain_text("reject as version")
+        expect(inline).to_have_count(0)
 
-        # Complete an insufficient one: statement and component, then Enter.
+        # Complete an insufficient one inline: statement and component, then Enter.
         page.goto(server.url + "/review?route=insufficient")
         row = page.locator("#queue tr.item.selected")
         completed = row.get_attribute("data-id")
         expect(row.locator("button")).to_be_disabled()
         page.keyboard.press("e")
-        expect(page.get_by_label("Statement")).to_be_focused()
+        expect(inline.get_by_label("Statement")).to_be_focused()
         page.keyboard.type("payments-db: disk full on the primary")
         page.keyboard.press("Tab")
         page.keyboard.type("payments-db")
         page.keyboard.press("Enter")
-        expect(page).to_have_url(server.url + "/review")
+        expect(page.locator(f'#queue tr.decided[data-id="{completed}"]')).to_contain_text("edit as version")
 
         # The edited candidate's page shows its history with the diff, text escaped.
         page.goto(server.url + f"/review/{edited}")
@@ -156,6 +189,9 @@ def test_review_by_keyboard_in_chromium(server, candidates):
         expect(history).to_contain_text("edit by")
         expect(history).to_contain_text("<b>x</b>")
         page.screenshot(path=str(SHOTS / "04-history.png"), full_page=True)
+        # The candidate page keeps its own forms: e opens its edit panel there.
+        page.keyboard.press("e")
+        expect(page.locator("#e-statement")).to_be_focused()
 
         # A release, and its coverage chart.
         page.goto(server.url + "/releases")

@@ -105,8 +105,6 @@ pub struct AppState {
     pub sessions: Arc<evalmint_eval::Sessions>,
     keys: Arc<auth::KeyCache>,
     bodies: Arc<body::BodyBudget>,
-    /// Signed-in web UI sessions, named by their cookie.
-    ui_sessions: Arc<ui::Sessions>,
 }
 
 impl AppState {
@@ -129,7 +127,6 @@ impl AppState {
             metrics: Arc::new(metrics),
             sessions: Arc::default(),
             keys: Arc::default(),
-            ui_sessions: Arc::default(),
         }
     }
 }

@@ -763,6 +763,27 @@ impl Store for WrappedStore {
     async fn api_key_count(&self) -> Result<u64, StoreError> {
         self.inner.api_key_count().await
     }
+    async fn create_ui_session(
+        &self,
+        t: &TenantId,
+        token_sha256: &[u8],
+        key_id: &str,
+        csrf: &str,
+        ttl: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .create_ui_session(t, token_sha256, key_id, csrf, ttl)
+            .await
+    }
+    async fn ui_session(
+        &self,
+        token_sha256: &[u8],
+    ) -> Result<Option<evalmint_store::UiSession>, StoreError> {
+        self.inner.ui_session(token_sha256).await
+    }
+    async fn end_ui_session(&self, t: &TenantId, token_sha256: &[u8]) -> Result<bool, StoreError> {
+        self.inner.end_ui_session(t, token_sha256).await
+    }
     async fn expire_investigations(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
         self.inner.expire_investigations(cutoff).await
     }

@@ -715,6 +715,258 @@ async fn the_ui_signs_in_with_a_key_checks_csrf_and_escapes_user_text() {
     );
 }
 
+async fn send_to(
+    router: &Router,
+    request: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let response = router.clone().oneshot(request).await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, String::from_utf8(body.to_vec()).unwrap())
+}
+
+async fn sign_in_to(router: &Router, key: &str) -> String {
+    let (_, headers, _) =
+        send_to(router, Request::get("/signin").body(Body::empty()).unwrap()).await;
+    let (token, _) = cookie_of(&headers, "evalmint_signin").unwrap();
+    let (status, headers, _) = send_to(
+        router,
+        form(
+            "/signin",
+            &format!("evalmint_signin={token}"),
+            &[("csrf", &token), ("api_key", key)],
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (session, _) = cookie_of(&headers, "evalmint_session").unwrap();
+    format!("evalmint_session={session}")
+}
+
+async fn queue_of(router: &Router, cookie: &str) -> (StatusCode, String) {
+    let (status, headers, page) = send_to(
+        router,
+        Request::get("/review")
+            .header(header::COOKIE, cookie)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    if status == StatusCode::SEE_OTHER {
+        return (
+            status,
+            headers[header::LOCATION].to_str().unwrap().to_owned(),
+        );
+    }
+    (status, page)
+}
+
+#[tokio::test]
+async fn ui_sessions_live_in_the_store_shared_by_servers_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+    let store = open();
+    let secret = key(&store, "acme").await;
+    // Two servers over one store, as behind a load balancer: neither shares memory with the other.
+    let one = app(AppState::new(store.clone(), ServerConfig::default()));
+    let two = app(AppState::new(store.clone(), ServerConfig::default()));
+
+    let cookie = sign_in_to(&one, &secret).await;
+    let (status, page) = queue_of(&two, &cookie).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("acme · ann"),
+        "the other server knows the reviewer"
+    );
+    // A made-up token names no session.
+    let (status, location) = queue_of(&two, "evalmint_session=00ff").await;
+    assert_eq!(
+        (status, location.as_str()),
+        (StatusCode::SEE_OTHER, "/signin")
+    );
+
+    // Signing out on one server ends the session on the other; the CSRF check still applies.
+    let csrf = hidden(&page, "csrf");
+    let (status, _, _) = send_to(&two, form("/signout", &cookie, &[("csrf", "wrong")])).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(queue_of(&one, &cookie).await.0, StatusCode::OK);
+    let (status, headers, _) = send_to(&two, form("/signout", &cookie, &[("csrf", &csrf)])).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, cleared) = cookie_of(&headers, "evalmint_session").unwrap();
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    let (status, location) = queue_of(&one, &cookie).await;
+    assert_eq!(
+        (status, location.as_str()),
+        (StatusCode::SEE_OTHER, "/signin")
+    );
+
+    // Revoking the key ends its sessions on every server at once.
+    let cookie = sign_in_to(&two, &secret).await;
+    assert_eq!(queue_of(&one, &cookie).await.0, StatusCode::OK);
+    let acme = TenantId::new("acme").unwrap();
+    let id = store.api_keys(&acme).await.unwrap()[0].id.clone();
+    assert!(store.revoke_api_key(&acme, &id).await.unwrap());
+    for server in [&one, &two] {
+        let (status, location) = queue_of(server, &cookie).await;
+        assert_eq!(
+            (status, location.as_str()),
+            (StatusCode::SEE_OTHER, "/signin")
+        );
+    }
+
+    // A restart keeps a reviewer signed in.
+    let secret = key(&store, "acme").await;
+    let cookie = sign_in_to(&one, &secret).await;
+    drop((one, two, store));
+    let store = open();
+    let restarted = app(AppState::new(store.clone(), ServerConfig::default()));
+    let (status, page) = queue_of(&restarted, &cookie).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+}
+
+#[tokio::test]
+async fn the_queue_edits_and_rejects_inline_with_errors_in_the_form() {
+    let h = Harness::new().await;
+    let edited = h.draft(1, Route::Review, false, "the pool", true).await;
+    let rejected = h.draft(2, Route::Review, false, "a joke", true).await;
+    let cookie = h.sign_in(&h.acme).await;
+    let (_, queue) = h.page("/review", &cookie).await;
+    let csrf = hidden(&queue, "csrf");
+    assert!(queue.contains("data-n=\"0\""), "rows carry their number");
+
+    // The edit form: a row for under the candidate's row, labelled fields, targeting that row.
+    let (status, fragment) = h
+        .page(&format!("/review/{edited}/edit-form?row=0"), &cookie)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(fragment.starts_with("<tr id=\"inline-form\""), "{fragment}");
+    for field in ["i-statement", "i-components", "i-category", "i-onset"] {
+        assert!(
+            fragment.contains(&format!("<label for=\"{field}\">")),
+            "{field}"
+        );
+    }
+    assert!(fragment.contains("hx-target=\"#row-0\""));
+    assert!(fragment.contains(&format!("name=\"csrf\" value=\"{csrf}\"")));
+    let (status, fragment) = h
+        .page(&format!("/review/{rejected}/reject-form?row=1"), &cookie)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(fragment.contains("<label for=\"i-reason\">"));
+    assert!(fragment.contains("<option value=\"insufficient_evidence\""));
+    let (status, _) = h.page("/review/cand-nope-v1/edit-form", &cookie).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let inline = |uri: &str, fields: &[(&str, &str)]| {
+        let mut request = form(uri, &cookie, fields);
+        request
+            .headers_mut()
+            .insert("hx-request", "true".parse().unwrap());
+        request
+    };
+    // A field the decision refuses: 422, the form again with the field named and marked, put in
+    // place of itself.
+    let uri = format!("/review/{edited}/decision");
+    let (status, headers, body) = h
+        .send(inline(
+            &uri,
+            &[
+                ("csrf", &csrf),
+                ("action", "edit"),
+                ("version", "0"),
+                ("row", "0"),
+                ("statement", "checkout: pool <b>exhausted</b>"),
+                ("onset", "yesterday"),
+            ],
+        ))
+        .await;
+    let body = String::from_utf8(body).unwrap();
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(headers["hx-retarget"], "#inline-form");
+    assert!(body.contains("ground_truth.onset"), "{body}");
+    assert!(body.contains("id=\"i-onset\" name=\"onset\" value=\"yesterday\""));
+    assert!(body.contains("aria-invalid=\"true\""));
+    assert!(
+        body.contains("pool &#60;b&#62;exhausted"),
+        "what was typed is kept, escaped"
+    );
+    // A stale version: 409, named in the form, which then carries the current version.
+    let (status, _, body) = h
+        .send(inline(
+            &uri,
+            &[
+                ("csrf", &csrf),
+                ("action", "edit"),
+                ("version", "3"),
+                ("row", "0"),
+                ("statement", "checkout: pool exhausted"),
+            ],
+        ))
+        .await;
+    let body = String::from_utf8(body).unwrap();
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body.contains("stale"), "{body}");
+    assert!(body.contains("name=\"version\" value=\"0\""), "{body}");
+    // Recorded: the decided row, as an approval gives.
+    let (status, _, body) = h
+        .send(inline(
+            &uri,
+            &[
+                ("csrf", &csrf),
+                ("action", "edit"),
+                ("version", "0"),
+                ("row", "0"),
+                ("statement", "checkout: pool exhausted"),
+                ("components", "checkout"),
+            ],
+        ))
+        .await;
+    let body = String::from_utf8(body).unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("edit as version 1"), "{body}");
+    let (status, _, body) = h
+        .send(inline(
+            &format!("/review/{rejected}/decision"),
+            &[
+                ("csrf", &csrf),
+                ("action", "reject"),
+                ("version", "0"),
+                ("row", "1"),
+                ("reason", "unreliable_feedback"),
+                ("note", "a joke"),
+            ],
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        String::from_utf8(body)
+            .unwrap()
+            .contains("reject as version 1")
+    );
+    let (_, history) = h
+        .json(get(&format!("/api/v1/labels/{rejected}/versions"), &h.acme))
+        .await;
+    assert_eq!(
+        history["versions"][0]["decision"]["reason"],
+        "unreliable_feedback"
+    );
+    assert_eq!(history["versions"][0]["decision"]["note"], "a joke");
+    // Without the CSRF token nothing is recorded.
+    let third = h.draft(3, Route::Review, false, "x", true).await;
+    let (status, _, _) = h
+        .send(inline(
+            &format!("/review/{third}/decision"),
+            &[
+                ("action", "reject"),
+                ("version", "0"),
+                ("row", "0"),
+                ("reason", "other"),
+            ],
+        ))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
 /// A run of `agent` where label `i` of `labels` passes when `passes(i)`; the first half of the
 /// labels are in the segment `service=checkout`, the second half in `service=payments-db`.
 fn run_of(

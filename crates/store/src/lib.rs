@@ -136,9 +136,18 @@ pub struct NewApiKey {
     pub key: ApiKey,
 }
 
+/// A signed-in web UI session as the store finds it: the key it was signed in with, as that
+/// key is now, and the session's CSRF token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UiSession {
+    pub key: ApiKey,
+    pub csrf: String,
+}
+
 /// Everything evalmint persists. Every method on one tenant's data takes the tenant and never
-/// returns another tenant's data; `authenticate`, `active_api_key_ids`, `api_key_count` and
-/// `expire_investigations` work across tenants by design.
+/// returns another tenant's data; `authenticate`, `active_api_key_ids`, `api_key_count`,
+/// `ui_session` and `expire_investigations` work across tenants by design (a session, like a
+/// key's secret, names its tenant).
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Writes spans (upserting re-sent ones) and trace-borne feedback in one transaction. Feedback
@@ -202,6 +211,26 @@ pub trait Store: Send + Sync + 'static {
     async fn rotate_api_key(&self, tenant: &TenantId, id: &str) -> Result<Option<NewApiKey>>;
 
     async fn api_key_count(&self) -> Result<u64>;
+
+    /// Starts a web UI session of the tenant's key `key_id`, named by the SHA-256 of its token
+    /// (the token itself is never stored, nor the key's secret), ending `ttl` after now by the
+    /// store's clock. Deletes expired sessions, and sessions whose key is gone, as it goes.
+    async fn create_ui_session(
+        &self,
+        tenant: &TenantId,
+        token_sha256: &[u8],
+        key_id: &str,
+        csrf: &str,
+        ttl: std::time::Duration,
+    ) -> Result<()>;
+
+    /// The session named by the SHA-256 of its token, with its key as the keys table has it now:
+    /// `None` once it expired (by the store's clock), was ended, or its key was revoked or
+    /// rotated, on every server sharing the store at once.
+    async fn ui_session(&self, token_sha256: &[u8]) -> Result<Option<UiSession>>;
+
+    /// Ends one of the tenant's sessions (signing out); false when there was none.
+    async fn end_ui_session(&self, tenant: &TenantId, token_sha256: &[u8]) -> Result<bool>;
 
     /// Deletes investigations last seen before `cutoff` that have no feedback; feedback pins an
     /// investigation. Observed catalog names (from traces, tool calls, Prometheus) not seen

@@ -1,13 +1,13 @@
 //! The web UI for reviewers, served at `/`: server-rendered askama pages with htmx, assets
-//! embedded in the binary. Signing in with an API key makes a server-side session (an HttpOnly,
-//! SameSite=Strict cookie names it); every state-changing form carries the session's CSRF token.
+//! embedded in the binary. Signing in with an API key makes a session kept in the store (an
+//! HttpOnly, SameSite=Strict cookie carries its random token, the store only the token's SHA-256),
+//! so every server on the store knows it and a restart keeps it; every state-changing form
+//! carries the session's CSRF token.
 //! Pages call the same functions as the API handlers, so both enforce the same rules.
 
 mod view;
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use askama::Template;
 use axum::Router;
@@ -19,6 +19,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use evalmint_model::{DecisionRequest, GroundTruthEdit, Scope, SnapshotChange};
+use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::auth::{Caller, resolve};
@@ -30,57 +31,12 @@ use crate::routes::review::{self, QueueParams};
 const SESSION_COOKIE: &str = "evalmint_session";
 const SIGNIN_COOKIE: &str = "evalmint_signin";
 const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
-const MAX_SESSIONS: usize = 10_000;
 const MAX_FORM_BYTES: usize = 64 * 1024;
 
-/// Signed-in sessions, by their random id. Holds the key's secret server-side so every request
-/// re-resolves it (a revoked key ends its sessions within about a second, see `auth`).
-#[derive(Debug, Default)]
-pub(crate) struct Sessions {
-    entries: Mutex<HashMap<String, SessionEntry>>,
-}
-
-#[derive(Debug, Clone)]
-struct SessionEntry {
-    secret: String,
-    csrf: String,
-    expires: Instant,
-}
-
-impl Sessions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, SessionEntry>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn create(&self, secret: &str) -> (String, String) {
-        let (id, csrf) = (random_token(), random_token());
-        let mut entries = self.lock();
-        let now = Instant::now();
-        entries.retain(|_, s| s.expires > now);
-        if entries.len() >= MAX_SESSIONS {
-            entries.clear();
-        }
-        entries.insert(
-            id.clone(),
-            SessionEntry {
-                secret: secret.to_owned(),
-                csrf: csrf.clone(),
-                expires: now + SESSION_TTL,
-            },
-        );
-        (id, csrf)
-    }
-
-    fn get(&self, id: &str) -> Option<SessionEntry> {
-        self.lock()
-            .get(id)
-            .filter(|s| s.expires > Instant::now())
-            .cloned()
-    }
-
-    fn remove(&self, id: &str) {
-        self.lock().remove(id);
-    }
+/// What a session's row is named by: the SHA-256 of the token its cookie carries, so the store
+/// never holds a token that would sign anyone in.
+fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 fn random_token() -> String {
@@ -116,9 +72,10 @@ fn set_cookie(name: &str, value: &str, max_age: u64) -> HeaderValue {
     .expect("cookie characters")
 }
 
-/// A signed-in reviewer: the caller behind the session and the session's CSRF token.
+/// A signed-in reviewer: the caller behind the session (its key as the store has it now) and the
+/// session's CSRF token.
 pub(crate) struct Session {
-    id: String,
+    token_sha256: [u8; 32],
     caller: Caller,
     csrf: String,
 }
@@ -128,16 +85,21 @@ impl FromRequestParts<AppState> for Session {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let to_signin = || Redirect::to("/signin").into_response();
-        let id = cookie(&parts.headers, SESSION_COOKIE).ok_or_else(to_signin)?;
-        let entry = state.ui_sessions.get(&id).ok_or_else(to_signin)?;
-        let caller = resolve(state, &entry.secret).await.map_err(|_| {
-            state.ui_sessions.remove(&id);
-            to_signin()
-        })?;
+        let token = cookie(&parts.headers, SESSION_COOKIE)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(to_signin)?;
+        let token_sha256 = token_hash(&token);
+        // Expired, ended, or its key revoked or rotated (on any server): sign in again.
+        let found = state
+            .store
+            .ui_session(&token_sha256)
+            .await
+            .map_err(|e| ApiError::from(e).into_response())?
+            .ok_or_else(to_signin)?;
         Ok(Session {
-            id,
-            caller,
-            csrf: entry.csrf,
+            token_sha256,
+            caller: Caller { key: found.key },
+            csrf: found.csrf,
         })
     }
 }
@@ -249,6 +211,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/review", get(queue_page))
         .route("/review/{id}", get(candidate_page))
         .route("/review/{id}/decision", post(decide))
+        .route("/review/{id}/edit-form", get(edit_form))
+        .route("/review/{id}/reject-form", get(reject_form))
         .route("/releases", get(releases_page).post(create_release_form))
         .route("/releases/{id}", get(release_page))
         .route("/calibration", get(calibration_page))
@@ -333,12 +297,25 @@ async fn signin(State(state): State<AppState>, headers: HeaderMap, body: Body) -
     if caller.require(Scope::Review).is_err() {
         return signin_form("That key lacks the review scope.", StatusCode::FORBIDDEN);
     }
-    let (id, _) = state.ui_sessions.create(&secret);
+    let (token, csrf) = (random_token(), random_token());
+    let created = state
+        .store
+        .create_ui_session(
+            caller.tenant(),
+            &token_hash(&token),
+            &caller.key.id,
+            &csrf,
+            SESSION_TTL,
+        )
+        .await;
+    if let Err(e) = created {
+        return ApiError::from(e).into_response();
+    }
     let mut response = Redirect::to("/review").into_response();
     let headers = response.headers_mut();
     headers.append(
         header::SET_COOKIE,
-        set_cookie(SESSION_COOKIE, &id, SESSION_TTL.as_secs()),
+        set_cookie(SESSION_COOKIE, &token, SESSION_TTL.as_secs()),
     );
     headers.append(header::SET_COOKIE, set_cookie(SIGNIN_COOKIE, "", 0));
     response
@@ -353,7 +330,13 @@ async fn signout(
     if let Err(response) = session.form(&state, &headers, body).await {
         return response;
     }
-    state.ui_sessions.remove(&session.id);
+    if let Err(e) = state
+        .store
+        .end_ui_session(session.caller.tenant(), &session.token_sha256)
+        .await
+    {
+        return ApiError::from(e).into_response();
+    }
     let mut response = Redirect::to("/signin").into_response();
     response
         .headers_mut()
@@ -474,6 +457,91 @@ async fn render_candidate(
     }
 }
 
+#[derive(Debug, serde::Deserialize)]
+struct InlineParams {
+    /// The queue row the form opens under.
+    #[serde(default)]
+    row: usize,
+}
+
+async fn edit_form(
+    state: State<AppState>,
+    session: Session,
+    id: axum::extract::Path<String>,
+    query: Result<Query<InlineParams>, QueryRejection>,
+) -> Response {
+    inline_form(state, session, id, query, view::InlineKind::Edit).await
+}
+
+async fn reject_form(
+    state: State<AppState>,
+    session: Session,
+    id: axum::extract::Path<String>,
+    query: Result<Query<InlineParams>, QueryRejection>,
+) -> Response {
+    inline_form(state, session, id, query, view::InlineKind::Reject).await
+}
+
+/// An edit or reject form for the queue, a table row to put right under the candidate's row.
+async fn inline_form(
+    State(state): State<AppState>,
+    session: Session,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    query: Result<Query<InlineParams>, QueryRejection>,
+    kind: view::InlineKind,
+) -> Response {
+    let row = query.map(|Query(q)| q.row).unwrap_or_default();
+    match review::item(&state, session.caller.tenant(), &id).await {
+        Ok(item) => page(view::inline_form(
+            session.csrf.clone(),
+            &item,
+            row,
+            kind,
+            &state.config.categories,
+        )),
+        Err(e) => {
+            let mut response = Html(format!(
+                "<tr id=\"inline-form\"><td colspan=\"7\" class=\"error\" role=\"alert\">{}</td></tr>",
+                html_escape(&e.to_string())
+            ))
+            .into_response();
+            *response.status_mut() = e.status();
+            response
+        }
+    }
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The inline form's fields as submitted, to show them again when the decision is refused.
+fn submitted(id: &str, row: usize, form: &Form) -> view::Submitted {
+    let field = |name: &str| form.get(name).unwrap_or_default().to_owned();
+    view::Submitted {
+        id: id.to_owned(),
+        row,
+        version: form
+            .get("version")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+        kind: if form.get("action") == Some("reject") {
+            view::InlineKind::Reject
+        } else {
+            view::InlineKind::Edit
+        },
+        statement: field("statement"),
+        components: field("components"),
+        category: field("category"),
+        onset: field("onset"),
+        reason: field("reason"),
+        note: field("note"),
+    }
+}
+
 /// A decision form as the API's request.
 fn decision_request(form: &Form) -> DecisionRequest {
     let action = form.get("action").unwrap_or_default().to_owned();
@@ -553,6 +621,8 @@ async fn decide(
         Err(response) => return response,
     };
     let htmx = headers.contains_key("hx-request");
+    // Sent by the queue's inline forms: the row they stand under.
+    let inline_row = form.get("row").and_then(|r| r.parse::<usize>().ok());
     let request = decision_request(&form);
     let action = request.action.clone();
     match review::record(&state, &session.caller, &id, request).await {
@@ -562,11 +632,29 @@ async fn decide(
             version: version.version,
         }),
         Ok(_) => Redirect::to("/review").into_response(),
-        Err(e) if htmx => page(view::DecidedRow {
-            id,
-            action: format!("not recorded ({e})"),
-            version: 0,
-        }),
+        Err(e) if htmx => match inline_row {
+            // The form again, in place of itself, with the error; the status stays the
+            // decision's (422 a named field, 409 a stale version).
+            Some(row) => {
+                let again = view::inline_form_refused(
+                    session.csrf.clone(),
+                    submitted(&id, row, &form),
+                    &e,
+                    &state.config.categories,
+                );
+                let mut response = page(again);
+                *response.status_mut() = e.status();
+                let headers = response.headers_mut();
+                headers.insert("hx-retarget", HeaderValue::from_static("#inline-form"));
+                headers.insert("hx-reswap", HeaderValue::from_static("outerHTML"));
+                response
+            }
+            None => page(view::DecidedRow {
+                id,
+                action: format!("not recorded ({e})"),
+                version: 0,
+            }),
+        },
         Err(e) => {
             let open = if action == "reject" { "reject" } else { "edit" };
             render_candidate(&state, &session, &id, open, &e.to_string(), e.status()).await

@@ -16,6 +16,7 @@ use evalmint_model::{EvalRun, LabelRun};
 use evalmint_store::QueueItem;
 
 use super::Frame;
+use crate::error::ApiError;
 use crate::routes::review::{QueueParams, ReviewItem};
 
 #[derive(Template)]
@@ -367,6 +368,182 @@ fn query_view(
 }
 
 /// What the candidate page reads besides the review item.
+/// The ground truth a new edit changes: that of the latest version of this candidate, if a
+/// reviewer edited it, otherwise the candidate's own.
+fn truth_to_edit(item: &ReviewItem) -> Option<GroundTruth> {
+    item.versions
+        .last()
+        .filter(|v| v.version.candidate_id == item.candidate.id)
+        .and_then(|v| v.version.ground_truth.clone())
+        .or_else(|| item.candidate.ground_truth.clone())
+}
+
+fn edit_view(truth: Option<&GroundTruth>) -> EditView {
+    EditView {
+        statement: truth.map(|t| t.statement.clone()).unwrap_or_default(),
+        components: truth.map(|t| t.components.join(", ")).unwrap_or_default(),
+        category: truth
+            .and_then(|t| t.category.as_ref())
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        onset: truth
+            .and_then(|t| t.onset)
+            .map(|o| o.to_string())
+            .unwrap_or_default(),
+        causal_chain: truth.map(|t| t.causal_chain.join("\n")).unwrap_or_default(),
+    }
+}
+
+/// Which decision this inline form makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InlineKind {
+    Edit,
+    Reject,
+}
+
+impl InlineKind {
+    pub(crate) fn action(self) -> &'static str {
+        match self {
+            InlineKind::Edit => "edit",
+            InlineKind::Reject => "reject",
+        }
+    }
+}
+
+/// The fields of an inline form that a refused decision named.
+#[derive(Default)]
+pub(crate) struct Invalid {
+    statement: bool,
+    components: bool,
+    category: bool,
+    onset: bool,
+    reason: bool,
+    note: bool,
+}
+
+/// An edit or reject form opened in the queue, in a row of its own right under the candidate's
+/// row (`row`), which a recorded decision replaces.
+#[derive(Template)]
+#[template(path = "inline_form.html")]
+pub(crate) struct InlineForm {
+    csrf: String,
+    id: String,
+    row: usize,
+    version: u32,
+    action: &'static str,
+    edit: EditView,
+    categories: Vec<String>,
+    reasons: Vec<&'static str>,
+    reason: String,
+    note: String,
+    errors: Vec<String>,
+    invalid: Invalid,
+}
+
+/// A fresh inline form for the candidate of `item`, shown in the queue's row `row`.
+pub(crate) fn inline_form(
+    csrf: String,
+    item: &ReviewItem,
+    row: usize,
+    kind: InlineKind,
+    categories: &[Category],
+) -> InlineForm {
+    InlineForm {
+        csrf,
+        id: item.candidate.id.clone(),
+        row,
+        version: item.version,
+        action: kind.action(),
+        edit: edit_view(truth_to_edit(item).as_ref()),
+        categories: categories.iter().map(ToString::to_string).collect(),
+        reasons: RejectReason::ALL.iter().map(|r| r.as_str()).collect(),
+        reason: String::new(),
+        note: String::new(),
+        errors: Vec::new(),
+        invalid: Invalid::default(),
+    }
+}
+
+/// What a reviewer submitted in an inline form, to show it again with why it was refused.
+pub(crate) struct Submitted {
+    pub id: String,
+    pub row: usize,
+    pub version: u32,
+    pub kind: InlineKind,
+    pub statement: String,
+    pub components: String,
+    pub category: String,
+    pub onset: String,
+    pub reason: String,
+    pub note: String,
+}
+
+/// The inline form again, as submitted, with the decision's error: every named field listed and
+/// marked. A stale version is named with the label's current one, which the form then carries,
+/// so submitting again is a deliberate decision on the current version.
+pub(crate) fn inline_form_refused(
+    csrf: String,
+    submitted: Submitted,
+    error: &ApiError,
+    categories: &[Category],
+) -> InlineForm {
+    let mut invalid = Invalid::default();
+    let mut version = submitted.version;
+    let errors = match error {
+        ApiError::InvalidRequest { fields, .. } | ApiError::Unprocessable { fields, .. }
+            if !fields.is_empty() =>
+        {
+            for f in fields {
+                match f.field.strip_prefix("ground_truth.").unwrap_or(f.field) {
+                    "statement" => invalid.statement = true,
+                    "components" => invalid.components = true,
+                    "category" => invalid.category = true,
+                    "onset" => invalid.onset = true,
+                    "reason" => invalid.reason = true,
+                    "note" => invalid.note = true,
+                    // A change of no field names the first.
+                    "ground_truth" => invalid.statement = true,
+                    _ => {}
+                }
+            }
+            fields.iter().map(ToString::to_string).collect()
+        }
+        ApiError::Stale {
+            current_version,
+            current_candidate,
+        } => {
+            if *current_candidate == submitted.id {
+                version = *current_version;
+            }
+            vec![format!(
+                "{error}: it changed since this page was loaded; check the candidate, then submit \
+                 again to decide on the current version"
+            )]
+        }
+        other => vec![other.to_string()],
+    };
+    InlineForm {
+        csrf,
+        id: submitted.id,
+        row: submitted.row,
+        version,
+        action: submitted.kind.action(),
+        edit: EditView {
+            statement: submitted.statement,
+            components: submitted.components,
+            category: submitted.category,
+            onset: submitted.onset,
+            causal_chain: String::new(),
+        },
+        categories: categories.iter().map(ToString::to_string).collect(),
+        reasons: RejectReason::ALL.iter().map(|r| r.as_str()).collect(),
+        reason: submitted.reason,
+        note: submitted.note,
+        errors,
+        invalid,
+    }
+}
+
 pub(crate) struct CandidateData {
     pub investigation: Option<Investigation>,
     pub feedback: Vec<evalmint_model::Feedback>,
@@ -387,44 +564,13 @@ pub(crate) fn candidate(
         feedback,
         results,
     } = data;
+    let truth = truth_to_edit(&item);
     let c = item.candidate;
-    // The latest version of this candidate, if a reviewer edited it, is what a new edit changes.
-    let latest = item
-        .versions
-        .last()
-        .filter(|v| v.version.candidate_id == c.id)
-        .map(|v| &v.version);
-    let truth = latest
-        .and_then(|v| v.ground_truth.clone())
-        .or_else(|| c.ground_truth.clone());
     let evidence = truth
         .as_ref()
         .map(|t| t.evidence.clone())
         .unwrap_or_default();
-    let edit = EditView {
-        statement: truth
-            .as_ref()
-            .map(|t| t.statement.clone())
-            .unwrap_or_default(),
-        components: truth
-            .as_ref()
-            .map(|t| t.components.join(", "))
-            .unwrap_or_default(),
-        category: truth
-            .as_ref()
-            .and_then(|t| t.category.as_ref())
-            .map(ToString::to_string)
-            .unwrap_or_default(),
-        onset: truth
-            .as_ref()
-            .and_then(|t| t.onset)
-            .map(|o| o.to_string())
-            .unwrap_or_default(),
-        causal_chain: truth
-            .as_ref()
-            .map(|t| t.causal_chain.join("\n"))
-            .unwrap_or_default(),
-    };
+    let edit = edit_view(truth.as_ref());
     let trigger = c
         .trigger
         .as_ref()

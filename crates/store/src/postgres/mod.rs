@@ -31,7 +31,7 @@ use crate::{
     Clock, DecisionOutcome, Erasure, FeedbackLabelState, FeedbackReceipt, ImportError, IngestBatch,
     IngestReceipt, LabelJob, LabelOutcome, NewApiKey, PipelineStats, PipelineStore,
     ReleaseManifest, ReleasedLabel, Result, ReviewQuery, ReviewStore, Store, StoreError,
-    StoredCatalogEntry, SystemClock,
+    StoredCatalogEntry, SystemClock, UiSession,
 };
 
 pub use self::schema::MigrationReport;
@@ -1003,6 +1003,74 @@ impl Store for PostgresStore {
         let key = insert_key(&tx, key, &secret_hash(&secret)).await?;
         tx.commit().await?;
         Ok(Some(NewApiKey { secret, key }))
+    }
+
+    async fn create_ui_session(
+        &self,
+        tenant: &TenantId,
+        token_sha256: &[u8],
+        key_id: &str,
+        csrf: &str,
+        ttl: Duration,
+    ) -> Result<()> {
+        let now = self.now();
+        let expires_at = now.saturating_add(i64::try_from(ttl.as_nanos()).unwrap_or(i64::MAX));
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "DELETE FROM ui_sessions AS s
+             WHERE s.expires_at <= $1
+                OR NOT EXISTS (SELECT 1 FROM api_keys AS k
+                               WHERE k.tenant = s.tenant AND k.id = s.key_id)",
+            &[&now],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO ui_sessions (token_sha256, tenant, key_id, csrf, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &token_sha256,
+                &tenant.as_str(),
+                &key_id,
+                &csrf,
+                &now,
+                &expires_at,
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn ui_session(&self, token_sha256: &[u8]) -> Result<Option<UiSession>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT k.id, k.tenant, k.name, k.scopes, k.created_at, k.allowed_origins, s.csrf
+                 FROM ui_sessions AS s
+                 JOIN api_keys AS k ON k.tenant = s.tenant AND k.id = s.key_id
+                 WHERE s.token_sha256 = $1 AND s.expires_at > $2",
+                &[&token_sha256, &self.now()],
+            )
+            .await?;
+        row.map(|row| {
+            Ok(UiSession {
+                key: key_of(&row)?,
+                csrf: row.get(6),
+            })
+        })
+        .transpose()
+    }
+
+    async fn end_ui_session(&self, tenant: &TenantId, token_sha256: &[u8]) -> Result<bool> {
+        let client = self.client().await?;
+        let deleted = client
+            .execute(
+                "DELETE FROM ui_sessions WHERE tenant = $1 AND token_sha256 = $2",
+                &[&tenant.as_str(), &token_sha256],
+            )
+            .await?;
+        Ok(deleted > 0)
     }
 
     async fn api_key_count(&self) -> Result<u64> {

@@ -36,7 +36,7 @@ use crate::{
     ApiKey, BlobStore, CandidateQuery, CaptureOrder, CaptureOutcome, CaptureTask, CatalogQuery,
     Clock, Erasure, FeedbackLabelState, FeedbackReceipt, IngestBatch, IngestReceipt, LabelJob,
     LabelOutcome, NewApiKey, PipelineStats, PipelineStore, Result, Store, StoreError,
-    StoredCatalogEntry, SystemClock,
+    StoredCatalogEntry, SystemClock, UiSession,
 };
 use crate::{
     DecisionOutcome, ImportError, ReleaseManifest, ReleasedLabel, ReviewQuery, ReviewStore,
@@ -611,6 +611,68 @@ impl Store for SqliteStore {
             Ok(conn.query_row("SELECT count(*) FROM api_keys", [], |r| r.get::<_, i64>(0))? as u64)
         })
         .await
+    }
+
+    async fn create_ui_session(
+        &self,
+        tenant: &TenantId,
+        token_sha256: &[u8],
+        key_id: &str,
+        csrf: &str,
+        ttl: std::time::Duration,
+    ) -> Result<()> {
+        let now = nanos(self.clock.now());
+        let expires_at = now.saturating_add(i64::try_from(ttl.as_nanos()).unwrap_or(i64::MAX));
+        let (tenant, token_sha256, key_id, csrf) = (
+            tenant.clone(),
+            token_sha256.to_vec(),
+            key_id.to_owned(),
+            csrf.to_owned(),
+        );
+        self.write_patiently(move |conn, _| {
+            writer::insert_ui_session(
+                conn,
+                &tenant,
+                &token_sha256,
+                &key_id,
+                &csrf,
+                now,
+                expires_at,
+            )
+        })
+        .await
+    }
+
+    async fn ui_session(&self, token_sha256: &[u8]) -> Result<Option<UiSession>> {
+        let now = nanos(self.clock.now());
+        let token_sha256 = token_sha256.to_vec();
+        self.read(move |conn, _| {
+            let row = conn
+                .prepare_cached(
+                    "SELECT k.id, k.tenant, k.name, k.scopes, k.created_at, k.allowed_origins, s.csrf
+                     FROM ui_sessions AS s
+                     JOIN api_keys AS k ON k.tenant = s.tenant AND k.id = s.key_id
+                     WHERE s.token_sha256 = ?1 AND s.expires_at > ?2",
+                )?
+                .query_row(params![token_sha256, now], |r| {
+                    Ok((key_columns(r)?, r.get::<_, String>(6)?))
+                })
+                .optional()?;
+            row.map(|(key, csrf)| {
+                Ok(UiSession {
+                    key: key_from_columns(key)?,
+                    csrf,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn end_ui_session(&self, tenant: &TenantId, token_sha256: &[u8]) -> Result<bool> {
+        let (tenant, token_sha256) = (tenant.clone(), token_sha256.to_vec());
+        self.write_patiently(move |conn, _| writer::delete_ui_session(conn, &tenant, &token_sha256))
+            .await
     }
 
     async fn expire_investigations(&self, cutoff: Timestamp) -> Result<u64> {

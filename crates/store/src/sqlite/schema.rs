@@ -58,6 +58,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../migrations/0013_release_item_digests.sql"),
     ),
     (
+        "0014_ui_sessions.sql",
+        include_str!("../../migrations/0014_ui_sessions.sql"),
+    ),
+    (
         "0015_production_coverage.sql",
         include_str!("../../migrations/0015_production_coverage.sql"),
     ),

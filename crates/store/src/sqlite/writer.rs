@@ -658,6 +658,50 @@ pub(crate) fn delete_key(conn: &Connection, tenant: &TenantId, id: &str) -> Resu
     Ok(deleted > 0)
 }
 
+/// Starts a web UI session, first deleting expired ones and those whose key is gone.
+pub(crate) fn insert_ui_session(
+    conn: &Connection,
+    tenant: &TenantId,
+    token_sha256: &[u8],
+    key_id: &str,
+    csrf: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<()> {
+    conn.prepare_cached(
+        "DELETE FROM ui_sessions
+         WHERE expires_at <= ?1
+            OR NOT EXISTS (SELECT 1 FROM api_keys AS k
+                           WHERE k.tenant = ui_sessions.tenant AND k.id = ui_sessions.key_id)",
+    )?
+    .execute([now])?;
+    conn.prepare_cached(
+        "INSERT INTO ui_sessions (token_sha256, tenant, key_id, csrf, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        token_sha256,
+        tenant.as_str(),
+        key_id,
+        csrf,
+        now,
+        expires_at
+    ])?;
+    Ok(())
+}
+
+pub(crate) fn delete_ui_session(
+    conn: &Connection,
+    tenant: &TenantId,
+    token_sha256: &[u8],
+) -> Result<bool> {
+    let deleted = conn.execute(
+        "DELETE FROM ui_sessions WHERE tenant = ?1 AND token_sha256 = ?2",
+        params![tenant.as_str(), token_sha256],
+    )?;
+    Ok(deleted > 0)
+}
+
 /// Inserts `new` with the name and scopes of the tenant's key `old_id` and deletes that key.
 pub(crate) fn rotate_key(
     conn: &Connection,
