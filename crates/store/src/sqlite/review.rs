@@ -498,6 +498,10 @@ fn with_erasures(conn: &Connection, tenant: &TenantId, mut release: Release) -> 
     Ok(release)
 }
 
+/// A release item as read: trace, version, digest, whether it was erased, and the version's body
+/// (gone for an erased one).
+type ItemRow = (Vec<u8>, u32, String, bool, Option<String>);
+
 pub(crate) fn release_labels(
     conn: &Connection,
     blobs: &BlobStore,
@@ -507,7 +511,7 @@ pub(crate) fn release_labels(
     let Some(release) = release(conn, tenant, id)? else {
         return Ok(None);
     };
-    let rows: Vec<(Vec<u8>, u32, String, bool, Option<String>)> = conn
+    let rows: Vec<ItemRow> = conn
         .prepare_cached(
             "SELECT i.trace_id, i.version, i.digest, i.erased_at IS NOT NULL, v.body
              FROM release_items i
