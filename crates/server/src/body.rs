@@ -267,6 +267,23 @@ pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
     parse_json(&read_capped(state, headers, body, limit).await?.bytes)
 }
 
+/// Reads a native endpoint's JSON body: malformed JSON is a 400, but a well-formed document that
+/// does not fit the request (an unknown or missing field, a wrong type) is a 422 saying which.
+pub(crate) async fn read_request<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<T, ApiError> {
+    let document: serde_json::Value = read_json(state, headers, body, limit).await?;
+    serde_json::from_value(document).map_err(|e| {
+        ApiError::unprocessable(vec![evalmint_model::FieldError {
+            field: "body",
+            message: e.to_string(),
+        }])
+    })
+}
+
 /// Refuses any body that is not JSON.
 fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     match media_type(headers).as_deref() {

@@ -575,9 +575,20 @@ async fn native_investigations_round_trip_and_bad_ones_write_nothing() {
                 body.to_string(),
             ))
             .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-        assert_eq!(error_code(&error), "invalid_request");
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(error_code(&error), "invalid_field");
     }
+    // Malformed JSON stays a 400.
+    let (status, error) = h
+        .json(post(
+            "/api/v1/investigations",
+            &h.admin,
+            "application/json",
+            "{\"id\": ".to_owned(),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&error), "invalid_request");
     let (status, _) = h
         .json(get(
             &format!("/api/v1/investigations/{bad_trace}"),
@@ -621,7 +632,7 @@ async fn admins_mint_keys_for_their_own_tenant_only() {
             r#"{"name": "x", "scopes": ["root"]}"#,
         ))
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 }
 
 #[tokio::test]
@@ -1353,7 +1364,9 @@ async fn admins_list_revoke_and_rotate_their_tenants_keys_and_revocation_is_imme
                 .to_string(),
         ))
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(error_code(&body), "invalid_field");
+    assert!(body.to_string().contains("\"field\":\"name\""), "{body}");
 }
 
 /// Two servers over one store (two processes sharing a database): a key revoked through one is

@@ -457,14 +457,18 @@ async fn releases_export_and_import_bit_for_bit() {
         "the same selection is the same release"
     );
     assert_eq!(again["id"], id.as_str());
-    let (status, _) = h
+    let (status, refused) = h
         .json(post(
             "/api/v1/releases",
             &h.acme,
             serde_json::json!({"name": "x", "filters": ["nonsense"]}).to_string(),
         ))
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        refused["error"]["fields"][0]["field"], "filters",
+        "{refused}"
+    );
     let (_, listed) = h.json(get("/api/v1/releases", &h.acme)).await;
     assert_eq!(listed["releases"].as_array().unwrap().len(), 1);
     let (status, _) = h

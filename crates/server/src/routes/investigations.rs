@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::{PathId, timed_write};
 use crate::AppState;
 use crate::auth::Caller;
-use crate::body::read_json;
+use crate::body::read_request;
 use crate::error::ApiError;
 
 const MAX_STEPS: usize = 10_000;
@@ -92,6 +92,14 @@ fn span_id_for(trace: TraceId, index: usize) -> SpanId {
     SpanId::from_bytes(&value.to_be_bytes()).expect("non-zero 8 bytes")
 }
 
+/// A 422 naming the steps, for a native investigation whose steps are refused.
+fn refused_step(message: impl Into<String>) -> ApiError {
+    ApiError::unprocessable(vec![evalmint_model::FieldError {
+        field: "steps",
+        message: message.into(),
+    }])
+}
+
 fn random_trace_id() -> Result<TraceId, ApiError> {
     let id = uuid::Uuid::now_v7();
     TraceId::from_bytes(id.as_bytes()).map_err(|e| ApiError::Internal(e.to_string()))
@@ -100,7 +108,7 @@ fn random_trace_id() -> Result<TraceId, ApiError> {
 impl NativeInvestigation {
     fn into_steps(self, trace: TraceId) -> Result<Vec<Step>, ApiError> {
         if self.steps.len() > MAX_STEPS {
-            return Err(ApiError::invalid(format!("more than {MAX_STEPS} steps")));
+            return Err(refused_step(format!("more than {MAX_STEPS} steps")));
         }
         let latest_step_end = self
             .steps
@@ -131,10 +139,10 @@ impl NativeInvestigation {
         for (index, native) in self.steps.into_iter().enumerate() {
             let position = index + 1;
             if native.name.trim().is_empty() {
-                return Err(ApiError::invalid(format!("steps[{index}].name is empty")));
+                return Err(refused_step(format!("steps[{index}].name is empty")));
             }
             if native.kind == StepKind::Agent {
-                return Err(ApiError::invalid(format!(
+                return Err(refused_step(format!(
                     "steps[{index}].kind: the investigation itself is the agent step; use tool, llm or other"
                 )));
             }
@@ -153,12 +161,12 @@ impl NativeInvestigation {
                     result_truncated: call.result_truncated,
                 }),
                 (StepKind::Tool, None) => {
-                    return Err(ApiError::invalid(format!(
+                    return Err(refused_step(format!(
                         "steps[{index}]: a tool step needs tool_call"
                     )));
                 }
                 (_, Some(_)) => {
-                    return Err(ApiError::invalid(format!(
+                    return Err(refused_step(format!(
                         "steps[{index}]: only tool steps carry tool_call"
                     )));
                 }
@@ -167,7 +175,7 @@ impl NativeInvestigation {
             if let Some(window) = tool_call.as_ref().and_then(|c| c.window)
                 && window.start > window.end
             {
-                return Err(ApiError::invalid(format!(
+                return Err(refused_step(format!(
                     "steps[{index}].tool_call.window: start is after end"
                 )));
             }
@@ -202,11 +210,12 @@ impl NativeInvestigation {
     request_body(content = Object, content_type = "application/json"),
     responses(
         (status = 201, description = "stored", body = Object),
-        (status = 400, description = "invalid request: the JSON error body names each bad field", body = crate::schemas::ErrorBody),
+        (status = 400, description = "malformed JSON", body = crate::schemas::ErrorBody),
         (status = 401, description = "missing or unknown API key", body = crate::schemas::ErrorBody),
         (status = 403, description = "the key lacks the scope", body = crate::schemas::ErrorBody),
         (status = 413, description = "body larger than the limit", body = crate::schemas::ErrorBody),
         (status = 415, description = "wrong content type", body = crate::schemas::ErrorBody),
+        (status = 422, description = "well-formed JSON with invalid fields: the error body names each problem in `fields`", body = crate::schemas::ErrorBody),
         (status = 429, description = "saturated; retry after Retry-After seconds", body = crate::schemas::ErrorBody)
     ),
     security(("api_key" = []))
@@ -219,7 +228,7 @@ pub(crate) async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Scope::Ingest)?;
     let native: NativeInvestigation =
-        read_json(&state, &headers, body, state.config.max_body_bytes).await?;
+        read_request(&state, &headers, body, state.config.max_body_bytes).await?;
     let trace = match native.id {
         Some(id) => id,
         None => random_trace_id()?,

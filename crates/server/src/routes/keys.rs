@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::PathId;
 use crate::auth::Caller;
-use crate::body::read_json;
+use crate::body::read_request;
 use crate::error::ApiError;
 use crate::{AppState, OPERATOR_KEY_NAME};
 
@@ -26,6 +26,11 @@ struct NewKey {
     /// origins, for the feedback widget.
     #[serde(default)]
     allowed_origins: Option<Vec<String>>,
+}
+
+/// A 422 naming the one field whose value is refused.
+fn refused(field: &'static str, message: String) -> ApiError {
+    ApiError::unprocessable(vec![evalmint_model::FieldError { field, message }])
 }
 
 /// A web origin as browsers send it: `http(s)://host[:port]`, nothing after.
@@ -73,11 +78,12 @@ fn new_key_response(created: &NewApiKey) -> impl IntoResponse + use<> {
     request_body(content = Object, content_type = "application/json"),
     responses(
         (status = 201, description = "the key with its secret", body = Object),
-        (status = 400, description = "invalid request: the JSON error body names each bad field", body = Object),
+        (status = 400, description = "malformed JSON", body = Object),
         (status = 401, description = "missing or unknown API key", body = Object),
         (status = 403, description = "the key lacks the scope", body = Object),
         (status = 409, description = "conflict", body = Object),
-        (status = 415, description = "wrong content type", body = Object)
+        (status = 415, description = "wrong content type", body = Object),
+        (status = 422, description = "well-formed JSON with invalid fields: the error body names each problem in `fields`", body = Object)
     ),
     security(("api_key" = []))
 )]
@@ -88,19 +94,20 @@ pub(crate) async fn create(
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Scope::Admin)?;
-    let request: NewKey = read_json(&state, &headers, body, 64 * 1024).await?;
+    let request: NewKey = read_request(&state, &headers, body, 64 * 1024).await?;
     let name = request.name.trim();
     if name.is_empty() || name.len() > 128 {
-        return Err(ApiError::invalid("name must be 1-128 characters"));
+        return Err(refused("name", "must be 1-128 characters".into()));
     }
     if name == OPERATOR_KEY_NAME {
-        return Err(ApiError::invalid(format!(
-            "name {OPERATOR_KEY_NAME:?} is reserved for the key the operator passes at start"
-        )));
+        return Err(refused(
+            "name",
+            format!("{OPERATOR_KEY_NAME:?} is reserved for the key the operator passes at start"),
+        ));
     }
     let scopes: ScopeSet = request.scopes.into_iter().collect();
     if scopes.is_empty() {
-        return Err(ApiError::invalid("scopes: at least one scope is required"));
+        return Err(refused("scopes", "at least one scope is required".into()));
     }
     let created = match request.allowed_origins {
         None => {
@@ -111,15 +118,17 @@ pub(crate) async fn create(
         }
         Some(origins) => {
             if scopes != ScopeSet::default().with(Scope::Feedback) {
-                return Err(ApiError::invalid(
-                    "scopes: a key with allowed_origins is publishable and has exactly [\"feedback\"]",
+                return Err(refused(
+                    "scopes",
+                    "a key with allowed_origins is publishable and has exactly [\"feedback\"]"
+                        .into(),
                 ));
             }
             if origins.is_empty() || origins.len() > 32 {
-                return Err(ApiError::invalid("allowed_origins: 1-32 origins"));
+                return Err(refused("allowed_origins", "1-32 origins".into()));
             }
             if let Some(problem) = origins.iter().find_map(|o| check_origin(o).err()) {
-                return Err(ApiError::invalid(format!("allowed_origins: {problem}")));
+                return Err(refused("allowed_origins", problem));
             }
             state
                 .store

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::{PathId, PathParams, timed_write};
 use crate::AppState;
 use crate::auth::Caller;
-use crate::body::{media_type, read_capped, read_json};
+use crate::body::{media_type, read_capped, read_request};
 use crate::error::ApiError;
 
 #[derive(Debug, Deserialize)]
@@ -61,7 +61,7 @@ pub(crate) async fn create_release(
     responses(
         (status = 201, description = "created", body = crate::schemas::Release),
         (status = 200, description = "this selection was released before", body = crate::schemas::Release),
-        (status = 400, description = "invalid request: the JSON error body names each bad field", body = crate::schemas::ErrorBody),
+        (status = 400, description = "malformed JSON", body = crate::schemas::ErrorBody),
         (status = 401, description = "missing or unknown API key", body = crate::schemas::ErrorBody),
         (status = 403, description = "the key lacks the scope", body = crate::schemas::ErrorBody),
         (status = 413, description = "body larger than the limit", body = crate::schemas::ErrorBody),
@@ -78,7 +78,7 @@ pub(crate) async fn create(
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Scope::Review)?;
-    let request: CreateRelease = read_json(&state, &headers, body, 64 * 1024).await?;
+    let request: CreateRelease = read_request(&state, &headers, body, 64 * 1024).await?;
     let (release, created) = create_release(&state, caller.tenant(), request).await?;
     let status = if created {
         StatusCode::CREATED

@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 use super::PathParams;
 use crate::AppState;
 use crate::auth::Caller;
-use crate::body::{read_capped, read_json};
+use crate::body::{read_capped, read_request};
 use crate::error::ApiError;
 
 /// Tool arguments are small.
@@ -56,12 +56,13 @@ fn base_url(headers: &HeaderMap) -> String {
     request_body(content = crate::schemas::OpenSession, content_type = "application/json"),
     responses(
         (status = 201, description = "the session and its URLs", body = crate::schemas::Session),
-        (status = 400, description = "invalid request: the JSON error body names each bad field", body = crate::schemas::ErrorBody),
+        (status = 400, description = "malformed JSON", body = crate::schemas::ErrorBody),
         (status = 401, description = "missing or unknown API key", body = crate::schemas::ErrorBody),
         (status = 403, description = "the key lacks the scope", body = crate::schemas::ErrorBody),
         (status = 404, description = "no such object in the caller's tenant", body = crate::schemas::ErrorBody),
         (status = 413, description = "body larger than the limit", body = crate::schemas::ErrorBody),
         (status = 415, description = "wrong content type", body = crate::schemas::ErrorBody),
+        (status = 422, description = "well-formed JSON with invalid fields: the error body names each problem in `fields`", body = crate::schemas::ErrorBody),
         (status = 429, description = "saturated; retry after Retry-After seconds", body = crate::schemas::ErrorBody)
     ),
     security(("api_key" = []))
@@ -73,7 +74,7 @@ pub(crate) async fn open(
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Scope::Review)?;
-    let request: OpenSession = read_json(&state, &headers, body, MAX_ARGUMENT_BYTES).await?;
+    let request: OpenSession = read_request(&state, &headers, body, MAX_ARGUMENT_BYTES).await?;
     let candidate = state
         .labels
         .candidate(caller.tenant(), &request.label_id)

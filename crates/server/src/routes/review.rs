@@ -21,7 +21,7 @@ use super::labels::{limit, params};
 use super::{PathId, timed_write};
 use crate::AppState;
 use crate::auth::Caller;
-use crate::body::read_json;
+use crate::body::read_request;
 use crate::error::ApiError;
 
 const MAX_DECISION_BYTES: usize = 256 * 1024;
@@ -231,7 +231,7 @@ pub(crate) async fn record(
     request_body(content = crate::schemas::DecisionRequest, content_type = "application/json"),
     responses(
         (status = 201, description = "the new label version", body = crate::schemas::LabelVersion),
-        (status = 400, description = "invalid request: the JSON error body names each bad field", body = crate::schemas::ErrorBody),
+        (status = 400, description = "malformed JSON", body = crate::schemas::ErrorBody),
         (status = 401, description = "missing or unknown API key", body = crate::schemas::ErrorBody),
         (status = 403, description = "the key lacks the scope", body = crate::schemas::ErrorBody),
         (status = 404, description = "no such object in the caller's tenant", body = crate::schemas::ErrorBody),
@@ -252,7 +252,7 @@ pub(crate) async fn decide(
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Scope::Review)?;
     let limit = MAX_DECISION_BYTES.min(state.config.max_body_bytes);
-    let request: DecisionRequest = read_json(&state, &headers, body, limit).await?;
+    let request: DecisionRequest = read_request(&state, &headers, body, limit).await?;
     let version = record(&state, &caller, &id, request).await?;
     Ok((StatusCode::CREATED, Json(version)))
 }
@@ -359,6 +359,13 @@ pub(crate) async fn calibration(
 pub(crate) fn filters(texts: &[String]) -> Result<Vec<Segment>, ApiError> {
     texts
         .iter()
-        .map(|t| evalmint_model::release::parse_filter(t).map_err(ApiError::invalid))
+        .map(|t| {
+            evalmint_model::release::parse_filter(t).map_err(|message| {
+                ApiError::unprocessable(vec![evalmint_model::FieldError {
+                    field: "filters",
+                    message,
+                }])
+            })
+        })
         .collect()
 }
