@@ -467,18 +467,32 @@ pub(crate) async fn create_release(
     store_release(db, tenant, &manifest, &labels, now).await
 }
 
+/// A release's body with the count of its items erased since it was made, read in the same
+/// statement.
+const RELEASE_WITH_ERASURES: &str = "SELECT body, (SELECT count(*) FROM release_items i
+                   WHERE i.tenant = r.tenant AND i.release_id = r.id
+                     AND i.erased_at IS NOT NULL)
+     FROM releases r";
+
+/// The release as shown: its stored body and how many of its items were erased since.
+fn release_with_erasures(row: &tokio_postgres::Row) -> Result<Release> {
+    let mut release: Release = decode(row.get(0))?;
+    release.erased = row.get::<_, i64>(1) as u64;
+    Ok(release)
+}
+
 pub(crate) async fn releases(db: &impl GenericClient, tenant: &TenantId) -> Result<Vec<Release>> {
-    let rows = db
-        .query(
-            "SELECT body FROM releases WHERE tenant = $1 ORDER BY created_at DESC, id COLLATE \"C\"",
-            &[&tenant.as_str()],
-        )
-        .await?;
-    let mut releases = Vec::with_capacity(rows.len());
-    for row in &rows {
-        releases.push(with_erasures(db, tenant, decode(row.get(0))?).await?);
-    }
-    Ok(releases)
+    db.query(
+        &format!(
+            "{RELEASE_WITH_ERASURES} WHERE r.tenant = $1
+             ORDER BY r.created_at DESC, r.id COLLATE \"C\""
+        ),
+        &[&tenant.as_str()],
+    )
+    .await?
+    .iter()
+    .map(release_with_erasures)
+    .collect()
 }
 
 pub(crate) async fn release(
@@ -486,34 +500,14 @@ pub(crate) async fn release(
     tenant: &TenantId,
     id: &str,
 ) -> Result<Option<Release>> {
-    let row = db
-        .query_opt(
-            "SELECT body FROM releases WHERE tenant = $1 AND id = $2",
-            &[&tenant.as_str(), &id],
-        )
-        .await?;
-    match row {
-        Some(row) => Ok(Some(with_erasures(db, tenant, decode(row.get(0))?).await?)),
-        None => Ok(None),
-    }
-}
-
-/// The release with the count of its items erased since it was made.
-async fn with_erasures(
-    db: &impl GenericClient,
-    tenant: &TenantId,
-    mut release: Release,
-) -> Result<Release> {
-    let erased: i64 = db
-        .query_one(
-            "SELECT count(*) FROM release_items
-             WHERE tenant = $1 AND release_id = $2 AND erased_at IS NOT NULL",
-            &[&tenant.as_str(), &release.id],
-        )
-        .await?
-        .get(0);
-    release.erased = erased as u64;
-    Ok(release)
+    db.query_opt(
+        &format!("{RELEASE_WITH_ERASURES} WHERE r.tenant = $1 AND r.id = $2"),
+        &[&tenant.as_str(), &id],
+    )
+    .await?
+    .as_ref()
+    .map(release_with_erasures)
+    .transpose()
 }
 
 /// A release's labels with where each of their frozen results is (read by the caller).

@@ -467,35 +467,42 @@ pub(crate) fn create_release(
     ))
 }
 
+/// A release's body with the count of its items erased since it was made, read in the same
+/// statement.
+const RELEASE_WITH_ERASURES: &str = "SELECT body, (SELECT count(*) FROM release_items i
+                   WHERE i.tenant = r.tenant AND i.release_id = r.id
+                     AND i.erased_at IS NOT NULL)
+     FROM releases r";
+
+fn read_release(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, i64)> {
+    Ok((row.get(0)?, row.get(1)?))
+}
+
+/// The release as shown: its stored body and how many of its items were erased since.
+fn release_with_erasures((body, erased): (String, i64)) -> Result<Release> {
+    let mut release: Release = crate::encoding::decode(&body)?;
+    release.erased = erased as u64;
+    Ok(release)
+}
+
 pub(crate) fn releases(conn: &Connection, tenant: &TenantId) -> Result<Vec<Release>> {
-    let bodies: Vec<String> = conn
-        .prepare_cached("SELECT body FROM releases WHERE tenant = ?1 ORDER BY created_at DESC, id")?
-        .query_map([tenant.as_str()], |r| r.get(0))?
+    let rows: Vec<(String, i64)> = conn
+        .prepare_cached(&format!(
+            "{RELEASE_WITH_ERASURES} WHERE r.tenant = ?1 ORDER BY r.created_at DESC, r.id"
+        ))?
+        .query_map([tenant.as_str()], read_release)?
         .collect::<rusqlite::Result<_>>()?;
-    bodies
-        .iter()
-        .map(|b| with_erasures(conn, tenant, crate::encoding::decode(b)?))
-        .collect()
+    rows.into_iter().map(release_with_erasures).collect()
 }
 
 pub(crate) fn release(conn: &Connection, tenant: &TenantId, id: &str) -> Result<Option<Release>> {
-    conn.prepare_cached("SELECT body FROM releases WHERE tenant = ?1 AND id = ?2")?
-        .query_row(params![tenant.as_str(), id], |r| r.get::<_, String>(0))
-        .optional()?
-        .map(|b| with_erasures(conn, tenant, crate::encoding::decode(&b)?))
-        .transpose()
-}
-
-/// The release with the count of its items erased since it was made.
-fn with_erasures(conn: &Connection, tenant: &TenantId, mut release: Release) -> Result<Release> {
-    let erased: i64 = conn
-        .prepare_cached(
-            "SELECT count(*) FROM release_items
-             WHERE tenant = ?1 AND release_id = ?2 AND erased_at IS NOT NULL",
-        )?
-        .query_row(params![tenant.as_str(), release.id], |r| r.get(0))?;
-    release.erased = erased as u64;
-    Ok(release)
+    conn.prepare_cached(&format!(
+        "{RELEASE_WITH_ERASURES} WHERE r.tenant = ?1 AND r.id = ?2"
+    ))?
+    .query_row(params![tenant.as_str(), id], read_release)
+    .optional()?
+    .map(release_with_erasures)
+    .transpose()
 }
 
 /// A release item as read: trace, version, digest, whether it was erased, and the version's body
